@@ -1,0 +1,1 @@
+//! Items used by the code that `#[derive(PluginConfig)]` generates. Not public API.

@@ -1,0 +1,3 @@
+//! Project automation: `cargo xtask test`, `cargo xtask demo`.
+
+fn main() {}
