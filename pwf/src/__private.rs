@@ -1,1 +1,3 @@
-//! Items used by the code that `#[derive(PluginConfig)]` generates. Not public API.
+//! Items used by the code that pwf's macros generate. Not public API.
+
+pub use proxy_wasm;
