@@ -67,10 +67,13 @@ mod headers;
 mod host;
 mod http;
 mod plugin;
+mod queue;
 mod shared;
 
 pub mod config;
 pub mod log;
+pub mod metrics;
+pub mod properties;
 
 #[doc(hidden)]
 pub mod __private;
@@ -84,4 +87,5 @@ pub use http::{Action, Http, LocalResponse, Outcome, Phase};
 pub use log::LogLevel;
 pub use plugin::{register, HttpFilter, Plugin, PluginContext};
 pub use pwf_macros::PluginConfig;
+pub use queue::SharedQueue;
 pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};
