@@ -16,7 +16,11 @@ use crate::host;
 
 fn full_name(name: &str, tags: &[(&str, &str)]) -> String {
     let mut full = String::with_capacity(
-        name.len() + tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>(),
+        name.len()
+            + tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>(),
     );
     full.push_str(name);
     for (key, value) in tags {
