@@ -75,6 +75,7 @@ pub mod config;
 pub mod log;
 pub mod metrics;
 pub mod properties;
+pub mod timer;
 
 /// What the VM's runtime holds right now: for metrics, diagnostics and tests.
 pub mod runtime {

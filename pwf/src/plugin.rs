@@ -447,6 +447,9 @@ impl<K: Kind> RootContext for Root<K> {
         if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
             K::on_tick(plugin, cx);
         }
+        if let Ok(now) = crate::properties::now() {
+            crate::timer::fire(now);
+        }
         executor::run_until_stalled();
     }
 
