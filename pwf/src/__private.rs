@@ -1,1 +1,36 @@
-//! Items used by the code that `#[derive(PluginConfig)]` generates. Not public API.
+//! Items used by the code that pwf's macros generate. Not public API.
+
+pub use proxy_wasm;
+
+use std::marker::PhantomData;
+
+/// Picks `register` or `register_tcp` for `pwf::main!` by the traits the
+/// plugin type implements (autoref specialization on a concrete type).
+pub struct Register<P>(PhantomData<P>);
+
+impl<P> Register<P> {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Register(PhantomData)
+    }
+}
+
+pub trait RegisterHttp {
+    fn register(&self);
+}
+
+impl<P: crate::Plugin> RegisterHttp for &&Register<P> {
+    fn register(&self) {
+        crate::register::<P>();
+    }
+}
+
+pub trait RegisterTcp {
+    fn register(&self);
+}
+
+impl<P: crate::TcpPlugin> RegisterTcp for &Register<P> {
+    fn register(&self) {
+        crate::register_tcp::<P>();
+    }
+}

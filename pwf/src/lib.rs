@@ -1,8 +1,107 @@
 //! Write Envoy HTTP filters as proxy-wasm plugins, without the boilerplate.
+//!
+//! A plugin is one type for the plugin (its configuration and plugin-wide
+//! state), one type per HTTP stream (the filter), and one registration line.
+//!
+//! # Example
+//!
+//! ```
+//! use std::rc::Rc;
+//! use pwf::{Action, Error, Http, HttpFilter, Plugin, PluginConfig, PluginContext};
+//!
+//! #[derive(PluginConfig)]
+//! struct Config {
+//!     #[config(default = "x-powered-by", non_empty)]
+//!     name: String,
+//!     #[config(default = "pwf")]
+//!     value: String,
+//! }
+//!
+//! struct AddHeader {
+//!     config: Config,
+//! }
+//!
+//! impl Plugin for AddHeader {
+//!     type Config = Config;
+//!     type Filter = Filter;
+//!
+//!     fn configure(config: Config, _: &PluginContext) -> Result<Self, Error> {
+//!         Ok(AddHeader { config })
+//!     }
+//!
+//!     fn filter(plugin: &Rc<Self>, _: &Http) -> Filter {
+//!         Filter { plugin: plugin.clone() }
+//!     }
+//! }
+//!
+//! struct Filter {
+//!     plugin: Rc<AddHeader>,
+//! }
+//!
+//! impl HttpFilter for Filter {
+//!     fn on_response_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+//!         http.set_response_header(&self.plugin.config.name, &self.plugin.config.value)?;
+//!         Ok(Action::Continue)
+//!     }
+//! }
+//!
+//! pwf::main!(AddHeader);
+//! ```
+//!
+//! # Features
+//! - [`#[derive(PluginConfig)]`](derive@PluginConfig): typed, validated
+//!   configuration, rejected at load with messages that name the field.
+//! - [`SharedCounter`] and [`SharedValue`]: exact shared state across workers.
+//! - [`Request`] and [`DispatchGroup`]: outbound calls without token maps.
+//! - [`Http::spawn`]: async filters that `.await` their calls.
+//! - Every host status is a `Result`; pwf never panics on one.
+//! - The `pwf-test` crate: a native test host with Envoy's semantics.
+
+#![deny(missing_docs)]
+
+mod call;
+mod error;
+mod executor;
+mod group;
+mod headers;
+mod host;
+mod http;
+mod plugin;
+mod queue;
+mod shared;
+mod tcp;
 
 pub mod config;
+pub mod log;
+pub mod metrics;
+pub mod properties;
+pub mod timer;
+
+/// What the VM's runtime holds right now: for metrics, diagnostics and tests.
+pub mod runtime {
+    /// The number of HTTP calls dispatched and still awaited in this VM.
+    pub fn pending_calls() -> usize {
+        crate::call::pending_calls()
+    }
+
+    /// The number of tasks alive in this VM (pending, not yet dropped).
+    pub fn live_tasks() -> usize {
+        crate::executor::live_tasks()
+    }
+}
+
 #[doc(hidden)]
 pub mod __private;
 
+pub use call::{CallError, CallErrorKind, PendingCall, Request, Response, DEFAULT_TIMEOUT};
 pub use config::PluginConfig;
+pub use error::{Error, HostError, Status};
+pub use group::{CallResult, DispatchGroup};
+pub use headers::{HeaderValue, Headers};
+pub use http::{Action, Http, LocalResponse, Outcome, Phase};
+pub use log::LogLevel;
+pub use plugin::{register, register_tcp, HttpFilter, Plugin, PluginContext};
 pub use pwf_macros::PluginConfig;
+pub use queue::SharedQueue;
+pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};
+pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};

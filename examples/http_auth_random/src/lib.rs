@@ -1,0 +1,117 @@
+//! Asks an auth cluster about every request, in straight-line async code,
+//! and allows or denies it by the parity of the answer's FNV-1a hash.
+//!
+//! On request headers it sends the original request headers to
+//! `authCluster` and awaits the answer. An even hash of the answer's body lets
+//! the request through; an odd one answers 403 `access forbidden` with
+//! `powered-by: pwf`. A failed call (no response, or a status other than 2xx:
+//! Envoy answers a refused connection with 503 and a timeout with 504) is
+//! logged and answered 503, or let through when `failOpen` is set.
+//!
+//! Build: `cargo build --target wasm32-wasip1 --release -p http_auth_random`,
+//! then run it in Envoy with `examples/http_auth_random/envoy.yaml`.
+
+#![forbid(unsafe_code)]
+
+use std::hash::Hasher;
+use std::rc::Rc;
+use std::time::Duration;
+
+use pwf::{
+    Action, Error, Http, HttpFilter, LocalResponse, Outcome, Plugin, PluginConfig, PluginContext,
+    Request, Response,
+};
+
+/// The plugin configuration.
+#[derive(PluginConfig, Debug)]
+pub struct Config {
+    /// The cluster that decides.
+    #[config(default = "httpbin", non_empty)]
+    pub auth_cluster: String,
+    /// The call's timeout (`5000`, `"5s"`, `"250ms"`).
+    #[config(default = 5000)]
+    pub timeout_ms: Duration,
+    /// Let requests through when the auth call fails.
+    #[config(default = false)]
+    pub fail_open: bool,
+}
+
+/// Whether `body` is allowed: its FNV-1a hash is even.
+///
+/// The `fnv` crate computes 64-bit FNV-1a. Its parity equals that of 32-bit
+/// FNV-1a (the Go example's `fnv.New32a`): each step XORs a byte into the low
+/// bits and multiplies by an odd prime, which keeps the parity, and both
+/// offset bases are odd. So the low bit of either hash is 1 XOR the low bits of
+/// all the bytes.
+pub fn allowed(body: &[u8]) -> bool {
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(body);
+    hasher.finish() % 2 == 0
+}
+
+/// The plugin: holds the configuration.
+pub struct HttpAuthRandom {
+    config: Config,
+}
+
+impl Plugin for HttpAuthRandom {
+    type Config = Config;
+    type Filter = HttpAuthRandomFilter;
+
+    fn configure(config: Config, _: &PluginContext) -> Result<Self, Error> {
+        Ok(HttpAuthRandom { config })
+    }
+
+    fn filter(plugin: &Rc<Self>, _: &Http) -> HttpAuthRandomFilter {
+        HttpAuthRandomFilter {
+            plugin: plugin.clone(),
+        }
+    }
+}
+
+/// The filter of one stream.
+pub struct HttpAuthRandomFilter {
+    plugin: Rc<HttpAuthRandom>,
+}
+
+impl HttpFilter for HttpAuthRandomFilter {
+    fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+        let config = &self.plugin.config;
+        let request = Request::get(&config.auth_cluster, "/")
+            .headers(&http.request_headers()?)
+            .timeout(config.timeout_ms);
+        let fail_open = config.fail_open;
+        Ok(http.spawn(async move {
+            let answer = match request.send() {
+                Ok(call) => call.await.and_then(Response::error_for_status),
+                Err(error) => Err(error),
+            };
+            Ok(match answer {
+                Ok(response) if allowed(response.body()) => {
+                    pwf::info!("access granted");
+                    Outcome::Continue
+                }
+                Ok(_) => {
+                    pwf::info!("access forbidden");
+                    LocalResponse::new(403)
+                        .header("powered-by", "pwf")
+                        .body("access forbidden")
+                        .into()
+                }
+                Err(error) if fail_open => {
+                    pwf::warn!("{error}; failing open: the request goes on");
+                    Outcome::Continue
+                }
+                Err(error) => {
+                    pwf::error!("{error}; failing closed: 503");
+                    LocalResponse::new(503)
+                        .header("powered-by", "pwf")
+                        .body("auth service unavailable")
+                        .into()
+                }
+            })
+        }))
+    }
+}
+
+pwf::main!(HttpAuthRandom);

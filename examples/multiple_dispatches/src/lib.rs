@@ -1,0 +1,88 @@
+//! Pauses each response, sends `dispatchCount` HTTP calls in parallel, and
+//! resumes it once every call has landed, with `total-dispatched: N` (the
+//! number of calls that got a response) added.
+//!
+//! Built on [`pwf::DispatchGroup`]: no token bookkeeping, no
+//! `on_http_call_response`, and a refused dispatch is logged, not a panic.
+//!
+//! Build: `cargo build --target wasm32-wasip1 --release -p multiple_dispatches`,
+//! then run it in Envoy with `examples/multiple_dispatches/envoy.yaml`.
+
+#![forbid(unsafe_code)]
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use pwf::{
+    Action, DispatchGroup, Error, Http, HttpFilter, Outcome, Plugin, PluginConfig, PluginContext,
+    Request,
+};
+
+/// The plugin configuration.
+#[derive(PluginConfig, Debug)]
+pub struct Config {
+    /// The cluster the calls go to.
+    #[config(default = "httpbin", non_empty)]
+    pub dispatch_cluster: String,
+    /// How many calls each response waits for.
+    #[config(default = 10, range = 1..=100)]
+    pub dispatch_count: u32,
+    /// The path each call asks for.
+    #[config(default = "/", non_empty)]
+    pub dispatch_path: String,
+    /// Each call's timeout (`5000`, `"5s"`, `"250ms"`).
+    #[config(default = 5000)]
+    pub timeout_ms: Duration,
+}
+
+/// The plugin: holds the configuration.
+pub struct MultipleDispatches {
+    config: Config,
+}
+
+impl Plugin for MultipleDispatches {
+    type Config = Config;
+    type Filter = MultipleDispatchesFilter;
+
+    fn configure(config: Config, _: &PluginContext) -> Result<Self, Error> {
+        Ok(MultipleDispatches { config })
+    }
+
+    fn filter(plugin: &Rc<Self>, _: &Http) -> MultipleDispatchesFilter {
+        MultipleDispatchesFilter {
+            plugin: plugin.clone(),
+        }
+    }
+}
+
+/// The filter of one stream.
+pub struct MultipleDispatchesFilter {
+    plugin: Rc<MultipleDispatches>,
+}
+
+impl HttpFilter for MultipleDispatchesFilter {
+    fn on_response_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+        let config = &self.plugin.config;
+        let mut group = DispatchGroup::new();
+        for _ in 0..config.dispatch_count {
+            let request = Request::get(&config.dispatch_cluster, &config.dispatch_path)
+                .timeout(config.timeout_ms);
+            if let Err(error) = group.dispatch(request) {
+                pwf::error!("{error}");
+            }
+        }
+        let group = group.on_landed(|_, pending| {
+            if pending > 0 {
+                pwf::info!("pending dispatched requests: {pending}");
+            }
+        });
+        Ok(group.wait(http, |http, results| {
+            let answered = results.iter().filter(|result| result.is_ok()).count();
+            http.set_response_header("total-dispatched", answered.to_string())?;
+            pwf::info!("response resumed after processed {answered} dispatched request");
+            Ok(Outcome::Continue)
+        }))
+    }
+}
+
+pwf::main!(MultipleDispatches);

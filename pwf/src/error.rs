@@ -1,0 +1,158 @@
+//! Errors: host statuses and the error type of filters and tasks.
+
+use std::fmt;
+
+/// A status returned by the host, as the proxy-wasm ABI numbers them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Status {
+    /// The thing asked for does not exist (a header, a property, a key).
+    NotFound,
+    /// An argument was refused: an unknown cluster, a missing pseudo-header,
+    /// an unknown context.
+    BadArgument,
+    /// The host could not serialize a value.
+    SerializationFailure,
+    /// The host could not parse a value.
+    ParseFailure,
+    /// A queue had nothing to dequeue.
+    Empty,
+    /// A compare-and-swap lost: the value changed since it was read.
+    CasMismatch,
+    /// The host failed internally.
+    InternalFailure,
+    /// The host does not implement the call.
+    Unimplemented,
+    /// A status this version of pwf does not name.
+    Other(u32),
+}
+
+impl Status {
+    pub(crate) fn from_raw(raw: u32) -> Status {
+        match raw {
+            1 => Status::NotFound,
+            2 => Status::BadArgument,
+            3 => Status::SerializationFailure,
+            4 => Status::ParseFailure,
+            7 => Status::Empty,
+            8 => Status::CasMismatch,
+            10 => Status::InternalFailure,
+            12 => Status::Unimplemented,
+            raw => Status::Other(raw),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::NotFound => f.write_str("not found"),
+            Status::BadArgument => f.write_str("bad argument"),
+            Status::SerializationFailure => f.write_str("serialization failure"),
+            Status::ParseFailure => f.write_str("parse failure"),
+            Status::Empty => f.write_str("empty"),
+            Status::CasMismatch => f.write_str("CAS mismatch"),
+            Status::InternalFailure => f.write_str("internal failure"),
+            Status::Unimplemented => f.write_str("unimplemented"),
+            Status::Other(raw) => write!(f, "status {raw}"),
+        }
+    }
+}
+
+/// A host call that did not succeed: which call, and the status the host gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostError {
+    call: &'static str,
+    status: Status,
+}
+
+impl HostError {
+    pub(crate) fn new(call: &'static str, status: Status) -> HostError {
+        HostError { call, status }
+    }
+
+    /// The ABI call that failed, without its `proxy_` prefix (`get_shared_data`).
+    pub fn call(&self) -> &'static str {
+        self.call
+    }
+
+    /// The status the host returned.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host call `{}` failed: {}", self.call, self.status)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// The error a filter phase or a task returns: any error, boxed.
+///
+/// Every error type converts into it with `?`, so a handler can mix host
+/// errors, call errors and its own. pwf logs it and answers the stream with
+/// the plugin's error response (a local 500 unless the plugin says otherwise).
+///
+/// ```
+/// fn check(value: &str) -> Result<u32, pwf::Error> {
+///     let n: u32 = value.parse()?;
+///     if n == 0 {
+///         return Err(pwf::Error::msg("zero is not allowed"));
+///     }
+///     Ok(n)
+/// }
+/// assert_eq!(check("7").unwrap(), 7);
+/// assert_eq!(check("0").unwrap_err().to_string(), "zero is not allowed");
+/// assert!(check("x").is_err());
+/// ```
+pub struct Error {
+    inner: Box<dyn std::error::Error + 'static>,
+}
+
+impl Error {
+    /// An error that is only a message.
+    pub fn msg(message: impl fmt::Display) -> Error {
+        Error {
+            inner: message.to_string().into(),
+        }
+    }
+
+    /// The underlying error, to inspect or downcast.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + 'static) {
+        &*self.inner
+    }
+
+    /// Whether the underlying error is of type `E`.
+    pub fn is<E: std::error::Error + 'static>(&self) -> bool {
+        self.inner.is::<E>()
+    }
+}
+
+impl<E: std::error::Error + 'static> From<E> for Error {
+    fn from(error: E) -> Error {
+        Error {
+            inner: Box::new(error),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)?;
+        let mut source = self.inner.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}

@@ -1,0 +1,348 @@
+//! A single-threaded futures executor, driven by the host.
+//!
+//! The host calls into the VM; the VM never waits. Tasks are polled only from
+//! host callbacks: a task is polled once when it is spawned, and again only
+//! after something it waits on woke it, which happens when
+//! `on_http_call_response` (or a tick) delivers what it was waiting for. After
+//! every such callback the executor runs until no task is ready ("run until
+//! stalled", as in `futures-executor`'s `LocalPool`).
+//!
+//! - Wakers only enqueue; they never poll (a task woken from inside a poll is
+//!   polled after that poll returns).
+//! - A reentrancy guard makes a nested run a no-op: the outer run picks up
+//!   whatever became ready.
+//! - No `RefCell` borrow is held across a poll or a host call: a task is
+//!   taken out of its slot to be polled and put back afterwards.
+//! - A waker carries its task's slot index and generation in its data word,
+//!   so waking allocates nothing; a task costs one allocation, its box.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, RawWaker, RawWakerVTable, Waker};
+
+use crate::host;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+struct Slot {
+    generation: u16,
+    /// The context the task belongs to; it is polled with that context effective.
+    context_id: u32,
+    task: Option<BoxFuture>,
+    /// Whether the slot holds a live task (it may be out for polling).
+    live: bool,
+    queued: bool,
+}
+
+#[derive(Default)]
+struct Executor {
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<u16>>,
+    ready: RefCell<VecDeque<TaskRef>>,
+    running: Cell<bool>,
+    /// The context the host is currently calling into.
+    current_context: Cell<u32>,
+}
+
+thread_local! {
+    static EXECUTOR: Executor = Executor::default();
+}
+
+/// A slot index and its generation, packed into a waker's data word.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct TaskRef {
+    index: u16,
+    generation: u16,
+}
+
+impl TaskRef {
+    fn pack(self) -> usize {
+        ((self.generation as usize) << 16) | self.index as usize
+    }
+
+    fn unpack(word: usize) -> TaskRef {
+        TaskRef {
+            index: (word & 0xffff) as u16,
+            generation: ((word >> 16) & 0xffff) as u16,
+        }
+    }
+}
+
+/// The executor is full: every one of its 65,536 task slots is in use.
+#[derive(Debug)]
+pub(crate) struct Full;
+
+const VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, wake_raw, wake_raw, drop_raw);
+
+fn clone_raw(data: *const ()) -> RawWaker {
+    RawWaker::new(data, &VTABLE)
+}
+
+fn wake_raw(data: *const ()) {
+    schedule(TaskRef::unpack(data as usize));
+}
+
+fn drop_raw(_: *const ()) {}
+
+fn waker_for(task: TaskRef) -> Waker {
+    // SAFETY: the vtable functions treat the data word as a plain integer;
+    // nothing is dereferenced and nothing is owned, so every contract of
+    // `RawWaker` holds. A waker used on another thread would enqueue on that
+    // thread's executor, where its generation check makes it a no-op.
+    unsafe { Waker::from_raw(RawWaker::new(task.pack() as *const (), &VTABLE)) }
+}
+
+fn schedule(task: TaskRef) {
+    // `try_with`: a waker dropped or woken during thread teardown does nothing.
+    let _ = EXECUTOR.try_with(|executor| {
+        let mut slots = match executor.slots.try_borrow_mut() {
+            Ok(slots) => slots,
+            Err(_) => {
+                executor.ready.borrow_mut().push_back(task);
+                return;
+            }
+        };
+        if let Some(slot) = slots.get_mut(task.index as usize) {
+            if slot.live && slot.generation == task.generation && !slot.queued {
+                slot.queued = true;
+                drop(slots);
+                executor.ready.borrow_mut().push_back(task);
+            }
+        }
+    });
+}
+
+/// Records the context the host is calling into, for the duration of a callback.
+pub(crate) fn enter_context(context_id: u32) {
+    EXECUTOR.with(|executor| executor.current_context.set(context_id));
+}
+
+/// Whether a run is in progress (a task is being polled).
+pub(crate) fn is_running() -> bool {
+    EXECUTOR.with(|executor| executor.running.get())
+}
+
+/// Stores a task and returns its reference; it is not polled yet.
+fn insert(context_id: u32, task: BoxFuture) -> Result<TaskRef, (Full, BoxFuture)> {
+    EXECUTOR.with(|executor| {
+        let mut slots = executor.slots.borrow_mut();
+        let index = match executor.free.borrow_mut().pop() {
+            Some(index) => index,
+            None if slots.len() <= u16::MAX as usize => {
+                slots.push(Slot {
+                    generation: 0,
+                    context_id,
+                    task: None,
+                    live: false,
+                    queued: false,
+                });
+                (slots.len() - 1) as u16
+            }
+            None => return Err((Full, task)),
+        };
+        let slot = &mut slots[index as usize];
+        slot.context_id = context_id;
+        slot.task = Some(task);
+        slot.live = true;
+        slot.queued = false;
+        Ok(TaskRef {
+            index,
+            generation: slot.generation,
+        })
+    })
+}
+
+/// Spawns a task for `context_id`. Unless a run is in progress (a task is
+/// spawning another), the task is polled at once, so a task that needs no
+/// outbound call finishes before `spawn` returns.
+///
+/// Returns whether the task is still pending.
+pub(crate) fn spawn(
+    context_id: u32,
+    task: impl Future<Output = ()> + 'static,
+) -> Result<bool, Full> {
+    let task = insert(context_id, Box::pin(task)).map_err(|(full, _)| full)?;
+    if is_running() {
+        schedule(task);
+        return Ok(true);
+    }
+    schedule(task);
+    run_until_stalled();
+    Ok(EXECUTOR.with(|executor| {
+        executor
+            .slots
+            .borrow()
+            .get(task.index as usize)
+            .is_some_and(|slot| slot.live && slot.generation == task.generation)
+    }))
+}
+
+/// Polls ready tasks until none is left. A nested call returns at once.
+pub(crate) fn run_until_stalled() {
+    let entered = EXECUTOR.with(|executor| !executor.running.replace(true));
+    if !entered {
+        return;
+    }
+    // Clears the guard even if a task panics and the host catches the unwind.
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            let _ = EXECUTOR.try_with(|executor| executor.running.set(false));
+        }
+    }
+    let _exit = Exit;
+    while let Some(task) = EXECUTOR.with(|executor| executor.ready.borrow_mut().pop_front()) {
+        poll_one(task);
+    }
+}
+
+fn poll_one(task: TaskRef) {
+    let taken = EXECUTOR.with(|executor| {
+        let mut slots = executor.slots.borrow_mut();
+        let slot = slots.get_mut(task.index as usize)?;
+        if !slot.live || slot.generation != task.generation {
+            return None;
+        }
+        slot.queued = false;
+        let future = slot.task.take()?;
+        Some((future, slot.context_id, executor.current_context.get()))
+    });
+    let Some((mut future, context_id, current)) = taken else {
+        return;
+    };
+    let switched = context_id != current && host::set_effective_context(context_id).is_ok();
+    let waker = waker_for(task);
+    let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+    if switched {
+        let _ = host::set_effective_context(current);
+    }
+    let leftover = EXECUTOR.with(|executor| {
+        let mut slots = executor.slots.borrow_mut();
+        let slot = &mut slots[task.index as usize];
+        if slot.live && slot.generation == task.generation {
+            if poll.is_ready() {
+                release(executor, slot, task.index);
+                Some(future)
+            } else {
+                slot.task = Some(future);
+                None
+            }
+        } else {
+            // Cancelled while it was being polled.
+            Some(future)
+        }
+    });
+    // Dropped with no borrow held: its destructors may call into pwf.
+    drop(leftover);
+}
+
+fn release(executor: &Executor, slot: &mut Slot, index: u16) {
+    slot.live = false;
+    slot.queued = false;
+    slot.generation = slot.generation.wrapping_add(1);
+    executor.free.borrow_mut().push(index);
+}
+
+/// Drops every task of `context_id`; their destructors run, with no borrow held.
+pub(crate) fn cancel_context(context_id: u32) {
+    let dropped: Vec<BoxFuture> = EXECUTOR.with(|executor| {
+        let mut slots = executor.slots.borrow_mut();
+        let mut dropped = Vec::new();
+        for index in 0..slots.len() {
+            let slot = &mut slots[index];
+            if slot.live && slot.context_id == context_id {
+                if let Some(task) = slot.task.take() {
+                    dropped.push(task);
+                }
+                release(executor, slot, index as u16);
+            }
+        }
+        dropped
+    });
+    drop(dropped);
+}
+
+/// The number of live tasks, for tests and diagnostics.
+pub(crate) fn live_tasks() -> usize {
+    EXECUTOR.with(|executor| executor.slots.borrow().iter().filter(|s| s.live).count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+    use std::task::Poll;
+
+    #[test]
+    fn task_ref_round_trips_through_a_waker_word() {
+        let task = TaskRef {
+            index: 513,
+            generation: 65535,
+        };
+        assert_eq!(TaskRef::unpack(task.pack()), task);
+    }
+
+    #[test]
+    fn spawn_runs_a_ready_task_to_completion_at_once() {
+        let done = Rc::new(Cell::new(false));
+        let flag = done.clone();
+        let pending = spawn(1, async move { flag.set(true) }).unwrap();
+        assert!(!pending);
+        assert!(done.get());
+        assert_eq!(live_tasks(), 0);
+    }
+
+    #[test]
+    fn cancel_context_drops_pending_tasks_and_runs_their_destructors() {
+        struct Guard(Rc<Cell<bool>>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let dropped = Rc::new(Cell::new(false));
+        let guard = Guard(dropped.clone());
+        let pending = spawn(7, async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        })
+        .unwrap();
+        assert!(pending);
+        assert!(!dropped.get());
+        cancel_context(7);
+        assert!(dropped.get());
+        assert_eq!(live_tasks(), 0);
+    }
+
+    #[test]
+    fn stale_waker_does_not_wake_a_recycled_slot() {
+        let stash: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let keep = stash.clone();
+        spawn(3, async move {
+            std::future::poll_fn(|cx| {
+                *keep.borrow_mut() = Some(cx.waker().clone());
+                Poll::<()>::Pending
+            })
+            .await
+        })
+        .unwrap();
+        cancel_context(3);
+        let polls = Rc::new(Cell::new(0));
+        let count = polls.clone();
+        spawn(4, async move {
+            std::future::poll_fn(|_| {
+                count.set(count.get() + 1);
+                Poll::<()>::Pending
+            })
+            .await
+        })
+        .unwrap();
+        assert_eq!(polls.get(), 1);
+        stash.borrow_mut().take().unwrap().wake();
+        run_until_stalled();
+        assert_eq!(polls.get(), 1, "the old waker must not poll the new task");
+        cancel_context(4);
+    }
+}

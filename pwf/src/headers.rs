@@ -1,0 +1,220 @@
+//! Header maps and values. Values are bytes: Envoy passes headers that are
+//! not UTF-8 through, and reading one never panics.
+
+use std::fmt;
+use std::ops::Deref;
+
+/// A header value: bytes, usually text.
+///
+/// ```
+/// use pwf::HeaderValue;
+///
+/// let value = HeaderValue::from("gzip");
+/// assert_eq!(value, "gzip");
+/// assert_eq!(value.to_str().unwrap(), "gzip");
+///
+/// let binary = HeaderValue::from(vec![0xff, 0xfe]);
+/// assert!(binary.to_str().is_err());
+/// assert_eq!(binary.to_string(), "\u{fffd}\u{fffd}");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HeaderValue(Vec<u8>);
+
+impl HeaderValue {
+    /// The value as text, if it is UTF-8.
+    pub fn to_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.0)
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Takes the raw bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl Deref for HeaderValue {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for HeaderValue {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for HeaderValue {
+    fn from(bytes: Vec<u8>) -> HeaderValue {
+        HeaderValue(bytes)
+    }
+}
+
+impl From<&[u8]> for HeaderValue {
+    fn from(bytes: &[u8]) -> HeaderValue {
+        HeaderValue(bytes.to_vec())
+    }
+}
+
+impl From<&str> for HeaderValue {
+    fn from(text: &str) -> HeaderValue {
+        HeaderValue(text.as_bytes().to_vec())
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(text: String) -> HeaderValue {
+        HeaderValue(text.into_bytes())
+    }
+}
+
+impl PartialEq<str> for HeaderValue {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for HeaderValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl fmt::Display for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&String::from_utf8_lossy(&self.0), f)
+    }
+}
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_str() {
+            Ok(text) => fmt::Debug::fmt(text, f),
+            Err(_) => write!(f, "b{:?}", String::from_utf8_lossy(&self.0)),
+        }
+    }
+}
+
+/// An ordered header map, as Envoy holds it: names may repeat.
+///
+/// ```
+/// use pwf::Headers;
+///
+/// let mut headers = Headers::default();
+/// headers.append("set-cookie", "a=1");
+/// headers.append("set-cookie", "b=2");
+/// headers.insert("content-type", "text/plain");
+/// assert_eq!(headers.get("set-cookie").unwrap(), "a=1");
+/// assert_eq!(headers.get_all("set-cookie").count(), 2);
+/// assert_eq!(headers.len(), 3);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, HeaderValue)>);
+
+impl Headers {
+    /// The first value of `name` (names compare case-insensitively).
+    pub fn get(&self, name: &str) -> Option<&HeaderValue> {
+        self.0
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderValue> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Adds a value, keeping any others of the same name.
+    pub fn append(&mut self, name: impl Into<String>, value: impl Into<HeaderValue>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    /// Sets `name` to this one value, replacing any others.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<HeaderValue>) {
+        let name = name.into();
+        self.remove(&name);
+        self.0.push((name, value.into()));
+    }
+
+    /// Removes every value of `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+    }
+
+    /// The number of name-value pairs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &HeaderValue)> {
+        self.0.iter().map(|(key, value)| (key.as_str(), value))
+    }
+
+    pub(crate) fn as_pairs(&self) -> Vec<(&str, &[u8])> {
+        self.0
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_bytes()))
+            .collect()
+    }
+}
+
+impl From<Vec<(String, Vec<u8>)>> for Headers {
+    fn from(pairs: Vec<(String, Vec<u8>)>) -> Headers {
+        Headers(
+            pairs
+                .into_iter()
+                .map(|(key, value)| (key, HeaderValue(value)))
+                .collect(),
+        )
+    }
+}
+
+impl<K: Into<String>, V: Into<HeaderValue>> FromIterator<(K, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Headers {
+        Headers(
+            iter.into_iter()
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        )
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a str, &'a HeaderValue);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, HeaderValue)>,
+        fn(&'a (String, HeaderValue)) -> (&'a str, &'a HeaderValue),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(key, value)| (key.as_str(), value))
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}

@@ -1,0 +1,623 @@
+//! The plugin API: one type for the plugin, one per HTTP stream, one
+//! registration line. pwf supplies the SDK's root and HTTP contexts.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType};
+
+use crate::config::{ConfigError, PluginConfig};
+use crate::error::{Error, HostError};
+use crate::http::{Action, Http, LocalResponse, Phase};
+use crate::log::{self, LogLevel};
+use crate::tcp::TcpPlugin;
+use crate::{call, executor, host};
+
+/// A plugin: its configuration and its plugin-wide state, created each time
+/// Envoy configures the plugin, and shared by every stream it filters.
+///
+/// ```
+/// use std::rc::Rc;
+/// use pwf::{Action, Error, Http, HttpFilter, Plugin, PluginConfig, PluginContext};
+///
+/// #[derive(PluginConfig)]
+/// struct Config {
+///     #[config(default = "x-powered-by")]
+///     name: String,
+///     #[config(default = "pwf")]
+///     value: String,
+/// }
+///
+/// struct AddHeader {
+///     config: Config,
+/// }
+///
+/// impl Plugin for AddHeader {
+///     type Config = Config;
+///     type Filter = AddHeaderFilter;
+///
+///     fn configure(config: Config, _: &PluginContext) -> Result<Self, Error> {
+///         Ok(AddHeader { config })
+///     }
+///
+///     fn filter(plugin: &Rc<Self>, _: &Http) -> AddHeaderFilter {
+///         AddHeaderFilter { plugin: plugin.clone() }
+///     }
+/// }
+///
+/// struct AddHeaderFilter {
+///     plugin: Rc<AddHeader>,
+/// }
+///
+/// impl HttpFilter for AddHeaderFilter {
+///     fn on_response_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+///         let config = &self.plugin.config;
+///         http.set_response_header(&config.name, &config.value)?;
+///         Ok(Action::Continue)
+///     }
+/// }
+///
+/// pwf::main!(AddHeader);
+/// ```
+pub trait Plugin: Sized + 'static {
+    /// The plugin configuration (Envoy's `configuration` field), parsed and
+    /// validated before [`configure`](Plugin::configure) runs. Use `()` for
+    /// a plugin that takes none.
+    type Config: PluginConfig;
+
+    /// The filter created for each HTTP stream.
+    type Filter: HttpFilter;
+
+    /// Creates the plugin from its configuration. An error rejects the
+    /// configuration: Envoy refuses to start, or NACKs the update.
+    fn configure(config: Self::Config, cx: &PluginContext) -> Result<Self, Error>;
+
+    /// Creates the filter for a new HTTP stream.
+    fn filter(plugin: &Rc<Self>, http: &Http) -> Self::Filter;
+
+    /// Runs every tick period (see [`PluginContext::set_tick_period`]).
+    fn on_tick(&self, cx: &PluginContext) {
+        let _ = cx;
+    }
+
+    /// Runs when the shared queue `queue_id` has items.
+    fn on_queue_ready(&self, cx: &PluginContext, queue_id: u32) {
+        let _ = (cx, queue_id);
+    }
+
+    /// The response sent when a phase or a task of this plugin's filters
+    /// returns an error (after the error is logged). A bare 500 by default.
+    fn error_response(error: &Error) -> LocalResponse {
+        let _ = error;
+        LocalResponse::new(500)
+    }
+}
+
+/// The filter of one HTTP stream. Every phase has a default that continues.
+///
+/// A phase returns the [`Action`] Envoy takes, or an error, which pwf logs and
+/// answers with the plugin's [`error_response`](Plugin::error_response).
+pub trait HttpFilter: 'static {
+    /// The request headers arrived.
+    fn on_request_headers(&mut self, http: &Http, end_of_stream: bool) -> Result<Action, Error> {
+        let _ = (http, end_of_stream);
+        Ok(Action::Continue)
+    }
+
+    /// A chunk of the request body arrived; `body_size` is the size buffered so far.
+    fn on_request_body(
+        &mut self,
+        http: &Http,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Result<Action, Error> {
+        let _ = (http, body_size, end_of_stream);
+        Ok(Action::Continue)
+    }
+
+    /// The request trailers arrived.
+    fn on_request_trailers(&mut self, http: &Http) -> Result<Action, Error> {
+        let _ = http;
+        Ok(Action::Continue)
+    }
+
+    /// The response headers arrived.
+    fn on_response_headers(&mut self, http: &Http, end_of_stream: bool) -> Result<Action, Error> {
+        let _ = (http, end_of_stream);
+        Ok(Action::Continue)
+    }
+
+    /// A chunk of the response body arrived; `body_size` is the size buffered so far.
+    fn on_response_body(
+        &mut self,
+        http: &Http,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Result<Action, Error> {
+        let _ = (http, body_size, end_of_stream);
+        Ok(Action::Continue)
+    }
+
+    /// The response trailers arrived.
+    fn on_response_trailers(&mut self, http: &Http) -> Result<Action, Error> {
+        let _ = http;
+        Ok(Action::Continue)
+    }
+
+    /// The stream ended (completed, reset, or the client went away). Its
+    /// pending tasks have been dropped.
+    fn on_done(&mut self, http: &Http) {
+        let _ = http;
+    }
+
+    /// The stream is being logged (after `on_done`).
+    fn on_log(&mut self, http: &Http) {
+        let _ = http;
+    }
+}
+
+/// What a plugin can reach outside a stream: its name, the VM
+/// configuration, the tick period, plugin-wide tasks.
+pub struct PluginContext {
+    id: u32,
+    name: String,
+    vm_config: Rc<[u8]>,
+}
+
+impl PluginContext {
+    /// The plugin's name in Envoy's config (`name` of the wasm plugin).
+    pub fn plugin_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The host's id for the plugin's root context.
+    pub fn context_id(&self) -> u32 {
+        self.id
+    }
+
+    /// Parses the VM configuration (Envoy's `vm_config.configuration`) into
+    /// `T`, with the same checks and messages as the plugin configuration.
+    pub fn vm_config<T: PluginConfig>(&self) -> Result<T, ConfigError> {
+        T::parse(&self.vm_config)
+    }
+
+    /// Asks the host to call [`Plugin::on_tick`] every `period`
+    /// (whole milliseconds; zero stops the ticks).
+    pub fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
+        let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+        host::set_tick_period_millis(millis)
+    }
+
+    /// Runs a plugin-wide task: for example one that fetches something at
+    /// start. It is polled like a stream's task, from host callbacks, and
+    /// dropped when the plugin's root context goes away. An error is logged.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = Result<(), Error>> + 'static,
+    {
+        let name = self.name.clone();
+        let task = async move {
+            if let Err(error) = task.await {
+                log::log(LogLevel::Error, &format!("{name}: task failed: {error}"));
+            }
+        };
+        if executor::spawn(self.id, task).is_err() {
+            log::log(
+                LogLevel::Error,
+                &format!("{}: too many tasks in this VM (65536)", self.name),
+            );
+        }
+    }
+}
+
+/// Registers plugin `P` as the VM's root context. [`main!`](crate::main)
+/// calls it from the module's `_initialize`; the native test host calls it
+/// to start a VM.
+pub fn register<P: Plugin>() {
+    install_panic_hook();
+    proxy_wasm::set_root_context(|id| Box::new(Root::<HttpKind<P>>::new(id)));
+}
+
+/// Registers TCP plugin `P` as the VM's root context, as [`register`] does
+/// for an HTTP plugin. [`main!`](crate::main) picks the right one.
+pub fn register_tcp<P: TcpPlugin>() {
+    install_panic_hook();
+    proxy_wasm::set_root_context(|id| Box::new(Root::<TcpKind<P>>::new(id)));
+}
+
+/// What the root context needs of a plugin, HTTP or TCP.
+pub(crate) trait Kind: 'static {
+    type Plugin: 'static;
+    type Config: PluginConfig;
+    const CONTEXT: ContextType;
+    fn configure(config: Self::Config, cx: &PluginContext) -> Result<Self::Plugin, Error>;
+    fn on_tick(plugin: &Self::Plugin, cx: &PluginContext);
+    fn on_queue_ready(plugin: &Self::Plugin, cx: &PluginContext, queue_id: u32);
+    fn http_context(plugin: Option<&Rc<Self::Plugin>>, id: u32) -> Option<Box<dyn HttpContext>>;
+    fn stream_context(
+        plugin: Option<&Rc<Self::Plugin>>,
+        id: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>>;
+}
+
+pub(crate) struct HttpKind<P>(std::marker::PhantomData<P>);
+
+impl<P: Plugin> Kind for HttpKind<P> {
+    type Plugin = P;
+    type Config = P::Config;
+    const CONTEXT: ContextType = ContextType::HttpContext;
+
+    fn configure(config: P::Config, cx: &PluginContext) -> Result<P, Error> {
+        P::configure(config, cx)
+    }
+
+    fn on_tick(plugin: &P, cx: &PluginContext) {
+        plugin.on_tick(cx);
+    }
+
+    fn on_queue_ready(plugin: &P, cx: &PluginContext, queue_id: u32) {
+        plugin.on_queue_ready(cx, queue_id);
+    }
+
+    fn http_context(plugin: Option<&Rc<P>>, id: u32) -> Option<Box<dyn HttpContext>> {
+        let filter = plugin.map(|plugin| {
+            let http = Http::new(id, Phase::Request, P::error_response);
+            P::filter(plugin, &http)
+        });
+        Some(Box::new(Stream::<P> { id, filter }))
+    }
+
+    fn stream_context(
+        _: Option<&Rc<P>>,
+        _: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
+        None
+    }
+}
+
+pub(crate) struct TcpKind<P>(std::marker::PhantomData<P>);
+
+impl<P: TcpPlugin> Kind for TcpKind<P> {
+    type Plugin = P;
+    type Config = P::Config;
+    const CONTEXT: ContextType = ContextType::StreamContext;
+
+    fn configure(config: P::Config, cx: &PluginContext) -> Result<P, Error> {
+        P::configure(config, cx)
+    }
+
+    fn on_tick(plugin: &P, cx: &PluginContext) {
+        plugin.on_tick(cx);
+    }
+
+    fn on_queue_ready(plugin: &P, cx: &PluginContext, queue_id: u32) {
+        plugin.on_queue_ready(cx, queue_id);
+    }
+
+    fn http_context(_: Option<&Rc<P>>, _: u32) -> Option<Box<dyn HttpContext>> {
+        None
+    }
+
+    fn stream_context(
+        plugin: Option<&Rc<P>>,
+        id: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
+        Some(crate::tcp::connection::<P>(plugin, id))
+    }
+}
+
+/// Logs a panic's message and location through the host before the VM traps
+/// (release builds abort on panic), and then runs the previous hook.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            log::log(LogLevel::Critical, &format!("panicked: {info}"));
+            previous(info);
+        }));
+    });
+}
+
+struct Root<K: Kind> {
+    id: u32,
+    vm_config: Rc<[u8]>,
+    cx: Option<PluginContext>,
+    plugin: Option<Rc<K::Plugin>>,
+}
+
+impl<K: Kind> Root<K> {
+    fn new(id: u32) -> Root<K> {
+        Root {
+            id,
+            vm_config: Rc::from(&[][..]),
+            cx: None,
+            plugin: None,
+        }
+    }
+
+    fn plugin_name() -> String {
+        match host::get_property(&["plugin_name"]) {
+            Ok(Some(name)) if !name.is_empty() => String::from_utf8_lossy(&name).into_owned(),
+            _ => std::any::type_name::<K::Plugin>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("plugin")
+                .to_owned(),
+        }
+    }
+}
+
+impl<K: Kind> Context for Root<K> {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    ) {
+        executor::enter_context(self.id);
+        call::deliver(token_id, num_headers, body_size, num_trailers);
+        executor::run_until_stalled();
+    }
+
+    fn on_done(&mut self) -> bool {
+        executor::cancel_context(self.id);
+        true
+    }
+}
+
+impl<K: Kind> Drop for Root<K> {
+    fn drop(&mut self) {
+        executor::cancel_context(self.id);
+    }
+}
+
+impl<K: Kind> RootContext for Root<K> {
+    fn on_vm_start(&mut self, vm_configuration_size: usize) -> bool {
+        executor::enter_context(self.id);
+        match host::get_buffer(BufferType::VmConfiguration, 0, vm_configuration_size) {
+            Ok(bytes) => {
+                self.vm_config = Rc::from(bytes.unwrap_or_default());
+                true
+            }
+            Err(error) => {
+                log::log(
+                    LogLevel::Error,
+                    &format!("could not read the VM configuration: {error}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        executor::enter_context(self.id);
+        let name = Self::plugin_name();
+        let bytes = match host::get_buffer(
+            BufferType::PluginConfiguration,
+            0,
+            plugin_configuration_size,
+        ) {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(error) => {
+                log::log(
+                    LogLevel::Error,
+                    &format!("{name}: could not read the plugin configuration: {error}"),
+                );
+                return false;
+            }
+        };
+        let config = match K::Config::parse(&bytes) {
+            Ok(config) => config,
+            Err(error) => {
+                for problem in error.problems() {
+                    log::log(
+                        LogLevel::Error,
+                        &format!("{name}: invalid plugin configuration: {problem}"),
+                    );
+                }
+                return false;
+            }
+        };
+        let cx = PluginContext {
+            id: self.id,
+            name,
+            vm_config: self.vm_config.clone(),
+        };
+        match K::configure(config, &cx) {
+            Ok(plugin) => {
+                self.plugin = Some(Rc::new(plugin));
+                self.cx = Some(cx);
+                true
+            }
+            Err(error) => {
+                log::log(
+                    LogLevel::Error,
+                    &format!("{}: configure failed: {error}", cx.name),
+                );
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        executor::enter_context(self.id);
+        if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
+            K::on_tick(plugin, cx);
+        }
+        if let Ok(now) = crate::properties::now() {
+            crate::timer::fire(now);
+        }
+        executor::run_until_stalled();
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        executor::enter_context(self.id);
+        if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
+            K::on_queue_ready(plugin, cx, queue_id);
+        }
+        executor::run_until_stalled();
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(K::CONTEXT)
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        K::http_context(self.plugin.as_ref(), context_id)
+    }
+
+    fn create_stream_context(
+        &self,
+        context_id: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
+        K::stream_context(self.plugin.as_ref(), context_id)
+    }
+}
+
+/// The SDK's HTTP context for one stream: runs the filter's phases.
+struct Stream<P: Plugin> {
+    id: u32,
+    /// `None` when the plugin is not configured: the stream passes through.
+    filter: Option<P::Filter>,
+}
+
+impl<P: Plugin> Stream<P> {
+    fn phase(
+        &mut self,
+        phase: Phase,
+        run: impl FnOnce(&mut P::Filter, &Http) -> Result<Action, Error>,
+    ) -> proxy_wasm::types::Action {
+        executor::enter_context(self.id);
+        let Some(filter) = &mut self.filter else {
+            return proxy_wasm::types::Action::Continue;
+        };
+        let http = Http::new(self.id, phase, P::error_response);
+        match run(filter, &http) {
+            Ok(action) => action.into(),
+            Err(error) => {
+                log::log(LogLevel::Error, &format!("filter failed: {error}"));
+                if let Err(send) = P::error_response(&error).send() {
+                    log::log(
+                        LogLevel::Error,
+                        &format!("could not send the error response: {send}"),
+                    );
+                }
+                proxy_wasm::types::Action::Pause
+            }
+        }
+    }
+}
+
+impl<P: Plugin> Context for Stream<P> {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    ) {
+        executor::enter_context(self.id);
+        call::deliver(token_id, num_headers, body_size, num_trailers);
+        executor::run_until_stalled();
+    }
+
+    fn on_done(&mut self) -> bool {
+        executor::enter_context(self.id);
+        executor::cancel_context(self.id);
+        if let Some(filter) = &mut self.filter {
+            filter.on_done(&Http::new(self.id, Phase::Response, P::error_response));
+        }
+        true
+    }
+}
+
+impl<P: Plugin> Drop for Stream<P> {
+    fn drop(&mut self) {
+        executor::cancel_context(self.id);
+    }
+}
+
+impl<P: Plugin> HttpContext for Stream<P> {
+    fn on_http_request_headers(
+        &mut self,
+        _num_headers: usize,
+        end_of_stream: bool,
+    ) -> proxy_wasm::types::Action {
+        self.phase(Phase::Request, |filter, http| {
+            filter.on_request_headers(http, end_of_stream)
+        })
+    }
+
+    fn on_http_request_body(
+        &mut self,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> proxy_wasm::types::Action {
+        self.phase(Phase::Request, |filter, http| {
+            filter.on_request_body(http, body_size, end_of_stream)
+        })
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> proxy_wasm::types::Action {
+        self.phase(Phase::Request, |filter, http| {
+            filter.on_request_trailers(http)
+        })
+    }
+
+    fn on_http_response_headers(
+        &mut self,
+        _num_headers: usize,
+        end_of_stream: bool,
+    ) -> proxy_wasm::types::Action {
+        self.phase(Phase::Response, |filter, http| {
+            filter.on_response_headers(http, end_of_stream)
+        })
+    }
+
+    fn on_http_response_body(
+        &mut self,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> proxy_wasm::types::Action {
+        self.phase(Phase::Response, |filter, http| {
+            filter.on_response_body(http, body_size, end_of_stream)
+        })
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> proxy_wasm::types::Action {
+        self.phase(Phase::Response, |filter, http| {
+            filter.on_response_trailers(http)
+        })
+    }
+
+    fn on_log(&mut self) {
+        executor::enter_context(self.id);
+        if let Some(filter) = &mut self.filter {
+            filter.on_log(&Http::new(self.id, Phase::Response, P::error_response));
+        }
+    }
+}
+
+/// Registers a plugin type, HTTP ([`Plugin`]) or TCP
+/// ([`TcpPlugin`](crate::TcpPlugin)), as the module's entry point.
+///
+/// ```ignore
+/// pwf::main!(MyPlugin);
+/// ```
+///
+/// Expands to the `_initialize` export Envoy calls when it loads the module,
+/// which calls [`register::<MyPlugin>`](register) (or
+/// [`register_tcp`](crate::register_tcp)).
+#[macro_export]
+macro_rules! main {
+    ($plugin:ty) => {
+        $crate::__private::proxy_wasm::main! {{
+            #[allow(unused_imports)]
+            use $crate::__private::{RegisterHttp as _, RegisterTcp as _};
+            (&&$crate::__private::Register::<$plugin>::new()).register();
+        }}
+    };
+}

@@ -1,0 +1,341 @@
+//! Exact shared state across the worker VMs: [`SharedCounter`] and
+//! [`SharedValue`], both compare-and-swap loops over Envoy's shared data.
+//!
+//! Envoy's shared data is one store per `vm_id`, shared by every worker. A
+//! write passes a CAS token: 0 writes unconditionally; any other token must
+//! match the entry's, except that a missing key is inserted whatever the
+//! token. Every write takes the next value of one global CAS counter.
+//!
+//! Two workers creating the same key at the same moment would therefore both
+//! succeed, and one update would be lost. pwf creates a key with a token that
+//! cannot match any entry written after the key was found missing: the token
+//! of an entry written earlier (a floor key, written once per store). A
+//! concurrent creation then makes ours fail with a mismatch, and we retry.
+//!
+//! Nothing is ever reset: a counter starts at 0 when its key does not exist,
+//! so a VM start, a reload or a new worker leaves it as it was.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::HostError;
+use crate::host::{self, CasWrite};
+
+/// How many times an update is tried before it gives up, unless set.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 64;
+
+/// The key whose CAS token pwf uses to create keys (see the module docs).
+const CAS_FLOOR_KEY: &str = "pwf.cas_floor";
+
+thread_local! {
+    static CAS_FLOOR: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A CAS token no entry written from now on can carry.
+fn cas_floor() -> Result<u32, HostError> {
+    let cached = CAS_FLOOR.with(Cell::get);
+    if cached != 0 {
+        return Ok(cached);
+    }
+    let floor = match host::get_shared_data(CAS_FLOOR_KEY)? {
+        Some(entry) if entry.cas != 0 => entry.cas,
+        _ => {
+            // Any write will do: only its token matters.
+            host::set_shared_data(CAS_FLOOR_KEY, b"", 0)?;
+            match host::get_shared_data(CAS_FLOOR_KEY)? {
+                Some(entry) if entry.cas != 0 => entry.cas,
+                _ => return Err(HostError::new("get_shared_data", crate::Status::NotFound)),
+            }
+        }
+    };
+    CAS_FLOOR.with(|cell| cell.set(floor));
+    Ok(floor)
+}
+
+/// Why a shared update or read failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SharedError {
+    /// Every attempt lost its compare-and-swap to another writer.
+    Contended {
+        /// The key.
+        key: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The stored bytes are not a value of this type.
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// The new value would not fit (a counter past `u64::MAX`).
+    Overflow {
+        /// The key.
+        key: String,
+    },
+    /// The host refused a shared-data call.
+    Host {
+        /// The key.
+        key: String,
+        /// The host's error.
+        error: HostError,
+    },
+}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SharedError::Contended { key, attempts } => write!(
+                f,
+                "shared key `{key}`: gave up after {attempts} attempts, each lost to a concurrent write"
+            ),
+            SharedError::Corrupt { key, reason } => write!(f, "shared key `{key}`: {reason}"),
+            SharedError::Overflow { key } => write!(f, "shared key `{key}`: the value would overflow"),
+            SharedError::Host { key, error } => write!(f, "shared key `{key}`: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SharedError::Host { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The CAS loop both types share: read, compute, write conditionally, retry.
+struct CasLoop {
+    key: String,
+    max_attempts: u32,
+    retries: Cell<u64>,
+}
+
+impl CasLoop {
+    fn new(key: String) -> CasLoop {
+        CasLoop {
+            key,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retries: Cell::new(0),
+        }
+    }
+
+    fn host_error(&self, error: HostError) -> SharedError {
+        SharedError::Host {
+            key: self.key.clone(),
+            error,
+        }
+    }
+
+    fn read(&self) -> Result<Option<Vec<u8>>, SharedError> {
+        host::get_shared_data(&self.key)
+            .map(|entry| entry.map(|entry| entry.value))
+            .map_err(|error| self.host_error(error))
+    }
+
+    /// `next` maps the current bytes (None: the key does not exist) to the
+    /// value to return and the bytes to write.
+    fn update<T, B: AsRef<[u8]>>(
+        &self,
+        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, B), SharedError>,
+    ) -> Result<T, SharedError> {
+        for attempt in 1..=self.max_attempts {
+            let entry = host::get_shared_data(&self.key).map_err(|e| self.host_error(e))?;
+            let (value, bytes, cas) = match &entry {
+                Some(entry) => {
+                    let (value, bytes) = next(Some(&entry.value))?;
+                    (value, bytes, entry.cas)
+                }
+                None => {
+                    let (value, bytes) = next(None)?;
+                    let floor = cas_floor().map_err(|e| self.host_error(e))?;
+                    (value, bytes, floor)
+                }
+            };
+            // A token of 0 would write unconditionally; Envoy never hands one out.
+            let cas = if cas == 0 { u32::MAX } else { cas };
+            match host::set_shared_data(&self.key, bytes.as_ref(), cas) {
+                Ok(CasWrite::Written) => return Ok(value),
+                Ok(CasWrite::Mismatch) if attempt < self.max_attempts => {
+                    self.retries.set(self.retries.get() + 1);
+                }
+                Ok(CasWrite::Mismatch) => break,
+                Err(error) => return Err(self.host_error(error)),
+            }
+        }
+        Err(SharedError::Contended {
+            key: self.key.clone(),
+            attempts: self.max_attempts,
+        })
+    }
+}
+
+/// A `u64` counter in Envoy shared data, exact across every worker VM.
+///
+/// The value is stored as 8 little-endian bytes, the bytes the Go SDK's
+/// `shared_data` example writes, so Go and pwf plugins can share a counter.
+///
+/// ```no_run
+/// use pwf::SharedCounter;
+///
+/// let requests = SharedCounter::new("requests");
+/// let n = requests.increment()?; // this request's number, 1, 2, 3, ...
+/// # Ok::<(), pwf::SharedError>(())
+/// ```
+pub struct SharedCounter {
+    cas: CasLoop,
+}
+
+impl SharedCounter {
+    /// A counter at `key`. Creating it touches nothing: a key that does not
+    /// exist reads as 0.
+    pub fn new(key: impl Into<String>) -> SharedCounter {
+        SharedCounter {
+            cas: CasLoop::new(key.into()),
+        }
+    }
+
+    /// Sets how many times an update is tried before it fails with
+    /// [`SharedError::Contended`] (at least 1; default [`DEFAULT_MAX_ATTEMPTS`]).
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> SharedCounter {
+        self.cas.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.cas.key
+    }
+
+    /// The current value (0 if the key does not exist).
+    pub fn get(&self) -> Result<u64, SharedError> {
+        match self.cas.read()? {
+            Some(bytes) => self.decode(&bytes),
+            None => Ok(0),
+        }
+    }
+
+    /// Adds 1 and returns the new value.
+    pub fn increment(&self) -> Result<u64, SharedError> {
+        self.add(1)
+    }
+
+    /// Adds `n` and returns the new value.
+    pub fn add(&self, n: u64) -> Result<u64, SharedError> {
+        self.cas.update(|current| {
+            let current = match current {
+                Some(bytes) => self.decode(bytes)?,
+                None => 0,
+            };
+            let next = current
+                .checked_add(n)
+                .ok_or_else(|| SharedError::Overflow {
+                    key: self.cas.key.clone(),
+                })?;
+            Ok((next, next.to_le_bytes()))
+        })
+    }
+
+    /// How many compare-and-swaps this handle lost and retried, in total: a
+    /// measure of contention, for metrics.
+    pub fn retries(&self) -> u64 {
+        self.cas.retries.get()
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<u64, SharedError> {
+        match <[u8; 8]>::try_from(bytes) {
+            Ok(raw) => Ok(u64::from_le_bytes(raw)),
+            Err(_) => Err(SharedError::Corrupt {
+                key: self.cas.key.clone(),
+                reason: format!(
+                    "expected 8 bytes (a little-endian u64), found {}",
+                    bytes.len()
+                ),
+            }),
+        }
+    }
+}
+
+/// A typed value in Envoy shared data, stored as JSON, updated atomically
+/// across every worker VM.
+///
+/// ```no_run
+/// use pwf::SharedValue;
+///
+/// let seen: SharedValue<Vec<String>> = SharedValue::new("recent-paths");
+/// seen.update(|paths| {
+///     let mut paths = paths.unwrap_or_default();
+///     paths.push("/login".to_owned());
+///     paths
+/// })?;
+/// # Ok::<(), pwf::SharedError>(())
+/// ```
+pub struct SharedValue<T> {
+    cas: CasLoop,
+    marker: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> SharedValue<T> {
+    /// A value at `key`.
+    pub fn new(key: impl Into<String>) -> SharedValue<T> {
+        SharedValue {
+            cas: CasLoop::new(key.into()),
+            marker: PhantomData,
+        }
+    }
+
+    /// Sets how many times an update is tried (at least 1).
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> SharedValue<T> {
+        self.cas.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.cas.key
+    }
+
+    /// The current value, if the key exists.
+    pub fn get(&self) -> Result<Option<T>, SharedError> {
+        self.cas
+            .read()?
+            .map(|bytes| self.decode(&bytes))
+            .transpose()
+    }
+
+    /// Replaces the value with `f(current)`, atomically, and returns the new
+    /// value. `f` may run more than once, when another worker wrote first.
+    pub fn update(&self, mut f: impl FnMut(Option<T>) -> T) -> Result<T, SharedError>
+    where
+        T: Clone,
+    {
+        self.cas.update(|current| {
+            let current = current.map(|bytes| self.decode(bytes)).transpose()?;
+            let next = f(current);
+            let bytes = serde_json::to_vec(&next).map_err(|error| SharedError::Corrupt {
+                key: self.cas.key.clone(),
+                reason: format!("cannot encode the new value: {error}"),
+            })?;
+            Ok((next, bytes))
+        })
+    }
+
+    /// How many compare-and-swaps this handle lost and retried, in total.
+    pub fn retries(&self) -> u64 {
+        self.cas.retries.get()
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<T, SharedError> {
+        serde_json::from_slice(bytes).map_err(|error| SharedError::Corrupt {
+            key: self.cas.key.clone(),
+            reason: format!("stored value is not valid: {error}"),
+        })
+    }
+}
