@@ -58,6 +58,8 @@ pub fn wasm_artifact(package: &str) -> Result<PathBuf> {
 pub struct Example {
     /// The package name from its `Cargo.toml`.
     pub package: String,
+    /// The package description from its `Cargo.toml`, if any.
+    pub description: Option<String>,
     /// Its directory.
     pub dir: PathBuf,
 }
@@ -88,9 +90,14 @@ pub fn examples() -> Result<Vec<Example>> {
         }
         let text = std::fs::read_to_string(&manifest)
             .map_err(|e| Error::io(format!("reading {}", manifest.display()), e))?;
-        let package = package_name(&text)
+        let package = package_key(&text, "name")
             .ok_or_else(|| Error::new(format!("{}: no [package] name", manifest.display())))?;
-        found.push(Example { package, dir });
+        let description = package_key(&text, "description");
+        found.push(Example {
+            package,
+            description,
+            dir,
+        });
     }
     found.sort_by(|a, b| a.dir.cmp(&b.dir));
     Ok(found)
@@ -115,8 +122,8 @@ pub fn example(name: &str) -> Result<Example> {
         })
 }
 
-/// The `name = "..."` of the `[package]` table of a manifest.
-fn package_name(manifest: &str) -> Option<String> {
+/// The string value of `key` in the `[package]` table of a manifest.
+fn package_key(manifest: &str, wanted: &str) -> Option<String> {
     let mut in_package = false;
     for line in manifest.lines() {
         let line = line.trim();
@@ -128,7 +135,7 @@ fn package_name(manifest: &str) -> Option<String> {
             continue;
         }
         if let Some((key, value)) = line.split_once('=') {
-            if key.trim() == "name" {
+            if key.trim() == wanted {
                 return Some(value.trim().trim_matches('"').to_owned());
             }
         }
@@ -190,10 +197,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn package_name_reads_the_package_table_only() {
+    fn package_key_reads_the_package_table_only() {
         let manifest = "[workspace]\nname = \"no\"\n[package]\nversion = \"1\"\nname = \"add_header\"\n[dependencies]\nname = \"x\"\n";
-        assert_eq!(package_name(manifest).as_deref(), Some("add_header"));
-        assert_eq!(package_name("[dependencies]\nname = \"x\"\n"), None);
+        assert_eq!(package_key(manifest, "name").as_deref(), Some("add_header"));
+        assert_eq!(package_key(manifest, "description"), None);
+        assert_eq!(package_key("[dependencies]\nname = \"x\"\n", "name"), None);
     }
 
     #[test]
