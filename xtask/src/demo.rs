@@ -217,7 +217,10 @@ fn show(example: &Example, upstream: &Upstream) -> Result<(), String> {
         }
         None => {
             if let Some(config) = template::default_value(&template, "plugin_config") {
-                println!("plugin configuration ({shown_config}): {config}");
+                println!(
+                    "plugin configuration ({shown_config}): {}",
+                    template::unquote(&config)
+                );
             }
         }
     }

@@ -103,6 +103,19 @@ pub fn fill(template: &str, values: &BTreeMap<String, String>) -> Result<String>
     }
 }
 
+/// The text of a YAML scalar as written in a template: quotes removed and escapes undone
+/// for quoted scalars, plain scalars as they are.
+pub fn unquote(yaml: &str) -> String {
+    let yaml = yaml.trim();
+    if yaml.len() >= 2 && yaml.starts_with('\'') && yaml.ends_with('\'') {
+        yaml[1..yaml.len() - 1].replace("''", "'")
+    } else if yaml.len() >= 2 && yaml.starts_with('"') && yaml.ends_with('"') {
+        serde_json::from_str(yaml).unwrap_or_else(|_| yaml[1..yaml.len() - 1].to_owned())
+    } else {
+        yaml.to_owned()
+    }
+}
+
 /// `text` as a YAML scalar that reads back as exactly `text`: single-quoted when it is
 /// printable on one line, else double-quoted with escapes (a JSON string literal is a valid
 /// YAML double-quoted scalar).
@@ -172,6 +185,14 @@ mod tests {
         assert_eq!(markers(T), ["listener_port", "plugin_config"]);
         assert_eq!(default_value(T, "plugin_config").as_deref(), Some("'x'"));
         assert_eq!(default_value(T, "nope"), None);
+    }
+
+    #[test]
+    fn unquote_reverses_yaml_quote() {
+        for text in ["plain", r#"{"a": "it's"}"#, "two\nlines"] {
+            assert_eq!(unquote(&yaml_quote(text)), text);
+        }
+        assert_eq!(unquote("18000"), "18000");
     }
 
     #[test]
