@@ -19,6 +19,8 @@ pub(crate) struct Demo {
     /// The plugin configuration to run with; `None` keeps the one in the example's
     /// `envoy.yaml`.
     pub(crate) config: Option<&'static str>,
+    /// Envoy's worker threads (`--concurrency`).
+    pub(crate) workers: u32,
     /// What to do, in order.
     pub(crate) steps: &'static [Step],
 }
@@ -72,6 +74,7 @@ pub(crate) const DEMOS: &[Demo] = &[
     Demo {
         example: "add_header",
         config: None,
+        workers: 1,
         steps: &[
             Step::Say("every response gets the configured header, here `x-pwf: hello`:"),
             get("/anything"),
@@ -84,8 +87,9 @@ pub(crate) const DEMOS: &[Demo] = &[
     Demo {
         example: "shared_data",
         config: None,
+        workers: 2,
         steps: &[
-            Step::Say("each request increments one counter shared by every worker:"),
+            Step::Say("each request increments one counter shared by both workers:"),
             get("/anything"),
             Step::Say("2000 more requests over 16 connections lose no update:"),
             Step::Load {
@@ -209,7 +213,11 @@ fn show(example: &Example, upstream: &Upstream) -> Result<(), String> {
         .to_string();
     let template = std::fs::read_to_string(&config_path)
         .map_err(|e| format!("reading {shown_config}: {e}"))?;
-    let mut setup = Envoy::example(&example.package).upstream(upstream).quiet();
+    let workers = demo.map_or(1, |d| d.workers);
+    let mut setup = Envoy::example(&example.package)
+        .upstream(upstream)
+        .concurrency(workers)
+        .quiet();
     match demo.and_then(|d| d.config) {
         Some(config) => {
             println!("plugin configuration: {config}");
@@ -235,7 +243,7 @@ fn show(example: &Example, upstream: &Upstream) -> Result<(), String> {
     }
     let envoy = setup.start().map_err(|e| e.to_string())?;
     println!(
-        "$ .venv/bin/envoy -c {shown_config}    # listening on localhost:{}",
+        "$ .venv/bin/envoy -c {shown_config} --concurrency {workers}    # listening on localhost:{}",
         envoy.port()
     );
     let mut seen = 0;
