@@ -67,3 +67,10 @@ fn probe_bad_config_fails_validation() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn shipped_template_runs_as_is() -> Result<()> {
+    let envoy = Envoy::template("envoy/plugin.yaml").start()?;
+    assert_eq!(envoy.get("/")?.header("x-probe"), Some("hello"));
+    Ok(())
+}

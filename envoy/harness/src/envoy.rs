@@ -386,6 +386,17 @@ impl Setup {
             Err(e) => return Err(Error::new(e.to_string())),
         };
         let mut values = self.values.clone();
+        // A shipped wasm path is relative to the repository root, under `target/`: point it
+        // at the target directory actually in use (`CARGO_TARGET_DIR` may move it).
+        if !values.contains_key("wasm") {
+            if let Some(shipped) = template::default_value(template, "wasm") {
+                let shipped = template::unquote(&shipped);
+                if let Some(rest) = shipped.strip_prefix("target/") {
+                    let path = paths::target_dir().join(rest);
+                    values.insert("wasm".to_owned(), yaml_quote(&path.to_string_lossy()));
+                }
+            }
+        }
         for marker in template::markers(template) {
             if marker == "upstream_port" {
                 if let (Some(port), false) = (upstream_port, values.contains_key(&marker)) {
