@@ -1,4 +1,0 @@
-//! Typed, validated plugin configuration.
-
-/// A plugin configuration parsed from Envoy's `configuration` bytes.
-pub trait PluginConfig: Sized {}
