@@ -420,7 +420,11 @@ pub fn check_one_of<T: OneOfCheck>(
         Some(text) if !accepted.contains(&text) => {
             problems.push(
                 path,
-                format_args!("must be one of {}, got {}", Quoted(accepted), ShownStr(text)),
+                format_args!(
+                    "must be one of {}, got {}",
+                    Quoted(accepted),
+                    ShownStr(text)
+                ),
             );
             false
         }
@@ -472,11 +476,7 @@ pub fn read_variant(
     if position.is_none() {
         problems.push(
             path,
-            format_args!(
-                "expected one of {}, got {}",
-                Quoted(accepted),
-                Got(value)
-            ),
+            format_args!("expected one of {}, got {}", Quoted(accepted), Got(value)),
         );
     }
     position
@@ -497,7 +497,10 @@ mod tests {
             short_type_name("alloc::collections::btree::set::BTreeSet<alloc::string::String>"),
             "BTreeSet<String>"
         );
-        assert_eq!(short_type_name("(u8, core::time::Duration)"), "(u8, Duration)");
+        assert_eq!(
+            short_type_name("(u8, core::time::Duration)"),
+            "(u8, Duration)"
+        );
         assert_eq!(short_type_name("u128"), "u128");
     }
 }

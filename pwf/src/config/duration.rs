@@ -33,7 +33,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(DurationError::Syntax);
     }
     while !rest.is_empty() {
-        let whole_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let whole_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let (whole, after) = rest.split_at(whole_len);
         let (fraction, after) = match after.strip_prefix('.') {
             Some(after) => {
@@ -117,15 +119,14 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(
-            parse_duration("0.0000000001s"),
-            Ok(Duration::from_nanos(0))
-        );
+        assert_eq!(parse_duration("0.0000000001s"), Ok(Duration::from_nanos(0)));
     }
 
     #[test]
     fn parse_duration_rejects_malformed_text() {
-        for text in ["", "5", "s", "5 s", "-5s", "5x", "1.s", "5S", "1e3ms", "5s "] {
+        for text in [
+            "", "5", "s", "5 s", "-5s", "5x", "1.s", "5S", "1e3ms", "5s ",
+        ] {
             assert_eq!(parse_duration(text), Err(DurationError::Syntax), "{text:?}");
         }
     }

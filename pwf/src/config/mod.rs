@@ -118,7 +118,6 @@ pub use error::{ConfigError, Invalid, Path, Problem, Problems};
 pub use schema::{Field, Schema, Type};
 pub use value::ConfigValue;
 
-
 /// A plugin configuration, read from Envoy's `configuration` bytes.
 ///
 /// Derive it with `#[derive(PluginConfig)]` (see [the module](self) for the attributes). A

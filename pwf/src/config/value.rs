@@ -274,7 +274,8 @@ impl ConfigValue for String {
 }
 
 /// The accepted forms of a duration, for messages.
-const DURATION_FORMS: &str = "a duration such as \"250ms\", \"5s\" or \"1m30s\", or integer milliseconds";
+const DURATION_FORMS: &str =
+    "a duration such as \"250ms\", \"5s\" or \"1m30s\", or integer milliseconds";
 
 impl ConfigValue for Duration {
     fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
