@@ -426,6 +426,11 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(super::ConfigError::new(
+            "invalid JSON at line 1, column 1: unexpected byte order mark",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|error| {
         let full = error.to_string();
         let suffix = format!(" at line {} column {}", error.line(), error.column());
