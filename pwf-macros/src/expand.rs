@@ -34,13 +34,28 @@ fn expand_struct(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
     let vars: Vec<_> = (0..fields.len())
         .map(|i| format_ident!("__field{i}"))
         .collect();
+    let ops: Vec<_> = (0..fields.len())
+        .map(|i| format_ident!("__field{i}_ops"))
+        .collect();
+    let ops_fns = fields.iter().zip(&ops).map(|(field, ops)| {
+        let ty = &field.original.ty;
+        quote_spanned! {ty.span()=>
+            fn #ops() -> ::pwf::__private::FieldOps<#ty> {
+                (&::pwf::__private::Wrap::<#ty>::NEW).__ops()
+            }
+        }
+    });
     let reads = fields
         .iter()
         .zip(&vars)
-        .map(|(field, var)| read_field(field, var));
+        .zip(&ops)
+        .map(|((field, var), ops)| read_field(field, var, ops));
     let idents = fields.iter().map(|field| field.ident);
     let keys = fields.iter().map(|field| &field.key);
-    let schema_fields = fields.iter().map(schema_field);
+    let schema_fields = fields
+        .iter()
+        .zip(&ops)
+        .map(|(field, ops)| schema_field(field, ops));
     let doc = option_str(input.doc.as_deref());
     let finish = match &input.attrs.validate {
         Some((_, hook)) => quote_spanned! {hook.span()=>
@@ -53,6 +68,14 @@ fn expand_struct(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
         None => quote!(::core::option::Option::Some(__this)),
     };
     quote! {
+        const _: () = {
+        #[allow(unused_imports)]
+        use ::pwf::__private::{
+            ViaConfigValue as _, ViaDefault as _, ViaPluginConfigDefault as _, ViaSerde as _,
+        };
+
+        #(#ops_fns)*
+
         #[automatically_derived]
         impl ::pwf::config::ConfigValue for #ident {
             fn from_config(
@@ -60,11 +83,6 @@ fn expand_struct(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
                 __path: &::pwf::config::Path<'_>,
                 __problems: &mut ::pwf::config::Problems,
             ) -> ::core::option::Option<Self> {
-                #[allow(unused_imports)]
-                use ::pwf::__private::{
-                    ViaConfigValue as _, ViaDefault as _, ViaPluginConfigDefault as _,
-                    ViaSerde as _,
-                };
                 let __object = ::pwf::__private::expect_object(__value, __path, __problems)?;
                 #(#reads)*
                 ::pwf::__private::unknown_keys(__object, &[#(#keys),*], __path, __problems);
@@ -82,21 +100,18 @@ fn expand_struct(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
         #[automatically_derived]
         impl ::pwf::PluginConfig for #ident {
             fn schema() -> ::pwf::config::Schema {
-                #[allow(unused_imports)]
-                use ::pwf::__private::{ViaConfigValue as _, ViaSerde as _};
                 ::pwf::config::Schema::__new(#name, #doc, ::std::vec![#(#schema_fields),*])
             }
         }
+        };
     }
 }
 
 /// `let __fieldN: Option<T> = ...;`: the field read, checked, or defaulted.
-fn read_field(field: &Field<'_>, var: &syn::Ident) -> TokenStream {
+fn read_field(field: &Field<'_>, var: &syn::Ident, ops: &syn::Ident) -> TokenStream {
     let ty = &field.original.ty;
     let key = &field.key;
-    let read = quote_spanned! {ty.span()=>
-        (&::pwf::__private::Wrap::<#ty>::NEW).__read(__value, &__path, __problems)
-    };
+    let read = quote!((#ops().read)(__value, &__path, __problems));
     let read = match checks(field) {
         Some(checks) => quote! {
             match #read {
@@ -112,7 +127,7 @@ fn read_field(field: &Field<'_>, var: &syn::Ident) -> TokenStream {
         },
         None => read,
     };
-    let absent = absent(field);
+    let absent = absent(field, ops);
     quote! {
         let #var: ::core::option::Option<#ty> = match __object.get(#key) {
             ::core::option::Option::Some(__value) => {
@@ -170,7 +185,7 @@ fn range_span(ident: &syn::Ident, range: &Expr) -> Span {
 }
 
 /// The value of an absent key.
-fn absent(field: &Field<'_>) -> TokenStream {
+fn absent(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     let ty = &field.original.ty;
     let key = &field.key;
     match &field.attrs.default {
@@ -184,7 +199,7 @@ fn absent(field: &Field<'_>) -> TokenStream {
             (&::pwf::__private::Wrap::<#ty>::NEW).__default(&__path.key(#key), __problems)
         },
         None => quote! {{
-            let __absent = (&::pwf::__private::Wrap::<#ty>::NEW).__absent();
+            let __absent = (#ops().absent)();
             if __absent.is_none() {
                 ::pwf::__private::missing(#key, __path, __problems);
             }
@@ -194,16 +209,13 @@ fn absent(field: &Field<'_>) -> TokenStream {
 }
 
 /// `Field::__new(...)` describing the field.
-fn schema_field(field: &Field<'_>) -> TokenStream {
-    let ty = &field.original.ty;
+fn schema_field(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     let key = &field.key;
     let attrs = &field.attrs;
-    let describe = quote_spanned! {ty.span()=>
-        (&::pwf::__private::Wrap::<#ty>::NEW).__describe()
-    };
+    let describe = quote!((#ops().describe)());
     let required = match &attrs.default {
         Some(_) => quote!(false),
-        None => quote!((&::pwf::__private::Wrap::<#ty>::NEW).__absent().is_none()),
+        None => quote!((#ops().absent)().is_none()),
     };
     let default = match &attrs.default {
         Some((_, Default::Literal(lit))) => Some(source(lit)),

@@ -620,7 +620,7 @@ fn parse_one_of_refuses_other_strings() {
 
 #[test]
 fn parse_field_validate_hook_reports_at_the_field() {
-    fn absolute(path: &String) -> Result<(), String> {
+    fn absolute(path: &str) -> Result<(), String> {
         if path.starts_with('/') {
             Ok(())
         } else {
@@ -640,8 +640,30 @@ fn parse_field_validate_hook_reports_at_the_field() {
 }
 
 #[test]
+fn parse_field_validate_hook_can_blame_one_element_of_a_list() {
+    fn distinct(names: &[String]) -> Result<(), Invalid> {
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                return Err(Invalid::at(format!("[{i}]"), format!("repeats {name:?}")));
+            }
+        }
+        Ok(())
+    }
+    #[derive(PluginConfig, Debug)]
+    struct Config {
+        #[config(validate = distinct)]
+        names: Vec<String>,
+    }
+    assert_eq!(Config::parse(br#"{"names": ["a", "b"]}"#).unwrap().names, ["a", "b"]);
+    assert_eq!(
+        problem::<Config>(r#"{"names": ["a", "b", "a"]}"#),
+        r#"names[2]: repeats "a""#
+    );
+}
+
+#[test]
 fn parse_field_validate_hook_runs_only_after_other_checks_pass() {
-    fn never(_: &String) -> Result<(), &'static str> {
+    fn never(_: &str) -> Result<(), &'static str> {
         Err("hook ran")
     }
     #[derive(PluginConfig, Debug)]

@@ -44,7 +44,7 @@ impl Rule {
 }
 
 fn starts_with_slash(
-    path: &::std::string::String,
+    path: &::core::primitive::str,
 ) -> ::core::result::Result<(), &'static ::core::primitive::str> {
     if path.starts_with('/') {
         ::core::result::Result::Ok(())

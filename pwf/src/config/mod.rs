@@ -80,8 +80,10 @@
 //! | `one_of = ["GET", "POST"]` | strings and `Option<String>` | any other string: `must be one of "GET", "POST", got "PUT"` |
 //! | `validate = path::to::check` | any type `T` | what `fn check(&T) -> Result<(), E>` refuses |
 //!
-//! A `validate` hook runs after the field's other checks passed. `E` is `String`, `&str` or
-//! [`Invalid`]; the problem is reported at the field's path.
+//! A `validate` hook runs after the field's other checks passed. It may take any borrowed
+//! form of the field (`fn(&str)` for a `String`, `fn(&[Rule])` for a `Vec<Rule>`). `E` is
+//! `String`, `&str` or [`Invalid`]; the problem is reported at the field's path (an
+//! [`Invalid::at`] path is relative to the field, such as `"[2]"` for a list's element).
 //!
 //! `#[config(validate = Self::check)]` on the struct runs `fn check(&Self) -> Result<(), E>`
 //! once every field was read and passed its checks, for rules across fields. It can blame

@@ -12,46 +12,46 @@ use pwf::PluginConfig;
 
 /// The configuration every case is read as.
 #[derive(PluginConfig, Debug)]
-pub struct CorpusConfig {
+pub(crate) struct CorpusConfig {
     /// Cluster to call.
     #[config(default = "httpbin", non_empty)]
-    pub dispatch_cluster: String,
+    pub(crate) dispatch_cluster: String,
     /// Calls per request.
     #[config(default = 10, range = 1..=100)]
-    pub dispatch_count: u32,
+    pub(crate) dispatch_count: u32,
     /// Timeout of each call.
     #[config(default = "1s")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Method of each call.
     #[config(default = "GET", one_of = ["GET", "POST"])]
-    pub method: String,
+    pub(crate) method: String,
     /// Routing rules.
     #[config(default)]
-    pub rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     /// Headers added to each call.
     #[config(default)]
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// Key of the shared counter.
-    pub shared_data_key: Option<String>,
+    pub(crate) shared_data_key: Option<String>,
     /// What to do with a request.
     #[config(default = Mode::Allow)]
-    pub mode: Mode,
+    pub(crate) mode: Mode,
 }
 
 /// A routing rule.
 #[derive(PluginConfig, Debug)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// Path prefix.
     #[config(non_empty)]
-    pub path: String,
+    pub(crate) path: String,
     /// Share of the traffic.
     #[config(default = 1, range = 1..=10)]
-    pub weight: u8,
+    pub(crate) weight: u8,
 }
 
 /// What to do with a request.
 #[derive(PluginConfig, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Let it through.
     Allow,
     /// Refuse it.
@@ -59,17 +59,17 @@ pub enum Mode {
 }
 
 /// One malformed configuration.
-pub struct Case {
+pub(crate) struct Case {
     /// What is wrong with it, as a test name.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The configuration bytes, as Envoy passes them.
-    pub bytes: &'static [u8],
+    pub(crate) bytes: &'static [u8],
     /// Every problem it must be refused with, in order, as `Problem` displays them.
-    pub problems: &'static [&'static str],
+    pub(crate) problems: &'static [&'static str],
 }
 
 /// At least 30 malformed configurations.
-pub const MALFORMED: &[Case] = &[
+pub(crate) const MALFORMED: &[Case] = &[
     Case {
         name: "top_level_array",
         bytes: br#"["httpbin", 5]"#,
