@@ -654,7 +654,10 @@ fn parse_field_validate_hook_can_blame_one_element_of_a_list() {
         #[config(validate = distinct)]
         names: Vec<String>,
     }
-    assert_eq!(Config::parse(br#"{"names": ["a", "b"]}"#).unwrap().names, ["a", "b"]);
+    assert_eq!(
+        Config::parse(br#"{"names": ["a", "b"]}"#).unwrap().names,
+        ["a", "b"]
+    );
     assert_eq!(
         problem::<Config>(r#"{"names": ["a", "b", "a"]}"#),
         r#"names[2]: repeats "a""#
