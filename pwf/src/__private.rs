@@ -1,6 +1,8 @@
 //! Items used by the code that pwf's macros generate. Not public API.
 
+pub use crate::config::derive::*;
 pub use proxy_wasm;
+pub use serde_json::{Map, Value};
 
 use std::marker::PhantomData;
 
