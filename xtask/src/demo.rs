@@ -100,6 +100,33 @@ pub(crate) const DEMOS: &[Demo] = &[
             get("/anything"),
         ],
     },
+    Demo {
+        example: "multiple_dispatches",
+        config: None,
+        workers: 1,
+        steps: &[
+            Step::Say(
+                "each response waits for 10 calls to the httpbin cluster, then says how many answered:",
+            ),
+            get("/anything"),
+        ],
+    },
+    Demo {
+        example: "http_auth_random",
+        config: None,
+        workers: 1,
+        steps: &[
+            Step::Say(
+                "the auth call carries the request's headers, path included; an answer whose \
+                 FNV-1a hash is even lets the request through:",
+            ),
+            get("/body?b=%7B%22uuid%22%3A%20%227b10a67a-1c67-4199-835b-cbefcd4a63d4%22%7D"),
+            Step::Say("an odd one is forbidden:"),
+            get("/body?b=%7B%22uuid%22%3A%20%227b10a67a-1c67-4199-835b-cbefcd4a63d5%22%7D"),
+            Step::Say("a failing auth service is no answer: its 500 fails the request closed:"),
+            get("/status/500"),
+        ],
+    },
 ];
 
 /// Shown for an example without an entry in [`DEMOS`].

@@ -63,7 +63,10 @@ impl Request {
     /// The `curl` command line that sends this request to `localhost:port`, as shown in
     /// docs and in `cargo xtask demo`.
     pub fn curl(&self, port: u16) -> String {
-        let mut line = format!("curl -si localhost:{port}{}", self.path);
+        let mut line = format!(
+            "curl -si {}",
+            shell_quote(&format!("localhost:{port}{}", self.path))
+        );
         let method_implied = if self.body.is_empty() { "GET" } else { "POST" };
         if self.method != method_implied {
             line.push_str(&format!(" -X {}", self.method));
@@ -486,6 +489,10 @@ mod tests {
         assert_eq!(
             Request::new("DELETE", "/x").curl(1),
             "curl -si localhost:1/x -X DELETE"
+        );
+        assert_eq!(
+            Request::get("/a?b=1&c=%7B").curl(1),
+            "curl -si 'localhost:1/a?b=1&c=%7B'"
         );
     }
 
