@@ -36,3 +36,16 @@ impl<P: crate::TcpPlugin> RegisterTcp for &Register<P> {
         crate::register_tcp::<P>();
     }
 }
+
+/// Runs the module's static constructors, as a WASI reactor's `_initialize`
+/// must before anything else.
+pub fn call_ctors() {
+    #[cfg(target_os = "wasi")]
+    {
+        extern "C" {
+            fn __wasm_call_ctors();
+        }
+        // SAFETY: the linker defines it; `_initialize` calls it once, first.
+        unsafe { __wasm_call_ctors() }
+    }
+}

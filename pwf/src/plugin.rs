@@ -614,10 +614,14 @@ impl<P: Plugin> HttpContext for Stream<P> {
 #[macro_export]
 macro_rules! main {
     ($plugin:ty) => {
-        $crate::__private::proxy_wasm::main! {{
+        /// The module's entry point: Envoy calls it once when it loads the
+        /// module, and it registers the plugin.
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            $crate::__private::call_ctors();
             #[allow(unused_imports)]
             use $crate::__private::{RegisterHttp as _, RegisterTcp as _};
             (&&$crate::__private::Register::<$plugin>::new()).register();
-        }}
+        }
     };
 }
