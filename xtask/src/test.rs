@@ -38,7 +38,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             .collect()
     };
 
-    let mut steps = Steps::new(if scope == Scope::All { 8 } else { 4 });
+    let mut steps = Steps::new(if scope == Scope::All { 10 } else { 4 });
     steps.run(
         "install what is missing (wasm32-wasip1 target, Envoy 1.40)",
         || {
@@ -76,6 +76,27 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
         validate_configs,
     )?;
     steps.run("Envoy e2e tests", || cargo(&["test", "-p", E2E]))?;
+    if scope == Scope::All {
+        steps.run(
+            "OCI image layout of add_header, written and verified",
+            || {
+                let root = repo_root();
+                let image = crate::oci::package(&root, "add_header", "latest")
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "{} (manifest {}, wasm {} bytes)",
+                    image.layout.display(),
+                    image.manifest_digest,
+                    image.wasm_size
+                );
+                Ok(())
+            },
+        )?;
+        steps.run(
+            "a plugin from `cargo xtask new`: native test, wasm build, Envoy",
+            crate::template_check::run,
+        )?;
+    }
     steps.summary();
     Ok(())
 }
