@@ -357,6 +357,8 @@ impl Host {
         let inner = VmInner::spawn(self.shared.clone(), self.handles.clone(), index)
             .map_err(StartError::VmFailed)?;
         let started = inner.exec(move |shared, vm| {
+            runtime::init_sdk();
+            runtime::ensure_panic_hook();
             entry();
             runtime::ensure_panic_hook();
             runtime::start_root(shared, vm)

@@ -7,13 +7,19 @@
 //! abort the test process. A panic hook therefore stops a panicking VM thread before it
 //! unwinds, reports the message to the waiting test and parks the thread for good, which
 //! is what a trap does to a VM in Envoy.
+//!
+//! std holds the panic hook's lock while a hook runs, so a thread parked in the hook keeps
+//! it forever: after the first park nothing may replace the hook (`take_hook` and
+//! `set_hook` would block for good). The host therefore writes the hook only while no VM
+//! has parked, and runs the SDK's one-time hook installation (`set_log_level`) itself
+//! before the first plugin can, so a plugin's later `set_log_level` never writes it.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, Once, Weak};
 use std::thread;
 
 use crate::api::{Action, Callback, LocalResponse};
@@ -88,11 +94,22 @@ pub(crate) fn run_test_code(shared: &Shared, hook: Box<dyn FnOnce() + Send>) {
 
 static HOOK_ADDRESS: AtomicUsize = AtomicUsize::new(0);
 static HOOK_LOCK: Mutex<()> = Mutex::new(());
+static PARKED: AtomicUsize = AtomicUsize::new(0);
+static SDK_INIT: Once = Once::new();
 
-/// Makes sure our panic hook is the outermost one. Plugins may install their own (the
-/// SDK's `set_log_level` does); ours wraps it, so their hook still runs first.
+/// Runs the SDK's one-time logger and panic-hook installation, then turns its logger off
+/// again: a plugin that never calls `set_log_level` still logs nothing through `log`.
+pub(crate) fn init_sdk() {
+    SDK_INIT.call_once(|| {
+        proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
+        log::set_max_level(log::LevelFilter::Off);
+    });
+}
+
+/// Makes sure our panic hook is the outermost one. Plugins may install their own; ours
+/// wraps it, so theirs still runs first (and may log the panic through `proxy_log`).
 pub(crate) fn ensure_panic_hook() {
-    if thread::panicking() {
+    if thread::panicking() || PARKED.load(Ordering::SeqCst) > 0 {
         return;
     }
     let _guard = HOOK_LOCK
@@ -125,6 +142,7 @@ fn stop_failed_vm(info: &PanicHookInfo<'_>) {
         ),
         None => format!("panicked: {}", payload_message(info.payload())),
     };
+    PARKED.fetch_add(1, Ordering::SeqCst);
     if let Ok(Some(reply)) = REPLY.try_with(|reply| reply.borrow_mut().take()) {
         let _ = reply.send(Err(message));
     }
@@ -217,7 +235,6 @@ impl VmInner {
                 "pwf-test: a VM cannot be driven from inside one of its own callbacks"
             );
         }
-        ensure_panic_hook();
         let (reply_sender, reply) = mpsc::channel::<Reply>();
         let shared = self.shared.clone();
         let index = self.index;
