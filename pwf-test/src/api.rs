@@ -336,6 +336,13 @@ impl Host {
     /// registration, e.g. `pwf::register::<MyPlugin>` or a fn calling
     /// `proxy_wasm::set_root_context`), creates the root context and runs `on_vm_start`
     /// with the host's VM configuration.
+    ///
+    /// The host cannot wrap contexts registered by an entry function, so a plugin panic
+    /// meets the SDK's `extern "C"` entry points, which cannot unwind. The host then stops
+    /// the VM thread inside the panic hook (the VM fails, as with
+    /// [`Host::start_vm_with_root`]), but that thread keeps std's panic-hook lock: the
+    /// test harness blocks on it when the test binary exits. Use an entry function only
+    /// for plugins that do not panic, or start from the root factory.
     pub fn start_vm(&self, entry: fn()) -> Result<Vm, StartError> {
         self.start_vm_with_config(entry, self.vm_config.clone())
     }
@@ -346,10 +353,34 @@ impl Host {
         entry: fn(),
         vm_config: impl AsRef<[u8]>,
     ) -> Result<Vm, StartError> {
+        self.start(Entry::Function(entry), vm_config.as_ref())
+    }
+
+    /// Starts a VM from the plugin's root-context factory, the function a plugin passes
+    /// to `proxy_wasm::set_root_context`. Prefer this to [`Host::start_vm`]: the host
+    /// then wraps the plugin's contexts and catches a panic before it reaches the SDK's
+    /// `extern "C"` entry points, so a panicking plugin fails only its VM.
+    pub fn start_vm_with_root(
+        &self,
+        root: proxy_wasm::types::NewRootContext,
+    ) -> Result<Vm, StartError> {
+        self.start(Entry::Root(root), &self.vm_config.clone())
+    }
+
+    /// Like [`Host::start_vm_with_root`], with this VM configuration.
+    pub fn start_vm_with_root_and_config(
+        &self,
+        root: proxy_wasm::types::NewRootContext,
+        vm_config: impl AsRef<[u8]>,
+    ) -> Result<Vm, StartError> {
+        self.start(Entry::Root(root), vm_config.as_ref())
+    }
+
+    fn start(&self, entry: Entry, vm_config: &[u8]) -> Result<Vm, StartError> {
         let index = {
             let mut state = self.shared.lock();
             state.vms.push(VmState {
-                vm_config: vm_config.as_ref().to_vec(),
+                vm_config: vm_config.to_vec(),
                 ..VmState::default()
             });
             state.vms.len() - 1
@@ -359,7 +390,10 @@ impl Host {
         let started = inner.exec(move |shared, vm| {
             runtime::init_sdk();
             runtime::ensure_panic_hook();
-            entry();
+            match entry {
+                Entry::Function(entry) => entry(),
+                Entry::Root(root) => crate::guard::install(root),
+            }
             runtime::ensure_panic_hook();
             runtime::start_root(shared, vm)
         });
@@ -498,6 +532,11 @@ impl Host {
     pub fn step(&self) -> u64 {
         self.state().step
     }
+}
+
+enum Entry {
+    Function(fn()),
+    Root(proxy_wasm::types::NewRootContext),
 }
 
 /// One VM: a worker thread running one instance of the plugin.

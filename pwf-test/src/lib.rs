@@ -51,12 +51,13 @@
 //!     }
 //! }
 //!
-//! fn entry() {
-//!     proxy_wasm::set_root_context(|_| Box::new(Root));
+//! // The root-context factory the plugin's `proxy_wasm::main!` passes to the SDK.
+//! fn root(_context_id: u32) -> Box<dyn RootContext> {
+//!     Box::new(Root)
 //! }
 //!
 //! let host = Host::builder().cluster("auth").build();
-//! let plugin = host.start_vm(entry).unwrap().configure("").unwrap();
+//! let plugin = host.start_vm_with_root(root).unwrap().configure("").unwrap();
 //!
 //! // An allowed request: paused until the auth service answers 200, then resumed.
 //! let stream = plugin.open_stream();
@@ -101,7 +102,9 @@
 //! - Queues (with `on_queue_ready` delivered after the enqueuing callback), metrics,
 //!   logs, properties, a test-controlled clock, ticks.
 //! - A panic in the plugin fails its VM, as a trap does in Envoy: the phase returns
-//!   [`Action::Failed`] with the message, and every later call into that VM fails.
+//!   [`Action::Failed`] with the message, and every later call into that VM fails. Start
+//!   VMs from the root-context factory ([`Host::start_vm_with_root`]) so the host can
+//!   catch the panic; see [`Host::start_vm`] for the limits of an entry function.
 //!
 //! Not emulated: gRPC calls and streams (they fail to dispatch), foreign functions
 //! (NotFound), TCP streams (no driver; their buffers read empty).
@@ -110,6 +113,8 @@
 mod abi;
 #[cfg(not(target_arch = "wasm32"))]
 mod api;
+#[cfg(not(target_arch = "wasm32"))]
+mod guard;
 #[cfg(not(target_arch = "wasm32"))]
 mod headers;
 #[cfg(not(target_arch = "wasm32"))]

@@ -4,9 +4,10 @@
 //! and the test drives it synchronously: it sends a closure and waits for the result.
 //!
 //! The SDK's entry points are `extern "C"`, which cannot unwind: a panic inside one would
-//! abort the test process. A panic hook therefore stops a panicking VM thread before it
-//! unwinds, reports the message to the waiting test and parks the thread for good, which
-//! is what a trap does to a VM in Envoy.
+//! abort the test process. VMs started from a root factory catch panics in wrapped
+//! contexts (see `guard`). For the rest, a panic hook stops a panicking VM thread before
+//! it unwinds, reports the message to the waiting test and parks the thread for good,
+//! which is what a trap does to a VM in Envoy.
 //!
 //! std holds the panic hook's lock while a hook runs, so a thread parked in the hook keeps
 //! it forever: after the first park nothing may replace the hook (`take_hook` and
@@ -132,7 +133,7 @@ pub(crate) fn ensure_panic_hook() {
 fn stop_failed_vm(info: &PanicHookInfo<'_>) {
     let in_export = IN_EXPORT.try_with(Cell::get).unwrap_or(false);
     let in_test_code = IN_TEST_CODE.try_with(Cell::get).unwrap_or(false);
-    if !in_export || in_test_code {
+    if !in_export || in_test_code || crate::guard::guarding() {
         return;
     }
     let message = match info.location() {
@@ -241,9 +242,10 @@ impl VmInner {
         let wrapped: Job = Box::new(move || {
             REPLY.with(|slot| *slot.borrow_mut() = Some(reply_sender));
             let result = panic::catch_unwind(AssertUnwindSafe(|| job(&shared, index)));
-            let message = match result {
-                Ok(value) => Ok(Box::new(value) as Box<dyn Any + Send>),
-                Err(payload) => Err(format!("panicked: {}", payload_message(&*payload))),
+            let message = match (result, crate::guard::take_caught()) {
+                (_, Some(caught)) => Err(caught),
+                (Ok(value), None) => Ok(Box::new(value) as Box<dyn Any + Send>),
+                (Err(payload), None) => Err(format!("panicked: {}", payload_message(&*payload))),
             };
             if let Some(sender) = REPLY.with(|slot| slot.borrow_mut().take()) {
                 let _ = sender.send(message);

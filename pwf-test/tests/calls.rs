@@ -8,7 +8,7 @@ use std::time::Duration;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
 use pwf_test::{Action, CallState, Delivery, Direction, Host, Plugin, REFUSED_BODY};
-use support::{entry, script, Event};
+use support::{root, script, Event};
 
 /// A plugin that dispatches the call described by the request's `x-call-*` headers in
 /// request headers, pauses, and logs what each call response carried.
@@ -63,7 +63,7 @@ fn caller(name: &str, host: &Host) -> Plugin {
         }
         _ => true,
     });
-    host.start_vm_with_config(entry, name)
+    host.start_vm_with_root_and_config(root, name)
         .unwrap()
         .configure("")
         .unwrap()
@@ -226,7 +226,7 @@ fn call_response_headers_are_unreadable_outside_the_callback() {
         true
     });
     let plugin = Host::default()
-        .start_vm_with_config(entry, name)
+        .start_vm_with_root_and_config(root, name)
         .unwrap()
         .configure("")
         .unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel};
 use pwf_test::{Action, ConfigureError, Host, StartError};
-use support::{entry, script, Event};
+use support::{root, script, Event};
 
 fn plugin_config() -> Option<Vec<u8>> {
     hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).unwrap()
@@ -22,7 +22,7 @@ fn start_vm_reports_rejection_by_on_vm_start() {
     });
     let host = Host::default();
     assert_eq!(
-        host.start_vm_with_config(entry, name).unwrap_err(),
+        host.start_vm_with_root_and_config(root, name).unwrap_err(),
         StartError::Rejected
     );
 }
@@ -46,7 +46,7 @@ fn configure_reads_configuration_only_during_on_configure() {
     });
     let host = Host::default();
     let plugin = host
-        .start_vm_with_config(entry, name)
+        .start_vm_with_root_and_config(root, name)
         .unwrap()
         .configure(r#"{"a":1}"#)
         .unwrap();
@@ -63,7 +63,9 @@ fn configure_reports_rejection_by_on_configure() {
     let name = script("configure_reports_rejection", |event| {
         !matches!(event, Event::Configure(0))
     });
-    let vm = Host::default().start_vm_with_config(entry, name).unwrap();
+    let vm = Host::default()
+        .start_vm_with_root_and_config(root, name)
+        .unwrap();
     assert_eq!(vm.configure("").unwrap_err(), ConfigureError::Rejected);
     assert!(vm.configure("ok").is_ok());
 }
@@ -82,7 +84,7 @@ fn configure_again_creates_a_new_root_and_keeps_shared_data() {
         true
     });
     let host = Host::default();
-    let vm = host.start_vm_with_config(entry, name).unwrap();
+    let vm = host.start_vm_with_root_and_config(root, name).unwrap();
     let first = vm.configure("1").unwrap();
     let second = vm.configure("2").unwrap();
     assert_ne!(first.context_id(), second.context_id());
@@ -105,7 +107,7 @@ fn tick_runs_on_tick_and_records_the_period() {
         true
     });
     let plugin = Host::default()
-        .start_vm_with_config(entry, name)
+        .start_vm_with_root_and_config(root, name)
         .unwrap()
         .configure("")
         .unwrap();
@@ -125,7 +127,7 @@ fn panic_fails_the_vm_and_later_calls() {
     });
     let host = Host::default();
     let plugin = host
-        .start_vm_with_config(entry, name)
+        .start_vm_with_root_and_config(root, name)
         .unwrap()
         .configure("")
         .unwrap();
@@ -142,11 +144,6 @@ fn panic_fails_the_vm_and_later_calls() {
     assert_eq!(plugin.tick(), Err(pwf_test::VmFailed(message)));
 }
 
-fn sdk_logging_entry() {
-    proxy_wasm::set_log_level(LogLevel::Trace);
-    entry();
-}
-
 #[test]
 fn panic_is_logged_by_the_sdk_panic_hook() {
     let name = script("panic_logged_by_hook", |event| {
@@ -157,7 +154,7 @@ fn panic_is_logged_by_the_sdk_panic_hook() {
     });
     let host = Host::default();
     let plugin = host
-        .start_vm_with_config(sdk_logging_entry, name)
+        .start_vm_with_root_and_config(root, name)
         .unwrap()
         .configure("")
         .unwrap();
@@ -171,8 +168,10 @@ fn panic_is_logged_by_the_sdk_panic_hook() {
 fn vms_on_one_host_are_separate_workers() {
     let name = script("separate_workers", |_| true);
     let host = Host::default();
-    let a = host.start_vm_with_config(entry, name.clone()).unwrap();
-    let b = host.start_vm_with_config(entry, name).unwrap();
+    let a = host
+        .start_vm_with_config(support::entry, name.clone())
+        .unwrap();
+    let b = host.start_vm_with_root_and_config(root, name).unwrap();
     assert_eq!((a.index(), b.index()), (0, 1));
     let a = a.configure("").unwrap();
     let b = b.configure("").unwrap();

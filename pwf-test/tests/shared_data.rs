@@ -6,10 +6,10 @@ mod support;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
 use pwf_test::{Host, Plugin};
-use support::{entry, script, Event};
+use support::{root, script, Event};
 
 fn worker(host: &Host, name: &str) -> (pwf_test::Vm, Plugin) {
-    let vm = host.start_vm_with_config(entry, name).unwrap();
+    let vm = host.start_vm_with_root_and_config(root, name).unwrap();
     let plugin = vm.configure("").unwrap();
     (vm, plugin)
 }

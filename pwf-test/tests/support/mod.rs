@@ -52,9 +52,14 @@ fn find(name: &str) -> Option<Script> {
     SCRIPTS.lock().unwrap().as_ref()?.get(name).cloned()
 }
 
-/// The plugin's entry function.
+/// The plugin's root-context factory.
+pub fn root(_context_id: u32) -> Box<dyn RootContext> {
+    Box::new(Root { script: None })
+}
+
+/// The plugin's entry function, as `proxy_wasm::main!` would run it.
 pub fn entry() {
-    proxy_wasm::set_root_context(|_| Box::new(Root { script: None }));
+    proxy_wasm::set_root_context(root);
 }
 
 struct Root {
