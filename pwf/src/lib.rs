@@ -100,7 +100,9 @@ pub use group::{CallResult, DispatchGroup};
 pub use headers::{HeaderValue, Headers};
 pub use http::{Action, Http, LocalResponse, Outcome, Phase};
 pub use log::LogLevel;
-pub use plugin::{register, register_tcp, HttpFilter, Plugin, PluginContext};
+pub use plugin::{
+    register, register_tcp, root_context, tcp_root_context, HttpFilter, Plugin, PluginContext,
+};
 pub use pwf_macros::PluginConfig;
 pub use queue::SharedQueue;
 pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};

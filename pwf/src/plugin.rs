@@ -216,14 +216,29 @@ impl PluginContext {
 /// to start a VM.
 pub fn register<P: Plugin>() {
     install_panic_hook();
-    proxy_wasm::set_root_context(|id| Box::new(Root::<HttpKind<P>>::new(id)));
+    proxy_wasm::set_root_context(root_context::<P>);
 }
 
 /// Registers TCP plugin `P` as the VM's root context, as [`register`] does
 /// for an HTTP plugin. [`main!`](crate::main) picks the right one.
 pub fn register_tcp<P: TcpPlugin>() {
     install_panic_hook();
-    proxy_wasm::set_root_context(|id| Box::new(Root::<TcpKind<P>>::new(id)));
+    proxy_wasm::set_root_context(tcp_root_context::<P>);
+}
+
+/// The root context of plugin `P`, as the SDK's `set_root_context` takes it.
+///
+/// [`register`] uses it. A host that sets up the root context itself takes
+/// it directly: the native test host starts a VM with
+/// `host.start_vm_with_root(pwf::root_context::<MyPlugin>)`, which also
+/// catches a panic before it crosses the SDK's `extern "C"` entry points.
+pub fn root_context<P: Plugin>(context_id: u32) -> Box<dyn RootContext> {
+    Box::new(Root::<HttpKind<P>>::new(context_id))
+}
+
+/// The root context of TCP plugin `P`; see [`root_context`].
+pub fn tcp_root_context<P: TcpPlugin>(context_id: u32) -> Box<dyn RootContext> {
+    Box::new(Root::<TcpKind<P>>::new(context_id))
 }
 
 /// What the root context needs of a plugin, HTTP or TCP.
