@@ -59,6 +59,10 @@
 
 #![deny(missing_docs)]
 
+// The native test host defines the host imports for the unit tests.
+#[cfg(test)]
+use pwf_test as _;
+
 mod call;
 mod error;
 mod executor;
