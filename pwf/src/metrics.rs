@@ -84,8 +84,11 @@ metric!(
 );
 
 impl Counter {
-    /// Adds `n`.
+    /// Adds `n`. Adding 0 does nothing (Envoy refuses a zero increment).
     pub fn increment(&self, n: u64) -> Result<(), HostError> {
+        if n == 0 {
+            return Ok(());
+        }
         host::increment_metric(self.id, i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
@@ -96,8 +99,11 @@ impl Gauge {
         host::record_metric(self.id, value)
     }
 
-    /// Adds `delta` (negative to subtract).
+    /// Adds `delta` (negative to subtract). Adding 0 does nothing.
     pub fn add(&self, delta: i64) -> Result<(), HostError> {
+        if delta == 0 {
+            return Ok(());
+        }
         host::increment_metric(self.id, delta)
     }
 }

@@ -51,6 +51,12 @@ pub(crate) enum Step {
         /// Over how many parallel connections.
         connections: usize,
     },
+    /// Show the admin `/stats` lines that start with `prefix`, as
+    /// `curl -s localhost:18001/stats | grep prefix` would.
+    Stats {
+        /// The start of the stat names to show.
+        prefix: &'static str,
+    },
     /// Start a second Envoy with this plugin configuration, which it must refuse; show the
     /// plugin's error lines.
     Refuse {
@@ -127,7 +133,53 @@ pub(crate) const DEMOS: &[Demo] = &[
             get("/status/500"),
         ],
     },
+    Demo {
+        example: "audit",
+        config: None,
+        workers: 1,
+        steps: &[
+            Step::Say("each request is counted and handed to the plugin on a shared queue:"),
+            get("/anything/first"),
+            Step::Curl {
+                method: "POST",
+                path: "/anything/second",
+                headers: &[("content-type", "text/plain")],
+                body: "a small body",
+            },
+            Step::Say("the plugin received both in on_queue_ready, and lists them:"),
+            get("/audit/recent"),
+            Step::Say("a body over maxBodyBytes (1024) is refused before it goes upstream:"),
+            Step::Curl {
+                method: "POST",
+                path: "/anything/large",
+                headers: &[("content-type", "text/plain")],
+                body: LARGE_BODY,
+            },
+            Step::Say("the plugin's metrics, in Envoy's stats:"),
+            Step::Stats {
+                prefix: "wasmcustom.audit",
+            },
+        ],
+    },
+    Demo {
+        example: "tcp_metrics",
+        config: None,
+        workers: 1,
+        steps: &[
+            Step::Say(
+                "a TCP proxy listener; the network filter counts connections and bytes each way \
+                 (HTTP is just TCP traffic here):",
+            ),
+            get("/anything"),
+            Step::Stats {
+                prefix: "wasmcustom.tcp_metrics",
+            },
+        ],
+    },
 ];
+
+/// 2000 bytes: over the audit example's 1024-byte body limit.
+const LARGE_BODY: &str = r"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
 /// Shown for an example without an entry in [`DEMOS`].
 const DEFAULT_STEPS: &[Step] = &[get("/anything")];
@@ -323,6 +375,20 @@ fn show(example: &Example, upstream: &Upstream) -> Result<(), String> {
                     }
                 }
                 seen = lines.len();
+            }
+            Step::Stats { prefix } => {
+                println!(
+                    "\n$ curl -s localhost:{}/stats | grep {prefix}",
+                    envoy.admin().port()
+                );
+                match envoy.admin_get("/stats") {
+                    Ok(stats) => {
+                        for line in stats.text().lines().filter(|l| l.starts_with(prefix)) {
+                            println!("{line}");
+                        }
+                    }
+                    Err(e) => println!("(no stats: {e})"),
+                }
             }
             Step::Refuse { config } => {
                 println!("\nplugin configuration: {config}");

@@ -27,6 +27,9 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// Bodies longer than this are not spelled out in [`Request::curl`].
+const MAX_SHOWN_BODY: usize = 200;
+
 impl Request {
     /// A request with `method` for `path`.
     pub fn new(method: &str, path: &str) -> Request {
@@ -74,7 +77,13 @@ impl Request {
         for (name, value) in &self.headers {
             line.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
         }
-        if !self.body.is_empty() {
+        if self.body.len() > MAX_SHOWN_BODY {
+            // A long body is shown as a command that makes one of the same size.
+            line = format!(
+                "head -c {} /dev/zero | tr '\\0' x | {line} --data-binary @-",
+                self.body.len()
+            );
+        } else if !self.body.is_empty() {
             line.push_str(&format!(
                 " --data-raw {}",
                 shell_quote(&String::from_utf8_lossy(&self.body))
