@@ -111,3 +111,8 @@ pub use pwf_macros::PluginConfig;
 pub use queue::SharedQueue;
 pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};
 pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};
+
+/// The README's code, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -101,7 +101,8 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
     Ok(())
 }
 
-/// Every `*.yaml` under `envoy/` and `examples/` (hidden directories and `target` skipped).
+/// Every Envoy config: the `*.yaml` under `envoy/` and `examples/` (hidden directories,
+/// `target` and Docker Compose files skipped).
 fn configs() -> Vec<PathBuf> {
     let root = repo_root();
     let mut found = Vec::new();
@@ -117,7 +118,9 @@ fn configs() -> Vec<PathBuf> {
                 if !name.starts_with('.') && name != "target" {
                     stack.push(path);
                 }
-            } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && !name.starts_with("docker-compose")
+            {
                 found.push(path);
             }
         }
