@@ -66,10 +66,15 @@ pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
 
 /// Runs `cmd` (shown as `shown`) in the repository root, output to the terminal.
 pub(crate) fn run(cmd: &mut Command, shown: &str) -> Result<(), String> {
+    run_in(cmd, shown, &repo_root())
+}
+
+/// Runs `cmd` (shown as `shown`) in directory `dir`, output to the terminal.
+pub(crate) fn run_in(cmd: &mut Command, shown: &str, dir: &std::path::Path) -> Result<(), String> {
     println!("$ {shown}");
     flush();
     let status = cmd
-        .current_dir(repo_root())
+        .current_dir(dir)
         .status()
         .map_err(|e| format!("`{shown}` did not start: {e}"))?;
     if status.success() {
