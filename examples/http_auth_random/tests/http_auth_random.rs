@@ -279,3 +279,38 @@ fn auth_call_goes_to_the_configured_cluster() {
     let stream = waiting_with(&host, r#"{"authCluster": "auth"}"#);
     assert_eq!(stream.pending_calls()[0].cluster(), "auth");
 }
+
+/// A zero timeout was accepted at load, and then every request failed with 503.
+#[test]
+fn configure_with_a_zero_timeout_is_rejected() {
+    let host = Host::builder().cluster("httpbin").build();
+    let vm = host
+        .start_vm_with_root(pwf::root_context::<HttpAuthRandom>)
+        .unwrap();
+    assert_eq!(
+        vm.configure(r#"{"timeoutMs": 0}"#).unwrap_err(),
+        pwf_test::ConfigureError::Rejected
+    );
+    assert_eq!(
+        host.logs(LogLevel::Error),
+        ["plugin: invalid plugin configuration: timeoutMs: must be at least 1ms (0 means no timeout to Envoy), got 0ns"]
+    );
+}
+
+/// A timeout past `u32::MAX` milliseconds was accepted at load, and then every call
+/// failed to dispatch.
+#[test]
+fn configure_with_a_timeout_past_u32_millis_is_rejected() {
+    let host = Host::builder().cluster("httpbin").build();
+    let vm = host
+        .start_vm_with_root(pwf::root_context::<HttpAuthRandom>)
+        .unwrap();
+    assert_eq!(
+        vm.configure(r#"{"timeoutMs": 4294967296}"#).unwrap_err(),
+        pwf_test::ConfigureError::Rejected
+    );
+    assert_eq!(
+        host.logs(LogLevel::Error),
+        ["plugin: invalid plugin configuration: timeoutMs: must be at most 4294967295ms, got 4294967.296s"]
+    );
+}
