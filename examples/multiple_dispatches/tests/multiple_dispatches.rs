@@ -345,3 +345,22 @@ fn dispatch_group_in_the_request_phase_resumes_the_request() {
     );
     assert_eq!(stream.resumed(Direction::Response), None);
 }
+
+/// A zero timeout was accepted at load, and then every dispatch was refused.
+#[test]
+fn configure_with_a_zero_timeout_is_rejected() {
+    assert_eq!(
+        rejected(r#"{"timeoutMs": "0ms"}"#),
+        ["plugin: invalid plugin configuration: timeoutMs: must be at least 1ms (0 means no timeout to Envoy), got 0ns"]
+    );
+}
+
+/// A timeout under a millisecond was accepted at load, and then every dispatch was
+/// refused: the ABI carries whole milliseconds.
+#[test]
+fn configure_with_a_sub_millisecond_timeout_is_rejected() {
+    assert_eq!(
+        rejected(r#"{"timeoutMs": "500us"}"#),
+        ["plugin: invalid plugin configuration: timeoutMs: must be at least 1ms (0 means no timeout to Envoy), got 500µs"]
+    );
+}
