@@ -32,12 +32,11 @@ pub(crate) fn run() -> Result<(), String> {
 
     let cargo = |args: &[&str]| -> Result<(), String> {
         let mut cmd = Command::new(steps::cargo_bin());
-        cmd.args(args)
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", &target);
-        steps::run(
+        cmd.args(args).env("CARGO_TARGET_DIR", &target);
+        steps::run_in(
             &mut cmd,
             &format!("(in {}) cargo {}", dir.display(), args.join(" ")),
+            &dir,
         )
     };
     cargo(&["test"])?;
