@@ -8,10 +8,11 @@
 //! wakes whoever waits on the [`PendingCall`]. Dropping a `PendingCall`
 //! forgets the call: a late response for it finds nothing and is ignored.
 
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -100,14 +101,19 @@ impl Request {
     }
 
     /// Adds every header of `headers`, pseudo-headers included (see
-    /// [`header`](Request::header)). Values that are not UTF-8 are skipped:
-    /// the host takes call headers as text.
-    pub fn headers<'a>(
-        mut self,
-        headers: impl IntoIterator<Item = (&'a str, &'a HeaderValue)>,
-    ) -> Request {
+    /// [`header`](Request::header)), moving them without a copy. Values that
+    /// are not UTF-8 are skipped: the host takes call headers as text.
+    ///
+    /// ```no_run
+    /// # fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
+    /// // Forward the client's request headers, as they are, to `auth`.
+    /// let call = pwf::Request::get("auth", "/").headers(http.request_headers()?).send()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn headers(mut self, headers: Headers) -> Request {
+        self.headers.reserve(headers.len());
         for (name, value) in headers {
-            if let Ok(value) = value.to_str() {
+            if let Ok(value) = String::from_utf8(value.into_bytes()) {
                 self = self.header(name, value);
             }
         }
@@ -147,6 +153,43 @@ impl Request {
     /// Envoy refuses the call (an unknown cluster gives
     /// [`CallErrorKind::Dispatch`] with [`Status::BadArgument`]).
     pub fn send(self) -> Result<PendingCall, CallError> {
+        let (token, cluster) = self.dispatch()?;
+        CALLS.with(|calls| {
+            calls.borrow_mut().insert(
+                token,
+                Sink::Single {
+                    waker: None,
+                    result: None,
+                },
+            )
+        });
+        Ok(PendingCall {
+            token,
+            cluster: Some(cluster),
+        })
+    }
+
+    /// Sends the call for a group: its result goes straight to slot `index`.
+    pub(crate) fn send_to_group(
+        self,
+        group: &Rc<GroupState>,
+        index: usize,
+    ) -> Result<(u32, String), CallError> {
+        let (token, cluster) = self.dispatch()?;
+        CALLS.with(|calls| {
+            calls.borrow_mut().insert(
+                token,
+                Sink::Group {
+                    group: group.clone(),
+                    index,
+                },
+            )
+        });
+        Ok((token, cluster))
+    }
+
+    /// Checks the timeout and dispatches; the token and the cluster name.
+    fn dispatch(self) -> Result<(u32, String), CallError> {
         let millis = self.timeout.as_millis();
         if millis == 0 {
             return Err(CallError::new(self.cluster, CallErrorKind::ZeroTimeout));
@@ -167,43 +210,32 @@ impl Request {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let token = match host::dispatch_http_call(
+        match host::dispatch_http_call(
             &self.cluster,
             headers,
             self.body.as_deref(),
             trailers,
             self.timeout,
         ) {
-            Ok(token) => token,
-            Err(error) => {
-                return Err(CallError::new(
-                    self.cluster,
-                    CallErrorKind::Dispatch(error.status()),
-                ))
-            }
-        };
-        CALLS.with(|calls| {
-            calls.borrow_mut().insert(
-                token,
-                CallState {
-                    waker: None,
-                    result: None,
-                },
-            )
-        });
-        Ok(PendingCall {
-            token,
-            cluster: Some(self.cluster),
-        })
+            Ok(token) => Ok((token, self.cluster)),
+            Err(error) => Err(CallError::new(
+                self.cluster,
+                CallErrorKind::Dispatch(error.status()),
+            )),
+        }
     }
 }
 
 /// The response to an HTTP call.
+///
+/// Its headers are kept as the host handed them over, and parsed only when
+/// first asked for; [`status`](Response::status) reads them in place.
 #[derive(Clone, Debug)]
 pub struct Response {
     cluster: String,
     status: u16,
-    headers: Headers,
+    raw_headers: Vec<u8>,
+    headers: OnceCell<Headers>,
     body: Vec<u8>,
     trailers: Headers,
 }
@@ -219,14 +251,15 @@ impl Response {
         (200..300).contains(&self.status)
     }
 
-    /// The first value of header `name`.
+    /// The first value of header `name` (names compare case-insensitively).
     pub fn header(&self, name: &str) -> Option<&HeaderValue> {
-        self.headers.get(name)
+        self.headers().get(name)
     }
 
     /// Every header, pseudo-headers included, in order.
     pub fn headers(&self) -> &Headers {
-        &self.headers
+        self.headers
+            .get_or_init(|| Headers::from(host::decode_map(&self.raw_headers).unwrap_or_default()))
     }
 
     /// The body (empty when there was none).
@@ -343,13 +376,37 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-struct CallState {
-    waker: Option<Waker>,
-    result: Option<Result<Response, CallErrorKind>>,
+/// Where a call's result goes.
+enum Sink {
+    /// To the one [`PendingCall`] that waits for it.
+    Single {
+        waker: Option<Waker>,
+        result: Option<Result<Response, CallErrorKind>>,
+    },
+    /// Into slot `index` of a group, which is woken once, when its last call lands.
+    Group { group: Rc<GroupState>, index: usize },
 }
 
+/// What a [`DispatchGroup`](crate::DispatchGroup) shares with the callout
+/// layer: the results as they land, and who to wake when the last one has.
+pub(crate) struct GroupState {
+    pub(crate) results: RefCell<Vec<Option<Result<Response, CallError>>>>,
+    pub(crate) clusters: RefCell<Vec<String>>,
+    pub(crate) pending: Cell<usize>,
+    pub(crate) waker: RefCell<Option<Waker>>,
+    pub(crate) on_landed: RefCell<Option<OnLanded>>,
+}
+
+/// A group's callback for each call that lands.
+pub(crate) type OnLanded = Box<dyn FnMut(&Result<Response, CallError>, usize)>;
+
 thread_local! {
-    static CALLS: RefCell<FnvHashMap<u32, CallState>> = RefCell::default();
+    static CALLS: RefCell<FnvHashMap<u32, Sink>> = RefCell::default();
+}
+
+/// Forgets call `token`: its response, if it comes, is ignored.
+pub(crate) fn forget(token: u32) {
+    let _ = CALLS.try_with(|calls| calls.borrow_mut().remove(&token));
 }
 
 /// A dispatched call; resolves to its response.
@@ -376,14 +433,16 @@ impl Future for PendingCall {
         let token = self.token;
         let result = CALLS.with(|calls| {
             let mut calls = calls.borrow_mut();
-            let state = calls.get_mut(&token)?;
-            match state.result.take() {
+            let Some(Sink::Single { waker, result }) = calls.get_mut(&token) else {
+                return None;
+            };
+            match result.take() {
                 Some(result) => {
                     calls.remove(&token);
                     Some(result)
                 }
                 None => {
-                    match &mut state.waker {
+                    match waker {
                         Some(waker) if waker.will_wake(cx.waker()) => {}
                         slot => *slot = Some(cx.waker().clone()),
                     }
@@ -407,7 +466,7 @@ impl Future for PendingCall {
 
 impl Drop for PendingCall {
     fn drop(&mut self) {
-        let _ = CALLS.try_with(|calls| calls.borrow_mut().remove(&self.token));
+        forget(self.token);
     }
 }
 
@@ -423,17 +482,71 @@ pub(crate) fn deliver(
     if !known {
         return false;
     }
-    let result = read_response(num_headers, body_size, num_trailers);
-    let waker = CALLS.with(|calls| {
+    let mut result = Some(read_response(num_headers, body_size, num_trailers));
+    enum Next {
+        Wake(Option<Waker>),
+        Group(Rc<GroupState>, usize),
+    }
+    let next = CALLS.with(|calls| {
         let mut calls = calls.borrow_mut();
-        let state = calls.get_mut(&token)?;
-        state.result = Some(result);
-        state.waker.take()
+        match calls.remove(&token)? {
+            Sink::Single { waker, .. } => {
+                calls.insert(
+                    token,
+                    Sink::Single {
+                        waker: None,
+                        result: result.take(),
+                    },
+                );
+                Some(Next::Wake(waker))
+            }
+            Sink::Group { group, index } => Some(Next::Group(group, index)),
+        }
     });
-    if let Some(waker) = waker {
-        waker.wake();
+    match next {
+        None | Some(Next::Wake(None)) => {}
+        Some(Next::Wake(Some(waker))) => waker.wake(),
+        Some(Next::Group(group, index)) => {
+            if let Some(result) = result {
+                group.land(index, result);
+            }
+        }
     }
     true
+}
+
+impl GroupState {
+    /// Stores the result of call `index`, tells `on_landed`, and wakes the
+    /// group when it was the last.
+    fn land(&self, index: usize, result: Result<Response, CallErrorKind>) {
+        let cluster = self
+            .clusters
+            .borrow_mut()
+            .get_mut(index)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let result = match result {
+            Ok(mut response) => {
+                response.cluster = cluster;
+                Ok(response)
+            }
+            Err(kind) => Err(CallError::new(cluster, kind)),
+        };
+        let pending = self.pending.get().saturating_sub(1);
+        self.pending.set(pending);
+        if let Some(on_landed) = self.on_landed.borrow_mut().as_mut() {
+            on_landed(&result, pending);
+        }
+        if let Some(slot) = self.results.borrow_mut().get_mut(index) {
+            *slot = Some(result);
+        }
+        if pending == 0 {
+            let waker = self.waker.borrow_mut().take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
 }
 
 fn read_response(
@@ -445,11 +558,9 @@ fn read_response(
         return Err(CallErrorKind::Failed);
     }
     let host_error = |error: HostError| CallErrorKind::Host(error.status());
-    let headers =
-        Headers::from(host::get_map(MapType::HttpCallResponseHeaders).map_err(host_error)?);
-    let status = headers
-        .get(":status")
-        .and_then(|value| value.to_str().ok())
+    let raw_headers = host::get_map_raw(MapType::HttpCallResponseHeaders).map_err(host_error)?;
+    let status = host::find_in_map(&raw_headers, ":status")
+        .and_then(|value| std::str::from_utf8(value).ok())
         .and_then(|value| value.parse().ok())
         .ok_or(CallErrorKind::Failed)?;
     let body = if body_size > 0 {
@@ -467,7 +578,8 @@ fn read_response(
     Ok(Response {
         cluster: String::new(),
         status,
-        headers,
+        raw_headers,
+        headers: OnceCell::new(),
         body,
         trailers,
     })

@@ -1,22 +1,17 @@
 //! [`DispatchGroup`]: pause a stream, fan out calls, resume once all landed.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use crate::call::{CallError, PendingCall, Request, Response};
+use crate::call::{self, CallError, GroupState, Request, Response};
 use crate::error::Error;
 use crate::http::{Action, Http, Outcome};
 
 /// The result of one call of a group.
 pub type CallResult = Result<Response, CallError>;
-
-type OnLanded = Box<dyn FnMut(&CallResult, usize)>;
-
-enum Slot {
-    Pending(PendingCall),
-    Done(CallResult),
-}
 
 /// A set of HTTP calls whose results are wanted together.
 ///
@@ -47,55 +42,78 @@ enum Slot {
 ///
 /// The group is also a future of its results, for async code:
 /// `let results = group.await;`.
-#[derive(Default)]
 pub struct DispatchGroup {
-    slots: Vec<Slot>,
-    pending: usize,
-    on_landed: Option<OnLanded>,
+    state: Rc<GroupState>,
+    /// The token of each dispatched call, to forget the ones still pending
+    /// when the group is dropped.
+    tokens: Vec<u32>,
+}
+
+impl Default for DispatchGroup {
+    fn default() -> Self {
+        DispatchGroup::new()
+    }
 }
 
 impl DispatchGroup {
     /// An empty group.
     pub fn new() -> DispatchGroup {
-        DispatchGroup::default()
+        DispatchGroup {
+            state: Rc::new(GroupState {
+                results: RefCell::new(Vec::new()),
+                clusters: RefCell::new(Vec::new()),
+                pending: Cell::new(0),
+                waker: RefCell::new(None),
+                on_landed: RefCell::new(None),
+            }),
+            tokens: Vec::new(),
+        }
     }
 
     /// Sends `request` now. A call Envoy refuses is kept in the group as an
     /// error result, in its place, and also returned, so it can be logged.
     pub fn dispatch(&mut self, request: Request) -> Result<(), CallError> {
-        match request.send() {
-            Ok(call) => {
-                self.slots.push(Slot::Pending(call));
-                self.pending += 1;
+        let index = self.state.results.borrow().len();
+        match request.send_to_group(&self.state, index) {
+            Ok((token, cluster)) => {
+                self.state.results.borrow_mut().push(None);
+                self.state.clusters.borrow_mut().push(cluster);
+                self.state.pending.set(self.state.pending.get() + 1);
+                self.tokens.push(token);
                 Ok(())
             }
             Err(error) => {
-                self.slots.push(Slot::Done(Err(error.clone())));
+                self.state
+                    .results
+                    .borrow_mut()
+                    .push(Some(Err(error.clone())));
+                self.state.clusters.borrow_mut().push(String::new());
                 Err(error)
             }
         }
     }
 
     /// Runs `callback` each time a call lands, with its result and the number
-    /// of calls still pending.
-    pub fn on_landed(mut self, callback: impl FnMut(&CallResult, usize) + 'static) -> Self {
-        self.on_landed = Some(Box::new(callback));
+    /// of calls still pending. It runs inside the host's callback for that
+    /// call, before the group completes.
+    pub fn on_landed(self, callback: impl FnMut(&CallResult, usize) + 'static) -> Self {
+        *self.state.on_landed.borrow_mut() = Some(Box::new(callback));
         self
     }
 
     /// The number of calls in the group, refused ones included.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.state.results.borrow().len()
     }
 
     /// Whether the group holds no call.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 
     /// The number of calls dispatched and not landed yet.
     pub fn pending(&self) -> usize {
-        self.pending
+        self.state.pending.get()
     }
 
     /// Pauses the stream until every call has landed, then runs `done` with
@@ -122,29 +140,33 @@ impl DispatchGroup {
 impl Future for DispatchGroup {
     type Output = Vec<CallResult>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<CallResult>> {
-        let this = &mut *self;
-        for slot in &mut this.slots {
-            if let Slot::Pending(call) = slot {
-                if let Poll::Ready(result) = Pin::new(call).poll(cx) {
-                    this.pending -= 1;
-                    if let Some(callback) = &mut this.on_landed {
-                        callback(&result, this.pending);
-                    }
-                    *slot = Slot::Done(result);
-                }
+    /// Ready once the last call has landed; the callout layer wakes the group
+    /// then, and only then, so it is polled once per wait, not once per call.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<CallResult>> {
+        let state = &self.state;
+        if state.pending.get() > 0 {
+            let mut waker = state.waker.borrow_mut();
+            match &*waker {
+                Some(current) if current.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
             }
-        }
-        if this.pending > 0 {
             return Poll::Pending;
         }
-        let results = std::mem::take(&mut this.slots)
+        let results = std::mem::take(&mut *state.results.borrow_mut())
             .into_iter()
-            .filter_map(|slot| match slot {
-                Slot::Done(result) => Some(result),
-                Slot::Pending(_) => None,
-            })
+            .flatten()
             .collect();
         Poll::Ready(results)
+    }
+}
+
+impl Drop for DispatchGroup {
+    fn drop(&mut self) {
+        // Late responses for a dropped group are ignored.
+        if self.state.pending.get() > 0 {
+            for &token in &self.tokens {
+                call::forget(token);
+            }
+        }
     }
 }

@@ -201,6 +201,15 @@ impl<K: Into<String>, V: Into<HeaderValue>> FromIterator<(K, V)> for Headers {
     }
 }
 
+impl IntoIterator for Headers {
+    type Item = (String, HeaderValue);
+    type IntoIter = std::vec::IntoIter<(String, HeaderValue)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a HeaderValue);
     type IntoIter = std::iter::Map<

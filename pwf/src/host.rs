@@ -274,16 +274,22 @@ pub(crate) fn set_buffer(
 }
 
 pub(crate) fn get_map(map: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    let bytes = get_map_raw(map)?;
+    decode_map(&bytes).ok_or(HostError::new(
+        "get_header_map_pairs",
+        Status::SerializationFailure,
+    ))
+}
+
+/// A header map in the host's serialized form, to be read with
+/// [`find_in_map`] or [`decode_map`].
+pub(crate) fn get_map_raw(map: MapType) -> Result<Vec<u8>, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: `data` and `size` are valid places for the host to write.
     let status = unsafe { abi::proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
     check("get_header_map_pairs", status)?;
     // SAFETY: the host allocated `data` with `size` bytes for us.
-    let bytes = unsafe { take(data, size) };
-    decode_map(&bytes).ok_or(HostError::new(
-        "get_header_map_pairs",
-        Status::SerializationFailure,
-    ))
+    Ok(unsafe { take(data, size) })
 }
 
 pub(crate) fn set_map(map: MapType, pairs: &[(&str, &[u8])]) -> Result<(), HostError> {
@@ -588,6 +594,29 @@ pub(crate) fn encode_map(pairs: &[(&str, &[u8])]) -> Vec<u8> {
     bytes
 }
 
+/// The first value of `key` (compared case-insensitively) in a serialized
+/// map, read in place; `None` if absent or if the bytes are malformed.
+pub(crate) fn find_in_map<'a>(bytes: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let read_u32 = |at: usize| -> Option<usize> {
+        let raw = bytes.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
+    };
+    let count = read_u32(0)?;
+    let mut data = count.checked_mul(8)?.checked_add(4)?;
+    for i in 0..count {
+        let key_len = read_u32(4 + i * 8)?;
+        let value_len = read_u32(8 + i * 8)?;
+        let found = bytes.get(data..data.checked_add(key_len)?)?;
+        data = data.checked_add(key_len + 1)?;
+        let value = bytes.get(data..data.checked_add(value_len)?)?;
+        data = data.checked_add(value_len + 1)?;
+        if found.eq_ignore_ascii_case(key.as_bytes()) {
+            return Some(value);
+        }
+    }
+    None
+}
+
 /// Parses the proxy-wasm map format; `None` if the bytes are malformed.
 ///
 /// Names that are not UTF-8 are decoded lossily; values stay bytes.
@@ -640,6 +669,19 @@ mod tests {
             assert!(decode_map(&bytes[..end]).is_none(), "prefix of {end} bytes");
         }
         assert!(decode_map(&[0xff, 0xff, 0xff, 0xff]).is_none());
+    }
+
+    #[test]
+    fn find_in_map_reads_values_in_place() {
+        let bytes = encode_map(&[(":status", b"200"), ("X-Id", b"7"), ("x-id", b"8")]);
+        assert_eq!(find_in_map(&bytes, ":status"), Some(&b"200"[..]));
+        assert_eq!(
+            find_in_map(&bytes, "x-id"),
+            Some(&b"7"[..]),
+            "the first one"
+        );
+        assert_eq!(find_in_map(&bytes, "missing"), None);
+        assert_eq!(find_in_map(&bytes[..5], ":status"), None, "truncated");
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl HttpFilter for HttpAuthRandomFilter {
     fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
         let config = &self.plugin.config;
         let request = Request::get(&config.auth_cluster, "/")
-            .headers(&http.request_headers()?)
+            .headers(http.request_headers()?)
             .timeout(config.timeout_ms);
         let fail_open = config.fail_open;
         Ok(http.spawn(async move {
