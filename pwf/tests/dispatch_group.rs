@@ -231,8 +231,14 @@ fn request_header_given_a_pseudo_header_replaces_the_builders_own() {
     stream.request_headers(request(&[("x-case", "pseudo")]), true);
     let calls = stream.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].headers().get_all(":method"), ["DELETE".to_string()]);
-    assert_eq!(calls[0].headers().get_all(":path"), ["/items/7".to_string()]);
+    assert_eq!(
+        calls[0].headers().get_all(":method"),
+        ["DELETE".to_string()]
+    );
+    assert_eq!(
+        calls[0].headers().get_all(":path"),
+        ["/items/7".to_string()]
+    );
 }
 
 #[test]
@@ -278,7 +284,8 @@ fn request_send_to_an_unknown_cluster_is_a_dispatch_error_naming_it() {
     let warnings = host.logs(LogLevel::Warn);
     assert_eq!(warnings.len(), 1);
     assert!(
-        warnings[0].starts_with("Dispatch(BadArgument): call to cluster `nowhere` refused by Envoy"),
+        warnings[0]
+            .starts_with("Dispatch(BadArgument): call to cluster `nowhere` refused by Envoy"),
         "{warnings:?}"
     );
 }
@@ -429,7 +436,10 @@ fn stream_ending_before_the_group_completes_cancels_it_without_a_resume() {
 fn group_wait_in_the_response_phase_pauses_and_resumes_the_response() {
     let host = host();
     let stream = start::<Fanout>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Continue);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Continue
+    );
     let response = [(":status", "200"), ("x-targets", "a/0,b/1")];
     assert_eq!(stream.response_headers(response, true), HostAction::Pause);
     let calls = stream.calls();
@@ -481,7 +491,10 @@ fn group_completion_can_answer_with_a_local_response_instead() {
 
     let host = host();
     let stream = start::<Guard>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     let calls = stream.calls();
     calls[0].respond(200, RESPONSE, "");
     calls[1].refuse();
@@ -521,7 +534,10 @@ fn group_completion_error_is_logged_and_answered_with_a_500() {
 
     let host = host();
     let stream = start::<Strict>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     stream.calls()[0].time_out();
     assert_eq!(stream.local_response().map(|r| r.status), Some(500));
     assert_eq!(

@@ -106,9 +106,15 @@ fn task_awaiting_a_call_pauses_the_phase_then_resumes_the_stream() {
 
     let host = host();
     let stream = start::<AwaitsCall>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     assert!(stream.resumes().is_empty());
-    assert_eq!(stream.calls()[0].respond(204, RESPONSE, ""), Delivery::Delivered);
+    assert_eq!(
+        stream.calls()[0].respond(204, RESPONSE, ""),
+        Delivery::Delivered
+    );
     assert_eq!(stream.request_header("x-status").as_deref(), Some("204"));
     let resumes = stream.resumes();
     assert_eq!(resumes.len(), 1);
@@ -130,7 +136,10 @@ fn task_finishing_without_waiting_continues_without_pausing() {
 
     let host = host();
     let stream = start::<Immediate>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Continue);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Continue
+    );
     assert_eq!(stream.request_header("x-task").as_deref(), Some("ran"));
     assert!(stream.resumes().is_empty());
     assert_eq!(stream.local_response(), None);
@@ -147,7 +156,10 @@ fn task_answering_at_once_responds_without_a_resume() {
 
     let host = host();
     let stream = start::<Deny>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     assert_eq!(stream.local_response().map(|r| r.status), Some(401));
     assert!(stream.resumes().is_empty());
 }
@@ -175,7 +187,10 @@ fn join_all_of_three_calls_yields_every_answer_in_order() {
 
     let host = host();
     let stream = start::<JoinAll>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     let calls = stream.calls();
     assert_eq!(calls.len(), 3);
     calls[1].respond(200, RESPONSE, "b");
@@ -197,7 +212,8 @@ fn join_macro_awaits_both_calls() {
                     Request::get("a", "/").send()?,
                     Request::get("b", "/").send()?
                 );
-                handle.set_request_header("x-statuses", format!("{} {}", a?.status(), b?.status()))?;
+                handle
+                    .set_request_header("x-statuses", format!("{} {}", a?.status(), b?.status()))?;
                 Ok(Outcome::Continue)
             }))
         }
@@ -205,13 +221,19 @@ fn join_macro_awaits_both_calls() {
 
     let host = host();
     let stream = start::<Join>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     let calls = stream.calls();
     assert_eq!(calls.len(), 2);
     calls[1].respond(202, RESPONSE, "");
     assert!(stream.resumes().is_empty());
     calls[0].respond(201, RESPONSE, "");
-    assert_eq!(stream.request_header("x-statuses").as_deref(), Some("201 202"));
+    assert_eq!(
+        stream.request_header("x-statuses").as_deref(),
+        Some("201 202")
+    );
     assert_eq!(stream.resumes().len(), 1);
 }
 
@@ -239,7 +261,10 @@ fn select_takes_the_first_answer_and_ignores_the_late_one() {
     let host = host();
     let plugin = start::<Race>(&host);
     let stream = plugin.open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     let calls = stream.calls();
     assert_eq!(calls[1].respond(200, RESPONSE, "fast"), Delivery::Delivered);
     assert_eq!(stream.request_header("x-winner").as_deref(), Some("b"));
@@ -271,11 +296,17 @@ fn task_error_is_logged_and_answered_with_a_500() {
 
     let host = host();
     let stream = start::<Failing>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     assert!(host.logs(LogLevel::Error).is_empty());
     stream.calls()[0].respond(200, RESPONSE, "no");
     assert_eq!(stream.local_response().map(|r| r.status), Some(500));
-    assert_eq!(host.logs(LogLevel::Error), ["task failed: the check said no"]);
+    assert_eq!(
+        host.logs(LogLevel::Error),
+        ["task failed: the check said no"]
+    );
     assert!(stream.resumes().is_empty());
 }
 
@@ -312,7 +343,10 @@ fn task_error_is_answered_with_the_plugins_error_response() {
         .configure("")
         .unwrap()
         .open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     stream.calls()[0].reset();
     let local = stream.local_response().expect("a local response");
     assert_eq!(local.status, 502);
@@ -337,7 +371,10 @@ fn task_panic_fails_the_vm_with_its_message() {
     let host = host();
     let plugin = start::<Panicky>(&host);
     let stream = plugin.open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     let Delivery::VmFailed(message) = stream.calls()[0].respond(200, RESPONSE, "") else {
         panic!("the answer did not fail the VM");
     };
@@ -368,18 +405,21 @@ fn stream_end_drops_pending_tasks_and_runs_their_destructors() {
     let host = host();
     let plugin = start::<Guarded>(&host);
     let stream = plugin.open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
-    report(&plugin);
     assert_eq!(
-        host.logs(LogLevel::Info),
-        ["pending_calls=1 live_tasks=1"]
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
     );
+    report(&plugin);
+    assert_eq!(host.logs(LogLevel::Info), ["pending_calls=1 live_tasks=1"]);
     stream.end().unwrap();
     assert_eq!(
         host.logs(LogLevel::Info),
         ["pending_calls=1 live_tasks=1", "guard dropped"]
     );
-    assert_eq!(stream.calls()[0].respond(200, RESPONSE, ""), Delivery::Cancelled);
+    assert_eq!(
+        stream.calls()[0].respond(200, RESPONSE, ""),
+        Delivery::Cancelled
+    );
     report(&plugin);
     assert_eq!(
         host.logs(LogLevel::Info),
@@ -411,7 +451,10 @@ fn task_outcome_respond_sends_its_status_headers_and_body() {
 
     let host = host();
     let stream = start::<Denies>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
     stream.calls()[0].respond(200, RESPONSE, "");
     let local = stream.local_response().expect("a local response");
     assert_eq!(local.status, 403);
@@ -445,7 +488,10 @@ fn task_spawned_in_the_response_phase_resumes_the_response() {
 
     let host = host();
     let stream = start::<Late>(&host).open_stream();
-    assert_eq!(stream.request_headers(request(&[]), true), HostAction::Continue);
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Continue
+    );
     assert_eq!(stream.response_headers(RESPONSE, true), HostAction::Pause);
     stream.calls()[0].respond(200, RESPONSE, "extra");
     assert_eq!(stream.response_header("x-extra").as_deref(), Some("extra"));
@@ -489,7 +535,10 @@ fn plugin_task_stores_a_call_answer_in_shared_data() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].header(":path").as_deref(), Some("/settings"));
     assert_eq!(host.shared_data("settings"), None);
-    assert_eq!(calls[0].respond(200, RESPONSE, "mode=strict"), Delivery::Delivered);
+    assert_eq!(
+        calls[0].respond(200, RESPONSE, "mode=strict"),
+        Delivery::Delivered
+    );
     assert_eq!(
         host.shared_data("settings").as_deref(),
         Some(&br#""mode=strict""#[..])
@@ -572,7 +621,11 @@ fn sleep_completes_on_the_first_tick_after_the_clock_passed_its_deadline() {
     plugin.tick().unwrap();
     assert_eq!(host.logs(LogLevel::Info), ["sleeping"]);
     host.advance(Duration::from_millis(2));
-    assert_eq!(host.logs(LogLevel::Info), ["sleeping"], "woke without a tick");
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        ["sleeping"],
+        "woke without a tick"
+    );
     plugin.tick().unwrap();
     assert_eq!(host.logs(LogLevel::Info), ["sleeping", "woke"]);
 }
@@ -619,4 +672,79 @@ fn interval_ticks_once_per_period_and_skips_missed_ticks() {
     host.advance(Duration::from_secs(2));
     plugin.tick().unwrap();
     assert_eq!(host.logs(LogLevel::Info), ["tick 1", "tick 2", "tick 3"]);
+}
+
+#[test]
+fn task_woken_by_another_streams_call_resumes_its_own_stream() {
+    use std::cell::RefCell;
+
+    use futures::future::{FutureExt, Shared};
+    use pwf::PendingCall;
+
+    /// Streams share one in-flight token fetch: the first dispatches it,
+    /// later ones await the same call.
+    struct Coalescing {
+        fetch: RefCell<Option<Shared<PendingCall>>>,
+    }
+    impl Plugin for Coalescing {
+        type Config = ();
+        type Filter = CoalescingFilter;
+        fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+            Ok(Coalescing {
+                fetch: RefCell::new(None),
+            })
+        }
+        fn filter(plugin: &Rc<Self>, _: &Http) -> CoalescingFilter {
+            CoalescingFilter {
+                plugin: plugin.clone(),
+            }
+        }
+    }
+    struct CoalescingFilter {
+        plugin: Rc<Coalescing>,
+    }
+    impl HttpFilter for CoalescingFilter {
+        fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+            let fetch = {
+                let mut slot = self.plugin.fetch.borrow_mut();
+                match &*slot {
+                    Some(fetch) => fetch.clone(),
+                    None => slot
+                        .insert(Request::get("a", "/token").send()?.shared())
+                        .clone(),
+                }
+            };
+            let handle = http.clone();
+            Ok(http.spawn(async move {
+                let answer = fetch.await?;
+                handle.set_request_header("x-token", answer.body())?;
+                Ok(Outcome::Continue)
+            }))
+        }
+    }
+
+    let host = host();
+    let plugin = host
+        .start_vm_with_root(pwf::root_context::<Coalescing>)
+        .unwrap()
+        .configure("")
+        .unwrap();
+    let first = plugin.open_stream();
+    let second = plugin.open_stream();
+    assert_eq!(first.request_headers(request(&[]), true), HostAction::Pause);
+    assert_eq!(
+        second.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
+    assert!(second.calls().is_empty());
+    assert_eq!(
+        first.calls()[0].respond(200, RESPONSE, "t1"),
+        Delivery::Delivered
+    );
+    for stream in [&first, &second] {
+        assert_eq!(stream.request_header("x-token").as_deref(), Some("t1"));
+        let resumes = stream.resumes();
+        assert_eq!(resumes.len(), 1, "{stream:?}");
+        assert_eq!(resumes[0].direction, Direction::Request);
+    }
 }

@@ -164,7 +164,10 @@ fn phase_error_is_answered_with_the_plugins_error_response() {
     assert_eq!(response.status, 503);
     assert_eq!(response.headers.get("x-error"), Some("custom"));
     assert_eq!(response.body, b"sorry: backend unknown");
-    assert_eq!(host.logs(LogLevel::Error), ["filter failed: backend unknown"]);
+    assert_eq!(
+        host.logs(LogLevel::Error),
+        ["filter failed: backend unknown"]
+    );
 }
 
 #[test]
@@ -199,7 +202,10 @@ fn request_header_read_in_the_response_phase_is_an_error_not_a_panic() {
         .unwrap();
     let stream = plugin.open_stream();
     assert_eq!(stream.request_headers(REQUEST, true), HostAction::Continue);
-    assert_eq!(stream.response_headers(RESPONSE, true), HostAction::Continue);
+    assert_eq!(
+        stream.response_headers(RESPONSE, true),
+        HostAction::Continue
+    );
     assert_eq!(
         stream.response_header("x-error").as_deref(),
         Some("host call `get_header_map_value` failed: bad argument")
@@ -272,7 +278,11 @@ fn filter_panic_is_logged_with_its_message_by_the_registered_hook() {
     }
 
     let host = Host::builder().build();
-    let plugin = host.start_vm_with_root(root).unwrap().configure("").unwrap();
+    let plugin = host
+        .start_vm_with_root(root)
+        .unwrap()
+        .configure("")
+        .unwrap();
     let action = plugin.open_stream().request_headers(REQUEST, true);
     assert!(matches!(action, HostAction::Failed(_)), "{action:?}");
     // pwf's hook prefixes its line with "panicked: "; natively the SDK's own
@@ -283,7 +293,10 @@ fn filter_panic_is_logged_with_its_message_by_the_registered_hook() {
         .filter(|line| line.starts_with("panicked: panicked at pwf/tests/plugin.rs:"))
         .collect();
     assert_eq!(ours.len(), 1, "{logged:?}");
-    assert!(ours[0].ends_with(":\nthe filter exploded too"), "{logged:?}");
+    assert!(
+        ours[0].ends_with(":\nthe filter exploded too"),
+        "{logged:?}"
+    );
 }
 
 #[test]
@@ -311,7 +324,9 @@ fn configure_with_an_invalid_config_logs_each_problem_naming_the_plugin() {
     impl HttpFilter for StrictFilter {}
 
     let host = Host::builder().plugin_name("authz").build();
-    let vm = host.start_vm_with_root(pwf::root_context::<Strict>).unwrap();
+    let vm = host
+        .start_vm_with_root(pwf::root_context::<Strict>)
+        .unwrap();
     let result = vm.configure(r#"{"cluster": "", "retries": 0}"#);
     assert_eq!(result.unwrap_err(), ConfigureError::Rejected);
     assert!(host.logs(LogLevel::Info).is_empty());
@@ -321,6 +336,42 @@ fn configure_with_an_invalid_config_logs_each_problem_naming_the_plugin() {
             "authz: invalid plugin configuration: cluster: must not be empty",
             "authz: invalid plugin configuration: retries: must be in 1..=10, got 0",
         ]
+    );
+}
+
+#[test]
+fn configure_without_a_plugin_name_names_the_plugin_by_its_type() {
+    #[derive(PluginConfig)]
+    struct Config {
+        #[config(range = 1..=10)]
+        retries: u32,
+    }
+    struct Unnamed;
+    impl Plugin for Unnamed {
+        type Config = Config;
+        type Filter = UnnamedFilter;
+        fn configure(config: Config, _: &PluginContext) -> Result<Self, Error> {
+            pwf::info!("accepted {}", config.retries);
+            Ok(Unnamed)
+        }
+        fn filter(_: &Rc<Self>, _: &Http) -> UnnamedFilter {
+            UnnamedFilter
+        }
+    }
+    struct UnnamedFilter;
+    impl HttpFilter for UnnamedFilter {}
+
+    let host = Host::builder().plugin_name("").build();
+    let vm = host
+        .start_vm_with_root(pwf::root_context::<Unnamed>)
+        .unwrap();
+    assert_eq!(
+        vm.configure(r#"{"retries": 11}"#).unwrap_err(),
+        ConfigureError::Rejected
+    );
+    assert_eq!(
+        host.logs(LogLevel::Error),
+        ["Unnamed: invalid plugin configuration: retries: must be in 1..=10, got 11"]
     );
 }
 
@@ -375,7 +426,9 @@ fn vm_config_is_parsed_into_its_type() {
     struct RegionalFilter;
     impl HttpFilter for RegionalFilter {}
 
-    let host = Host::builder().vm_config(r#"{"region": "eu-west"}"#).build();
+    let host = Host::builder()
+        .vm_config(r#"{"region": "eu-west"}"#)
+        .build();
     host.start_vm_with_root(pwf::root_context::<Regional>)
         .unwrap()
         .configure("")
@@ -452,7 +505,9 @@ fn reconfigure_applies_to_new_streams_while_an_open_stream_keeps_its_config() {
     }
 
     let host = Host::builder().build();
-    let vm = host.start_vm_with_root(pwf::root_context::<Tagger>).unwrap();
+    let vm = host
+        .start_vm_with_root(pwf::root_context::<Tagger>)
+        .unwrap();
     let old = vm.configure(r#"{"tag": "old"}"#).unwrap();
     let open = old.open_stream();
     assert_eq!(open.request_headers(REQUEST, true), HostAction::Continue);

@@ -186,10 +186,7 @@ fn shared_counter_keeps_its_value_across_a_vm_restart() {
     let (_second_vm, second) = worker::<Counting>(&host, "");
     second.tick().unwrap();
     let lines: Vec<String> = info_by_worker(&host).into_iter().map(|(_, m)| m).collect();
-    assert_eq!(
-        lines,
-        ["n=1 retries=0", "n=2 retries=0", "n=3 retries=0"]
-    );
+    assert_eq!(lines, ["n=1 retries=0", "n=2 retries=0", "n=3 retries=0"]);
 }
 
 #[test]
@@ -300,7 +297,10 @@ fn shared_value_update_then_get_round_trips() {
             r#"wrote=["a", "a"] read=Some(["a", "a"]) retries=0"#,
         ]
     );
-    assert_eq!(host.shared_data("list").as_deref(), Some(&br#"["a","a"]"#[..]));
+    assert_eq!(
+        host.shared_data("list").as_deref(),
+        Some(&br#"["a","a"]"#[..])
+    );
 }
 
 #[test]
@@ -320,8 +320,7 @@ fn shared_value_update_interleaved_with_another_worker_keeps_both_updates() {
             ),
             (
                 0,
-                r#"wrote=["start", "b", "a"] read=Some(["start", "b", "a"]) retries=1"#
-                    .to_string()
+                r#"wrote=["start", "b", "a"] read=Some(["start", "b", "a"]) retries=1"#.to_string()
             ),
         ]
     );
