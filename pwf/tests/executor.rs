@@ -748,3 +748,103 @@ fn task_woken_by_another_streams_call_resumes_its_own_stream() {
         assert_eq!(resumes[0].direction, Direction::Request);
     }
 }
+
+/// A plugin task that logs what it receives on a channel: configure sends
+/// `configured`, a stream's request headers phase sends its path, its
+/// `on_log` sends `log`.
+mod collector {
+    use super::*;
+
+    use futures::channel::mpsc;
+    use futures::StreamExt;
+
+    pub(super) struct Collector {
+        sender: mpsc::UnboundedSender<String>,
+    }
+
+    impl Plugin for Collector {
+        type Config = ();
+        type Filter = CollectorFilter;
+
+        fn configure(_: (), cx: &PluginContext) -> Result<Self, Error> {
+            let (sender, mut received) = mpsc::unbounded::<String>();
+            cx.spawn(async move {
+                while let Some(item) = received.next().await {
+                    pwf::info!("collected {item}");
+                }
+                Ok(())
+            });
+            sender.unbounded_send("configured".to_owned())?;
+            Ok(Collector { sender })
+        }
+
+        fn filter(plugin: &Rc<Self>, _: &Http) -> CollectorFilter {
+            CollectorFilter {
+                plugin: plugin.clone(),
+            }
+        }
+    }
+
+    pub(super) struct CollectorFilter {
+        plugin: Rc<Collector>,
+    }
+
+    impl HttpFilter for CollectorFilter {
+        fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+            let path = http.request_header(":path")?.unwrap_or_default();
+            self.plugin.sender.unbounded_send(path.to_string())?;
+            Ok(Action::Continue)
+        }
+
+        fn on_log(&mut self, _: &Http) {
+            let _ = self.plugin.sender.unbounded_send("log".to_owned());
+        }
+    }
+}
+
+use collector::Collector;
+
+fn collector(host: &Host) -> pwf_test::Plugin {
+    host.start_vm_with_root(pwf::root_context::<Collector>)
+        .unwrap()
+        .configure("")
+        .unwrap()
+}
+
+/// A task woken in `configure` waited, unpolled, for a later call response or tick.
+#[test]
+fn plugin_task_woken_in_configure_runs_before_configure_returns() {
+    let host = host();
+    collector(&host);
+    assert_eq!(host.logs(LogLevel::Info), ["collected configured"]);
+}
+
+/// A task woken from a stream phase waited, unpolled, for a later call response or tick.
+#[test]
+fn plugin_task_woken_from_a_stream_phase_runs_before_the_phase_returns() {
+    let host = host();
+    let stream = collector(&host).open_stream();
+    let request = [
+        (":method", "GET"),
+        (":path", "/login"),
+        (":authority", "app"),
+    ];
+    assert_eq!(stream.request_headers(request, true), HostAction::Continue);
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        ["collected configured", "collected /login"]
+    );
+}
+
+/// A task woken from `on_log` waited, unpolled, for a later call response or tick.
+#[test]
+fn plugin_task_woken_from_on_log_runs_before_on_log_returns() {
+    let host = host();
+    let stream = collector(&host).open_stream();
+    stream.request_headers(request(&[]), true);
+    stream.end().unwrap();
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        ["collected configured", "collected /", "collected log"]
+    );
+}
