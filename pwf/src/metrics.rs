@@ -84,8 +84,12 @@ metric!(
 );
 
 impl Counter {
-    /// Adds `n`.
+    /// Adds `n` (adding 0 does nothing).
     pub fn increment(&self, n: u64) -> Result<(), HostError> {
+        // Envoy refuses a counter offset of 0 with BadArgument.
+        if n == 0 {
+            return Ok(());
+        }
         host::increment_metric(self.id, i64::try_from(n).unwrap_or(i64::MAX))
     }
 }

@@ -545,3 +545,46 @@ fn read_full_request_body_past_the_limit_at_end_of_stream_answers_413() {
     assert!(host.logs(LogLevel::Info).is_empty());
     assert!(stream.forwarded_request_body().is_empty());
 }
+
+/// `Counter::increment(0)` reached the host, which refuses a counter offset of 0
+/// (BadArgument, as Envoy does), so counting an empty body failed the stream.
+#[test]
+fn counter_increment_by_zero_is_a_no_op() {
+    struct Bytes {
+        bytes: Counter,
+    }
+    impl Plugin for Bytes {
+        type Config = ();
+        type Filter = BytesFilter;
+        fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+            Ok(Bytes {
+                bytes: Counter::define("request_bytes")?,
+            })
+        }
+        fn filter(plugin: &Rc<Self>, _: &Http) -> BytesFilter {
+            BytesFilter {
+                plugin: plugin.clone(),
+            }
+        }
+    }
+    struct BytesFilter {
+        plugin: Rc<Bytes>,
+    }
+    impl HttpFilter for BytesFilter {
+        fn on_request_body(&mut self, _: &Http, size: usize, _: bool) -> Result<Action, Error> {
+            self.plugin.bytes.increment(size as u64)?;
+            Ok(Action::Continue)
+        }
+    }
+
+    let host = Host::builder().build();
+    let plugin = start::<Bytes>(&host);
+    for body in ["abc", ""] {
+        let stream = plugin.open_stream();
+        stream.request_headers(REQUEST, false);
+        assert_eq!(stream.request_body(body, true), HostAction::Continue);
+        assert_eq!(stream.local_response(), None);
+    }
+    assert!(host.logs(LogLevel::Error).is_empty());
+    assert_eq!(host.metric("request_bytes"), Some(Metric::Counter(3)));
+}
