@@ -3,8 +3,9 @@
 //! The host calls into the VM; the VM never waits. Tasks are polled only from
 //! host callbacks: a task is polled once when it is spawned, and again only
 //! after something it waits on woke it, which happens when
-//! `on_http_call_response` (or a tick) delivers what it was waiting for. After
-//! every such callback the executor runs until no task is ready ("run until
+//! `on_http_call_response` (or a tick) delivers what it was waiting for, or
+//! when plugin code wakes it (a channel send in a phase). After every callback
+//! that runs plugin code the executor runs until no task is ready ("run until
 //! stalled", as in `futures-executor`'s `LocalPool`).
 //!
 //! - Wakers only enqueue; they never poll (a task woken from inside a poll is

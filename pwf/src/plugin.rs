@@ -449,6 +449,7 @@ impl<K: Kind> RootContext for Root<K> {
             Ok(plugin) => {
                 self.plugin = Some(Rc::new(plugin));
                 self.cx = Some(cx);
+                executor::run_until_stalled();
                 true
             }
             Err(error) => {
@@ -514,7 +515,7 @@ impl<P: Plugin> Stream<P> {
             return proxy_wasm::types::Action::Continue;
         };
         let http = Http::new(self.id, phase, P::error_response);
-        match run(filter, &http) {
+        let action = match run(filter, &http) {
             Ok(action) => action.into(),
             Err(error) => {
                 log::log(LogLevel::Error, &format!("filter failed: {error}"));
@@ -526,7 +527,11 @@ impl<P: Plugin> Stream<P> {
                 }
                 proxy_wasm::types::Action::Pause
             }
-        }
+        };
+        // Tasks the phase woke (a channel send, say) run now, not at some
+        // later call response or tick.
+        executor::run_until_stalled();
+        action
     }
 }
 
@@ -617,6 +622,7 @@ impl<P: Plugin> HttpContext for Stream<P> {
         if let Some(filter) = &mut self.filter {
             filter.on_log(&Http::new(self.id, Phase::Response, P::error_response));
         }
+        executor::run_until_stalled();
     }
 }
 

@@ -210,14 +210,17 @@ impl<P: TcpPlugin> Connection<P> {
         let Some(filter) = &mut self.filter else {
             return proxy_wasm::types::Action::Continue;
         };
-        match run(filter, &self.tcp) {
+        let action = match run(filter, &self.tcp) {
             Ok(action) => action.into(),
             Err(error) => {
                 log::log(LogLevel::Error, &format!("filter failed, closing: {error}"));
                 let _ = self.tcp.close_downstream();
                 proxy_wasm::types::Action::Pause
             }
-        }
+        };
+        // Tasks the event woke run now, as after an HTTP phase.
+        executor::run_until_stalled();
+        action
     }
 }
 
@@ -272,6 +275,7 @@ impl<P: TcpPlugin> StreamContext for Connection<P> {
         if let Some(filter) = &mut self.filter {
             filter.on_downstream_close(&self.tcp, peer(peer_type));
         }
+        executor::run_until_stalled();
     }
 
     fn on_upstream_close(&mut self, peer_type: PeerType) {
@@ -279,6 +283,7 @@ impl<P: TcpPlugin> StreamContext for Connection<P> {
         if let Some(filter) = &mut self.filter {
             filter.on_upstream_close(&self.tcp, peer(peer_type));
         }
+        executor::run_until_stalled();
     }
 
     fn on_log(&mut self) {
@@ -286,5 +291,6 @@ impl<P: TcpPlugin> StreamContext for Connection<P> {
         if let Some(filter) = &mut self.filter {
             filter.on_log(&self.tcp);
         }
+        executor::run_until_stalled();
     }
 }
