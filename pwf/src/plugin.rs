@@ -629,7 +629,7 @@ impl<P: Plugin> HttpContext for Stream<P> {
 /// Registers a plugin type, HTTP ([`Plugin`]) or TCP
 /// ([`TcpPlugin`](crate::TcpPlugin)), as the module's entry point.
 ///
-/// ```ignore
+/// ```text
 /// pwf::main!(MyPlugin);
 /// ```
 ///
