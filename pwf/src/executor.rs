@@ -185,10 +185,17 @@ pub(crate) fn run_until_stalled() {
     if !entered {
         return;
     }
+    // Clears the guard even if a task panics and the host catches the unwind.
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            let _ = EXECUTOR.try_with(|executor| executor.running.set(false));
+        }
+    }
+    let _exit = Exit;
     while let Some(task) = EXECUTOR.with(|executor| executor.ready.borrow_mut().pop_front()) {
         poll_one(task);
     }
-    EXECUTOR.with(|executor| executor.running.set(false));
 }
 
 fn poll_one(task: TaskRef) {

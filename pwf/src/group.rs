@@ -11,6 +11,8 @@ use crate::http::{Action, Http, Outcome};
 /// The result of one call of a group.
 pub type CallResult = Result<Response, CallError>;
 
+type OnLanded = Box<dyn FnMut(&CallResult, usize)>;
+
 enum Slot {
     Pending(PendingCall),
     Done(CallResult),
@@ -49,7 +51,7 @@ enum Slot {
 pub struct DispatchGroup {
     slots: Vec<Slot>,
     pending: usize,
-    on_landed: Option<Box<dyn FnMut(&CallResult, usize)>>,
+    on_landed: Option<OnLanded>,
 }
 
 impl DispatchGroup {

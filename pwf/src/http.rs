@@ -262,6 +262,48 @@ impl Http {
         host::set_buffer(BufferType::HttpResponseBody, 0, u32::MAX as usize, body)
     }
 
+    /// Buffers the whole request body, up to `limit` bytes, for a
+    /// [`on_request_body`](crate::HttpFilter::on_request_body) phase that
+    /// needs all of it at once. Pass the phase's `body_size` and
+    /// `end_of_stream`.
+    ///
+    /// - `Ok(Some(body))`: the body is complete; the phase decides.
+    /// - `Ok(None)`: return [`Action::Pause`]. Either more is coming (Envoy
+    ///   buffers it and calls the phase again), or the body passed `limit`
+    ///   and the client was answered `413 Payload Too Large`.
+    ///
+    /// Nothing is ever buffered past `limit`.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http};
+    ///
+    /// fn on_request_body(http: &Http, size: usize, end: bool) -> Result<Action, Error> {
+    ///     let Some(body) = http.read_full_request_body(size, end, 64 * 1024)? else {
+    ///         return Ok(Action::Pause);
+    ///     };
+    ///     http.set_request_body(&body.to_ascii_uppercase())?;
+    ///     Ok(Action::Continue)
+    /// }
+    /// ```
+    pub fn read_full_request_body(
+        &self,
+        body_size: usize,
+        end_of_stream: bool,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, HostError> {
+        if body_size > limit {
+            LocalResponse::new(413)
+                .header("content-type", "text/plain")
+                .body(format!("request body exceeds the limit of {limit} bytes"))
+                .send()?;
+            return Ok(None);
+        }
+        if !end_of_stream {
+            return Ok(None);
+        }
+        self.request_body(0, body_size).map(Some)
+    }
+
     /// Answers the client with `response` instead of going on, and returns
     /// [`Action::Pause`] for the phase to return.
     pub fn respond(&self, response: LocalResponse) -> Result<Action, HostError> {

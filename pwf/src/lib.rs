@@ -67,10 +67,28 @@ mod headers;
 mod host;
 mod http;
 mod plugin;
+mod queue;
 mod shared;
+mod tcp;
 
 pub mod config;
 pub mod log;
+pub mod metrics;
+pub mod properties;
+pub mod timer;
+
+/// What the VM's runtime holds right now: for metrics, diagnostics and tests.
+pub mod runtime {
+    /// The number of HTTP calls dispatched and still awaited in this VM.
+    pub fn pending_calls() -> usize {
+        crate::call::pending_calls()
+    }
+
+    /// The number of tasks alive in this VM (pending, not yet dropped).
+    pub fn live_tasks() -> usize {
+        crate::executor::live_tasks()
+    }
+}
 
 #[doc(hidden)]
 pub mod __private;
@@ -82,6 +100,8 @@ pub use group::{CallResult, DispatchGroup};
 pub use headers::{HeaderValue, Headers};
 pub use http::{Action, Http, LocalResponse, Outcome, Phase};
 pub use log::LogLevel;
-pub use plugin::{register, HttpFilter, Plugin, PluginContext};
+pub use plugin::{register, register_tcp, HttpFilter, Plugin, PluginContext};
 pub use pwf_macros::PluginConfig;
+pub use queue::SharedQueue;
 pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};
+pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};

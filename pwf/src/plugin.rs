@@ -11,6 +11,7 @@ use crate::config::{ConfigError, PluginConfig};
 use crate::error::{Error, HostError};
 use crate::http::{Action, Http, LocalResponse, Phase};
 use crate::log::{self, LogLevel};
+use crate::tcp::TcpPlugin;
 use crate::{call, executor, host};
 
 /// A plugin: its configuration and its plugin-wide state, created each time
@@ -215,7 +216,95 @@ impl PluginContext {
 /// to start a VM.
 pub fn register<P: Plugin>() {
     install_panic_hook();
-    proxy_wasm::set_root_context(|id| Box::new(Root::<P>::new(id)));
+    proxy_wasm::set_root_context(|id| Box::new(Root::<HttpKind<P>>::new(id)));
+}
+
+/// Registers TCP plugin `P` as the VM's root context, as [`register`] does
+/// for an HTTP plugin. [`main!`](crate::main) picks the right one.
+pub fn register_tcp<P: TcpPlugin>() {
+    install_panic_hook();
+    proxy_wasm::set_root_context(|id| Box::new(Root::<TcpKind<P>>::new(id)));
+}
+
+/// What the root context needs of a plugin, HTTP or TCP.
+pub(crate) trait Kind: 'static {
+    type Plugin: 'static;
+    type Config: PluginConfig;
+    const CONTEXT: ContextType;
+    fn configure(config: Self::Config, cx: &PluginContext) -> Result<Self::Plugin, Error>;
+    fn on_tick(plugin: &Self::Plugin, cx: &PluginContext);
+    fn on_queue_ready(plugin: &Self::Plugin, cx: &PluginContext, queue_id: u32);
+    fn http_context(plugin: Option<&Rc<Self::Plugin>>, id: u32) -> Option<Box<dyn HttpContext>>;
+    fn stream_context(
+        plugin: Option<&Rc<Self::Plugin>>,
+        id: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>>;
+}
+
+pub(crate) struct HttpKind<P>(std::marker::PhantomData<P>);
+
+impl<P: Plugin> Kind for HttpKind<P> {
+    type Plugin = P;
+    type Config = P::Config;
+    const CONTEXT: ContextType = ContextType::HttpContext;
+
+    fn configure(config: P::Config, cx: &PluginContext) -> Result<P, Error> {
+        P::configure(config, cx)
+    }
+
+    fn on_tick(plugin: &P, cx: &PluginContext) {
+        plugin.on_tick(cx);
+    }
+
+    fn on_queue_ready(plugin: &P, cx: &PluginContext, queue_id: u32) {
+        plugin.on_queue_ready(cx, queue_id);
+    }
+
+    fn http_context(plugin: Option<&Rc<P>>, id: u32) -> Option<Box<dyn HttpContext>> {
+        let filter = plugin.map(|plugin| {
+            let http = Http::new(id, Phase::Request, P::error_response);
+            P::filter(plugin, &http)
+        });
+        Some(Box::new(Stream::<P> { id, filter }))
+    }
+
+    fn stream_context(
+        _: Option<&Rc<P>>,
+        _: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
+        None
+    }
+}
+
+pub(crate) struct TcpKind<P>(std::marker::PhantomData<P>);
+
+impl<P: TcpPlugin> Kind for TcpKind<P> {
+    type Plugin = P;
+    type Config = P::Config;
+    const CONTEXT: ContextType = ContextType::StreamContext;
+
+    fn configure(config: P::Config, cx: &PluginContext) -> Result<P, Error> {
+        P::configure(config, cx)
+    }
+
+    fn on_tick(plugin: &P, cx: &PluginContext) {
+        plugin.on_tick(cx);
+    }
+
+    fn on_queue_ready(plugin: &P, cx: &PluginContext, queue_id: u32) {
+        plugin.on_queue_ready(cx, queue_id);
+    }
+
+    fn http_context(_: Option<&Rc<P>>, _: u32) -> Option<Box<dyn HttpContext>> {
+        None
+    }
+
+    fn stream_context(
+        plugin: Option<&Rc<P>>,
+        id: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
+        Some(crate::tcp::connection::<P>(plugin, id))
+    }
 }
 
 /// Logs a panic's message and location through the host before the VM traps
@@ -231,15 +320,15 @@ fn install_panic_hook() {
     });
 }
 
-struct Root<P: Plugin> {
+struct Root<K: Kind> {
     id: u32,
     vm_config: Rc<[u8]>,
     cx: Option<PluginContext>,
-    plugin: Option<Rc<P>>,
+    plugin: Option<Rc<K::Plugin>>,
 }
 
-impl<P: Plugin> Root<P> {
-    fn new(id: u32) -> Root<P> {
+impl<K: Kind> Root<K> {
+    fn new(id: u32) -> Root<K> {
         Root {
             id,
             vm_config: Rc::from(&[][..]),
@@ -251,7 +340,7 @@ impl<P: Plugin> Root<P> {
     fn plugin_name() -> String {
         match host::get_property(&["plugin_name"]) {
             Ok(Some(name)) if !name.is_empty() => String::from_utf8_lossy(&name).into_owned(),
-            _ => std::any::type_name::<P>()
+            _ => std::any::type_name::<K::Plugin>()
                 .rsplit("::")
                 .next()
                 .unwrap_or("plugin")
@@ -260,7 +349,7 @@ impl<P: Plugin> Root<P> {
     }
 }
 
-impl<P: Plugin> Context for Root<P> {
+impl<K: Kind> Context for Root<K> {
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -279,13 +368,13 @@ impl<P: Plugin> Context for Root<P> {
     }
 }
 
-impl<P: Plugin> Drop for Root<P> {
+impl<K: Kind> Drop for Root<K> {
     fn drop(&mut self) {
         executor::cancel_context(self.id);
     }
 }
 
-impl<P: Plugin> RootContext for Root<P> {
+impl<K: Kind> RootContext for Root<K> {
     fn on_vm_start(&mut self, vm_configuration_size: usize) -> bool {
         executor::enter_context(self.id);
         match host::get_buffer(BufferType::VmConfiguration, 0, vm_configuration_size) {
@@ -320,7 +409,7 @@ impl<P: Plugin> RootContext for Root<P> {
                 return false;
             }
         };
-        let config = match P::Config::parse(&bytes) {
+        let config = match K::Config::parse(&bytes) {
             Ok(config) => config,
             Err(error) => {
                 for problem in error.problems() {
@@ -337,7 +426,7 @@ impl<P: Plugin> RootContext for Root<P> {
             name,
             vm_config: self.vm_config.clone(),
         };
-        match P::configure(config, &cx) {
+        match K::configure(config, &cx) {
             Ok(plugin) => {
                 self.plugin = Some(Rc::new(plugin));
                 self.cx = Some(cx);
@@ -356,7 +445,10 @@ impl<P: Plugin> RootContext for Root<P> {
     fn on_tick(&mut self) {
         executor::enter_context(self.id);
         if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
-            plugin.on_tick(cx);
+            K::on_tick(plugin, cx);
+        }
+        if let Ok(now) = crate::properties::now() {
+            crate::timer::fire(now);
         }
         executor::run_until_stalled();
     }
@@ -364,24 +456,24 @@ impl<P: Plugin> RootContext for Root<P> {
     fn on_queue_ready(&mut self, queue_id: u32) {
         executor::enter_context(self.id);
         if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
-            plugin.on_queue_ready(cx, queue_id);
+            K::on_queue_ready(plugin, cx, queue_id);
         }
         executor::run_until_stalled();
     }
 
     fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        Some(K::CONTEXT)
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let filter = self.plugin.as_ref().map(|plugin| {
-            let http = Http::new(context_id, Phase::Request, P::error_response);
-            P::filter(plugin, &http)
-        });
-        Some(Box::new(Stream::<P> {
-            id: context_id,
-            filter,
-        }))
+        K::http_context(self.plugin.as_ref(), context_id)
+    }
+
+    fn create_stream_context(
+        &self,
+        context_id: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
+        K::stream_context(self.plugin.as_ref(), context_id)
     }
 }
 
@@ -509,19 +601,27 @@ impl<P: Plugin> HttpContext for Stream<P> {
     }
 }
 
-/// Registers a plugin type as the module's entry point.
+/// Registers a plugin type, HTTP ([`Plugin`]) or TCP
+/// ([`TcpPlugin`](crate::TcpPlugin)), as the module's entry point.
 ///
 /// ```ignore
 /// pwf::main!(MyPlugin);
 /// ```
 ///
 /// Expands to the `_initialize` export Envoy calls when it loads the module,
-/// which calls [`register::<MyPlugin>`](register).
+/// which calls [`register::<MyPlugin>`](register) (or
+/// [`register_tcp`](crate::register_tcp)).
 #[macro_export]
 macro_rules! main {
     ($plugin:ty) => {
-        $crate::__private::proxy_wasm::main! {{
-            $crate::register::<$plugin>();
-        }}
+        /// The module's entry point: Envoy calls it once when it loads the
+        /// module, and it registers the plugin.
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            $crate::__private::call_ctors();
+            #[allow(unused_imports)]
+            use $crate::__private::{RegisterHttp as _, RegisterTcp as _};
+            (&&$crate::__private::Register::<$plugin>::new()).register();
+        }
     };
 }

@@ -29,7 +29,7 @@ pub struct Config {
     #[config(default = "httpbin", non_empty)]
     pub auth_cluster: String,
     /// The call's timeout (`5000`, `"5s"`, `"250ms"`).
-    #[config(default = 5000)]
+    #[config(default = "5000ms")]
     pub timeout_ms: Duration,
     /// Let requests through when the auth call fails.
     #[config(default = false)]

@@ -31,7 +31,7 @@ pub struct Config {
     #[config(default = "/", non_empty)]
     pub dispatch_path: String,
     /// Each call's timeout (`5000`, `"5s"`, `"250ms"`).
-    #[config(default = 5000)]
+    #[config(default = "5000ms")]
     pub timeout_ms: Duration,
 }
 

@@ -1,0 +1,9 @@
+use pwf::PluginConfig;
+
+#[derive(PluginConfig)]
+struct Config {
+    #[config]
+    dispatch_count: u32,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use pwf::PluginConfig;
+
+#[derive(PluginConfig)]
+struct Config {
+    #[config(default = "ten")]
+    dispatch_count: u32,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use pwf::PluginConfig;
+
+#[derive(PluginConfig)]
+enum Mode {
+    Allow,
+    Deny(String),
+}
+
+fn main() {}

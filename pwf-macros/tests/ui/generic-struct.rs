@@ -1,0 +1,8 @@
+use pwf::PluginConfig;
+
+#[derive(PluginConfig)]
+struct Config<T> {
+    value: T,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use pwf::PluginConfig;
+
+#[derive(PluginConfig)]
+struct Config {
+    #[config(range = 1..=100)]
+    dispatch_cluster: String,
+}
+
+fn main() {}

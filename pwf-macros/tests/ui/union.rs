@@ -1,0 +1,9 @@
+use pwf::PluginConfig;
+
+#[derive(PluginConfig)]
+union Config {
+    count: u32,
+    ratio: f32,
+}
+
+fn main() {}

@@ -1,0 +1,360 @@
+//! Problems found in a configuration, where they are, and how they are reported.
+
+use std::fmt;
+
+/// Stops recording problems after this many; the rest are counted in one last line.
+const MAX_PROBLEMS: usize = 50;
+
+/// Where a value sits in the configuration, as a chain of object keys and array indexes.
+///
+/// A `Path` displays the way the problems name it: `rules[2].path`. The root displays as
+/// the empty string. It borrows its parent, so building one per value costs nothing.
+///
+/// Only needed to implement [`ConfigValue`](crate::config::ConfigValue) by hand.
+///
+/// ```
+/// use pwf::config::Path;
+///
+/// let root = Path::root();
+/// let rules = root.key("rules");
+/// let third = rules.index(2);
+/// assert_eq!(third.key("path").to_string(), "rules[2].path");
+/// assert_eq!(root.to_string(), "");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Path<'a> {
+    segment: Segment<'a>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Segment<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl<'a> Path<'a> {
+    /// The top of the configuration.
+    pub const fn root() -> Self {
+        Path {
+            segment: Segment::Root,
+        }
+    }
+
+    /// The value under `key` of the object at this path.
+    pub const fn key(&'a self, key: &'a str) -> Path<'a> {
+        Path {
+            segment: Segment::Key(self, key),
+        }
+    }
+
+    /// The element at `index` of the array at this path.
+    pub const fn index(&'a self, index: usize) -> Path<'a> {
+        Path {
+            segment: Segment::Index(self, index),
+        }
+    }
+
+    /// Whether this is the top of the configuration.
+    pub const fn is_root(&self) -> bool {
+        matches!(self.segment, Segment::Root)
+    }
+
+    /// This path followed by `relative`, written as in a problem (`rules[2].path`, `[0]`).
+    pub(crate) fn join(&self, relative: &str) -> String {
+        let base = self.to_string();
+        if base.is_empty() || relative.is_empty() {
+            return base + relative;
+        }
+        if relative.starts_with('[') {
+            base + relative
+        } else {
+            base + "." + relative
+        }
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.segment {
+            Segment::Root => Ok(()),
+            Segment::Key(parent, key) => {
+                parent.fmt(f)?;
+                if is_plain_key(key) {
+                    if !parent.is_root() {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(key)
+                } else {
+                    write!(f, "[{key:?}]")
+                }
+            }
+            Segment::Index(parent, index) => {
+                parent.fmt(f)?;
+                write!(f, "[{index}]")
+            }
+        }
+    }
+}
+
+/// Whether a key can be written bare in a path (`a.b`), or needs quoting (`a["b c"]`).
+fn is_plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// One thing wrong with a configuration: where it is and what is wrong.
+///
+/// Displays as `path: message` (`dispatchCount: must be in 1..=100, got 0`), or just the
+/// message when the problem concerns the configuration as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    path: String,
+    message: String,
+}
+
+impl Problem {
+    /// A problem at `path` (empty for the whole configuration).
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The JSON path of the value at fault, such as `rules[2].path`; empty for the whole
+    /// configuration.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What is wrong, such as `must be in 1..=100, got 0`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// The problems collected while reading a configuration.
+///
+/// Reading goes on after a problem so that all of them are reported at once. After 50
+/// problems the rest are only counted, and reported as one last problem.
+///
+/// Only needed to implement [`ConfigValue`](crate::config::ConfigValue) by hand.
+#[derive(Debug, Default)]
+pub struct Problems {
+    problems: Vec<Problem>,
+    omitted: usize,
+}
+
+impl Problems {
+    /// No problems yet.
+    pub fn new() -> Self {
+        Problems::default()
+    }
+
+    /// Records that the value at `path` is wrong.
+    pub fn push(&mut self, path: &Path<'_>, message: impl fmt::Display) {
+        self.push_problem(Problem::new(path.to_string(), message.to_string()));
+    }
+
+    /// Records a problem built elsewhere.
+    pub fn push_problem(&mut self, problem: Problem) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(problem);
+        } else {
+            self.omitted = self.omitted.saturating_add(1);
+        }
+    }
+
+    /// How many problems were found so far.
+    pub fn len(&self) -> usize {
+        self.problems.len().saturating_add(self.omitted)
+    }
+
+    /// Whether no problem was found so far.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The error reporting these problems, or `None` when there are none.
+    pub(crate) fn into_error(self) -> Option<ConfigError> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut problems = self.problems;
+        if self.omitted > 0 {
+            let s = if self.omitted == 1 { "" } else { "s" };
+            problems.push(Problem::new(
+                "",
+                format!("... and {} more problem{s}", self.omitted),
+            ));
+        }
+        Some(ConfigError { problems })
+    }
+}
+
+/// Why a configuration was refused: every problem found in it.
+///
+/// Displays one problem per line:
+///
+/// ```
+/// use pwf::PluginConfig;
+///
+/// #[derive(PluginConfig, Debug)]
+/// struct Config {
+///     #[config(range = 1..=100)]
+///     dispatch_count: u32,
+///     auth_cluster: String,
+/// }
+///
+/// let error = Config::parse(br#"{"dispatchCount": 0}"#).unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "dispatchCount: must be in 1..=100, got 0\nmissing field `authCluster`",
+/// );
+/// assert_eq!(error.problems().count(), 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// An error made of one problem concerning the whole configuration.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![Problem::new("", message)],
+        }
+    }
+
+    /// Each problem, in the order found: fields in declaration order, then unknown keys.
+    pub fn problems(&self) -> impl ExactSizeIterator<Item = &Problem> + '_ {
+        self.problems.iter()
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            problem.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What a `validate` hook on a configuration struct returns when the values do not fit
+/// together.
+///
+/// A hook blames either the struct as a whole ([`Invalid::new`]) or one of its fields by its
+/// key as written in the JSON ([`Invalid::at`]), and can report several problems at once
+/// ([`Invalid::and`]). The paths are relative to the struct, so a hook on a nested struct
+/// reports `rules[2].timeout: ...` without knowing where it is nested.
+///
+/// ```
+/// use pwf::config::Invalid;
+/// use pwf::PluginConfig;
+///
+/// #[derive(PluginConfig, Debug)]
+/// #[config(validate = Self::check)]
+/// struct Config {
+///     #[config(default = 1)]
+///     min_calls: u32,
+///     #[config(default = 10)]
+///     max_calls: u32,
+/// }
+///
+/// impl Config {
+///     fn check(&self) -> Result<(), Invalid> {
+///         if self.min_calls > self.max_calls {
+///             return Err(Invalid::at(
+///                 "minCalls",
+///                 format!("must not exceed maxCalls ({}), got {}", self.max_calls, self.min_calls),
+///             ));
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let error = Config::parse(br#"{"minCalls": 20}"#).unwrap_err();
+/// assert_eq!(error.to_string(), "minCalls: must not exceed maxCalls (10), got 20");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    problems: Vec<(String, String)>,
+}
+
+impl Invalid {
+    /// The struct as a whole is invalid.
+    pub fn new(message: impl fmt::Display) -> Self {
+        Invalid::at("", message)
+    }
+
+    /// The value at `relative_path` in the struct is invalid. The path is written as in the
+    /// JSON and as problems show it: `"authCluster"`, `"rules[2].path"`.
+    pub fn at(relative_path: impl Into<String>, message: impl fmt::Display) -> Self {
+        Invalid {
+            problems: vec![(relative_path.into(), message.to_string())],
+        }
+    }
+
+    /// These problems and the `other` ones.
+    #[must_use]
+    pub fn and(mut self, other: Invalid) -> Self {
+        self.problems.extend(other.problems);
+        self
+    }
+
+    /// Records these problems, relative to the struct at `path`.
+    pub(crate) fn report(self, path: &Path<'_>, problems: &mut Problems) {
+        for (relative, message) in self.problems {
+            problems.push_problem(Problem::new(path.join(&relative), message));
+        }
+    }
+}
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Invalid::new(message)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Self {
+        Invalid::new(message)
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (path, message)) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            if path.is_empty() {
+                f.write_str(message)?;
+            } else {
+                write!(f, "{path}: {message}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Invalid {}

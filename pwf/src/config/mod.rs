@@ -1,0 +1,165 @@
+//! Typed, validated plugin configuration.
+//!
+//! A plugin declares its configuration as a struct deriving [`PluginConfig`]. pwf reads
+//! Envoy's `configuration` bytes (JSON, from a `StringValue` or a `Struct`) into it once per
+//! configure, and refuses the configuration, naming every problem, when it does not fit.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use pwf::PluginConfig;
+//!
+//! #[derive(PluginConfig, Debug)]
+//! struct Config {
+//!     #[config(default = "httpbin")]
+//!     dispatch_cluster: String,
+//!     #[config(default = 10, range = 1..=100)]
+//!     dispatch_count: u32,
+//!     #[config(default = "250ms")]
+//!     timeout: Duration,
+//! }
+//!
+//! // No configuration at all: every default.
+//! let config = Config::parse(b"").unwrap();
+//! assert_eq!(config.dispatch_cluster, "httpbin");
+//! assert_eq!(config.dispatch_count, 10);
+//! assert_eq!(config.timeout, Duration::from_millis(250));
+//!
+//! let config = Config::parse(br#"{"dispatchCount": 5, "timeout": "2s"}"#).unwrap();
+//! assert_eq!(config.dispatch_count, 5);
+//! assert_eq!(config.timeout, Duration::from_secs(2));
+//!
+//! let error = Config::parse(br#"{"dispatchCount": 0, "dispatchClustr": "x"}"#).unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "dispatchCount: must be in 1..=100, got 0\n\
+//!      unknown field `dispatchClustr`, did you mean `dispatchCluster`?",
+//! );
+//! ```
+//!
+//! # Keys
+//!
+//! Keys are the field names in camelCase (`dispatch_cluster` is `dispatchCluster`), as in
+//! Envoy's own configuration. `#[config(rename = "key")]` on a field sets its key;
+//! `#[config(rename_all = "...")]` on the struct chooses another style for all of them:
+//! `camelCase`, `snake_case`, `kebab-case`, `PascalCase`, `SCREAMING_SNAKE_CASE`,
+//! `lowercase` or `UPPERCASE`. A key the struct does not know is refused, with the closest
+//! known key suggested.
+//!
+//! # Types
+//!
+//! A field can have any type implementing [`ConfigValue`]: `bool`, `String`, integers,
+//! floats, [`Duration`](std::time::Duration) (`"250ms"`, `"1.5s"`, `"1m30s"`, or integer
+//! milliseconds), `Option<T>`, `Vec<T>`, `Box<T>`, `HashMap<String, T>`,
+//! `BTreeMap<String, T>`, [`serde_json::Value`], another struct deriving `PluginConfig` (which
+//! keeps its own defaults and checks), or an enum of unit variants deriving `PluginConfig`
+//! (read from a string: the variant's name in camelCase unless renamed). A field of any other
+//! type implementing `serde::de::DeserializeOwned` is read by serde, with serde's messages.
+//! Integers also accept a float without fraction (`10.0`).
+//!
+//! # Defaults
+//!
+//! A key that is absent takes its field's default; absent bytes or an empty configuration
+//! give every default. Without a default, an absent `Option` is `None` and any other absent
+//! key is an error (``missing field `authCluster` ``).
+//!
+//! | field attribute | default value |
+//! | --- | --- |
+//! | `#[config(default = "httpbin")]` | a literal of the field's type; a string for a `String` or a `Duration` |
+//! | `#[config(default = Mode::Fast)]` | any other expression of the field's type |
+//! | `#[config(default)]` | a struct deriving `PluginConfig` is read from `{}`; any other type takes its [`Default`] |
+//!
+//! Defaults are not checked against `range` and the other checks: they are the plugin's own.
+//!
+//! # Checks
+//!
+//! | field attribute | on | refuses |
+//! | --- | --- | --- |
+//! | `range = 1..=100`, `1..100`, `1..`, `..=100` | numbers and `Option`s of them | a number outside: `must be in 1..=100, got 0` |
+//! | `non_empty` | strings, lists, maps and `Option`s of them | an empty one: `must not be empty` |
+//! | `one_of = ["GET", "POST"]` | strings and `Option<String>` | any other string: `must be one of "GET", "POST", got "PUT"` |
+//! | `validate = path::to::check` | any type `T` | what `fn check(&T) -> Result<(), E>` refuses |
+//!
+//! A `validate` hook runs after the field's other checks passed. It may take any borrowed
+//! form of the field (`fn(&str)` for a `String`, `fn(&[Rule])` for a `Vec<Rule>`). `E` is
+//! `String`, `&str` or [`Invalid`]; the problem is reported at the field's path (an
+//! [`Invalid::at`] path is relative to the field, such as `"[2]"` for a list's element).
+//!
+//! `#[config(validate = Self::check)]` on the struct runs `fn check(&Self) -> Result<(), E>`
+//! once every field was read and passed its checks, for rules across fields. It can blame
+//! the struct or any of its fields (see [`Invalid`]).
+//!
+//! # Errors
+//!
+//! Each problem names the JSON path, what is wrong and the value given, and all problems are
+//! reported together, one per line:
+//!
+//! ```text
+//! dispatchCount: must be in 1..=100, got 0
+//! rules[2].path: must not be empty
+//! unknown field `dispatchCont`, did you mean `dispatchCount`?
+//! invalid JSON at line 1, column 17: expected `,` or `}`
+//! expected a JSON object at the top level, got an array
+//! ```
+//!
+//! Reading never panics, whatever the bytes.
+//!
+//! # Schema
+//!
+//! [`PluginConfig::schema`] describes the keys, their types, defaults, checks and doc
+//! comments, and displays as a readable list (see [`Schema`]).
+
+pub(crate) mod derive;
+mod duration;
+mod error;
+mod schema;
+mod suggest;
+mod value;
+
+pub use error::{ConfigError, Invalid, Path, Problem, Problems};
+pub use schema::{Field, Schema, Type};
+pub use value::ConfigValue;
+
+/// A plugin configuration, read from Envoy's `configuration` bytes.
+///
+/// Derive it with `#[derive(PluginConfig)]` (see [the module](self) for the attributes). A
+/// plugin without configuration uses `()`, which accepts no bytes or `{}` only.
+///
+/// ```
+/// use pwf::PluginConfig;
+///
+/// assert!(<()>::parse(b"").is_ok());
+/// assert!(<()>::parse(b"{}").is_ok());
+/// assert_eq!(
+///     <()>::parse(br#"{"cluster": "x"}"#).unwrap_err().to_string(),
+///     "unknown field `cluster`, this configuration takes no fields",
+/// );
+/// ```
+pub trait PluginConfig: ConfigValue {
+    /// Reads a configuration from its bytes: JSON whose top level is an object. No bytes (or
+    /// only whitespace) read as `{}`. Never panics.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found: invalid JSON, a top level that is not an object, unknown or
+    /// missing keys, values of the wrong type, failed checks.
+    fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let value = value::read_json(bytes)?;
+        let mut problems = Problems::new();
+        let config = Self::from_config(&value, &Path::root(), &mut problems);
+        match (config, problems.into_error()) {
+            (Some(config), None) => Ok(config),
+            (_, Some(error)) => Err(error),
+            (None, None) => Err(ConfigError::new("invalid configuration")),
+        }
+    }
+
+    /// Describes the keys this configuration accepts.
+    fn schema() -> Schema;
+}
+
+impl PluginConfig for () {
+    fn schema() -> Schema {
+        Schema::__new("()", Some("No configuration."), Vec::new())
+    }
+}

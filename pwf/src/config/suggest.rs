@@ -1,0 +1,73 @@
+//! "Did you mean" suggestions for unknown keys.
+
+/// The known key closest to `unknown`, if it is close enough to be a likely typo: the same
+/// key written in another case style (`dispatch_count`), or few edits away (`dispatchCont`).
+pub(crate) fn closest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
+    // Long keys cost quadratic time to compare; nobody mistypes a 200-character key.
+    if unknown.len() > 200 {
+        return None;
+    }
+    let folded = fold(unknown);
+    if let Some(same) = known.iter().find(|key| fold(key) == folded) {
+        return Some(same);
+    }
+    known
+        .iter()
+        .map(|key| (distance(unknown, key), *key))
+        .filter(|(distance, key)| *distance <= (key.chars().count() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, key)| key)
+}
+
+/// The key without case or separators: `dispatch-count`, `DISPATCH_COUNT` and `dispatchCount`
+/// all fold to `dispatchcount`.
+fn fold(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The Levenshtein distance: how many one-character insertions, deletions and substitutions
+/// turn `a` into `b`.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_counts_edits() {
+        assert_eq!(distance("dispatchCont", "dispatchCount"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn closest_suggests_typos_and_other_case_styles() {
+        let known = ["dispatchCluster", "dispatchCount"];
+        assert_eq!(closest("dispatchCont", &known), Some("dispatchCount"));
+        assert_eq!(closest("dispatch_count", &known), Some("dispatchCount"));
+        assert_eq!(closest("DISPATCH-CLUSTER", &known), Some("dispatchCluster"));
+    }
+
+    #[test]
+    fn closest_suggests_nothing_for_distant_keys() {
+        assert_eq!(closest("timeout", &["dispatchCount"]), None);
+        assert_eq!(closest("b", &["a"]), Some("a"));
+        assert_eq!(closest("xy", &["ab"]), None);
+    }
+}

@@ -1,0 +1,444 @@
+//! Reading one typed value out of JSON, with the path and a precise message on failure.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::duration::{parse_duration, DurationError};
+use super::{Path, Problems, Type};
+
+/// A type a configuration field can have, read from JSON with problems reported at their path.
+///
+/// Implemented for `bool`, `String`, the integer and float types, [`Duration`], `Option<T>`,
+/// `Vec<T>`, `Box<T>`, `HashMap<String, T>` and `BTreeMap<String, T>` (string keys), and
+/// [`serde_json::Value`], and by `#[derive(PluginConfig)]` for structs and enums of unit
+/// variants. A field of any other type that implements `serde::de::DeserializeOwned` is read
+/// through serde instead, with serde's message.
+///
+/// Implement it by hand for a type that needs its own reading and messages:
+///
+/// ```
+/// use pwf::config::{ConfigValue, Path, Problems, Type};
+/// use pwf::PluginConfig;
+/// use serde_json::Value;
+///
+/// /// An HTTP status code.
+/// struct Status(u16);
+///
+/// impl ConfigValue for Status {
+///     fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+///         match value.as_u64() {
+///             Some(code @ 100..=599) => Some(Status(code as u16)),
+///             _ => {
+///                 problems.push(path, format!("expected an HTTP status, got {value}"));
+///                 None
+///             }
+///         }
+///     }
+///
+///     fn describe() -> Type {
+///         Type::new("HTTP status")
+///     }
+/// }
+///
+/// #[derive(PluginConfig)]
+/// struct Config {
+///     deny_status: Status,
+/// }
+///
+/// let error = Config::parse(br#"{"denyStatus": 42}"#).err().unwrap();
+/// assert_eq!(error.to_string(), "denyStatus: expected an HTTP status, got 42");
+/// ```
+pub trait ConfigValue: Sized {
+    /// Reads the value at `path`. On failure, records at least one problem and returns `None`.
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self>;
+
+    /// The type as the schema shows it.
+    fn describe() -> Type;
+
+    /// The value of a key that is absent from the configuration and has no default: `None`
+    /// (the default) makes the key required; `Option<T>` gives `Some(None)`.
+    fn when_absent() -> Option<Self> {
+        None
+    }
+}
+
+/// Describes a JSON value in a message: scalars as written (long strings cut), `an array`,
+/// `an object`.
+pub(crate) struct Got<'a>(pub(crate) &'a Value);
+
+/// Strings longer than this are cut in messages.
+const MAX_SHOWN_CHARS: usize = 64;
+
+impl fmt::Display for Got<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::Null | Value::Bool(_) | Value::Number(_) => fmt::Display::fmt(self.0, f),
+            Value::String(text) => ShownStr(text).fmt(f),
+            Value::Array(_) => f.write_str("an array"),
+            Value::Object(_) => f.write_str("an object"),
+        }
+    }
+}
+
+/// A string quoted as in JSON, cut after [`MAX_SHOWN_CHARS`] characters.
+pub(crate) struct ShownStr<'a>(pub(crate) &'a str);
+
+impl fmt::Display for ShownStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (shown, was_cut) = cut(self.0);
+        fmt::Display::fmt(&Value::String(shown.to_owned()), f)?;
+        if was_cut {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
+
+/// The first [`MAX_SHOWN_CHARS`] characters of `text`, and whether that is not all of it.
+pub(crate) fn cut(text: &str) -> (&str, bool) {
+    match text.char_indices().nth(MAX_SHOWN_CHARS) {
+        Some((end, _)) => (&text[..end], true),
+        None => (text, false),
+    }
+}
+
+/// Records `expected <what>, got <value>` and gives up.
+fn expected<T>(what: &str, value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<T> {
+    problems.push(path, format_args!("expected {what}, got {}", Got(value)));
+    None
+}
+
+/// The object at `path`, or a problem.
+pub(crate) fn expect_object<'v>(
+    value: &'v Value,
+    path: &Path<'_>,
+    problems: &mut Problems,
+) -> Option<&'v Map<String, Value>> {
+    match value {
+        Value::Object(object) => Some(object),
+        _ if path.is_root() => expected("a JSON object at the top level", value, path, problems),
+        _ => expected("an object", value, path, problems),
+    }
+}
+
+/// An integral number as a wide integer, also from a float with no fraction (`10.0`, which a
+/// protobuf `Struct` configuration can produce); `Err(true)` for a number with no exact
+/// integer value in range of `i128`, `Err(false)` for anything else.
+fn integral(value: &Value) -> Result<i128, bool> {
+    let Value::Number(number) = value else {
+        return Err(false);
+    };
+    if let Some(n) = number.as_u64() {
+        return Ok(i128::from(n));
+    }
+    if let Some(n) = number.as_i64() {
+        return Ok(i128::from(n));
+    }
+    match number.as_f64() {
+        // Every integral f64 below 2^127 in magnitude converts exactly.
+        Some(n) if n.fract() == 0.0 && n.abs() < 1.7e38 => Ok(n as i128),
+        Some(n) if n.fract() == 0.0 => Err(true),
+        _ => Err(false),
+    }
+}
+
+macro_rules! integers {
+    ($($ty:ident: $what:literal),* $(,)?) => {$(
+        impl ConfigValue for $ty {
+            fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+                match integral(value) {
+                    Ok(n) => match $ty::try_from(n) {
+                        Ok(n) => Some(n),
+                        Err(_) => out_of_range::<$ty>(value, path, problems),
+                    },
+                    Err(true) => out_of_range::<$ty>(value, path, problems),
+                    Err(false) => expected($what, value, path, problems),
+                }
+            }
+
+            fn describe() -> Type {
+                Type::new(concat!("integer (", stringify!($ty), ")"))
+            }
+        }
+    )*};
+}
+
+integers! {
+    u8: "an unsigned integer",
+    u16: "an unsigned integer",
+    u32: "an unsigned integer",
+    u64: "an unsigned integer",
+    usize: "an unsigned integer",
+    i8: "an integer",
+    i16: "an integer",
+    i32: "an integer",
+    i64: "an integer",
+    isize: "an integer",
+}
+
+/// Records that `value` does not fit in the integer type `T`.
+fn out_of_range<T: Bounded>(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<T> {
+    problems.push(
+        path,
+        format_args!(
+            "out of range for {} ({}..={}), got {}",
+            T::NAME,
+            T::MIN,
+            T::MAX,
+            Got(value)
+        ),
+    );
+    None
+}
+
+/// The bounds of an integer type, for messages.
+trait Bounded {
+    const NAME: &'static str;
+    const MIN: i128;
+    const MAX: u128;
+}
+
+macro_rules! bounded {
+    ($($ty:ident),*) => {$(
+        impl Bounded for $ty {
+            const NAME: &'static str = stringify!($ty);
+            const MIN: i128 = $ty::MIN as i128;
+            const MAX: u128 = $ty::MAX as u128;
+        }
+    )*};
+}
+
+bounded!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+impl ConfigValue for f64 {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        match value.as_f64() {
+            Some(n) => Some(n),
+            None => expected("a number", value, path, problems),
+        }
+    }
+
+    fn describe() -> Type {
+        Type::new("number (f64)")
+    }
+}
+
+impl ConfigValue for f32 {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        match value.as_f64() {
+            Some(n) if n.abs() <= f64::from(f32::MAX) => Some(n as f32),
+            Some(_) => {
+                problems.push(
+                    path,
+                    format_args!("out of range for f32, got {}", Got(value)),
+                );
+                None
+            }
+            None => expected("a number", value, path, problems),
+        }
+    }
+
+    fn describe() -> Type {
+        Type::new("number (f32)")
+    }
+}
+
+impl ConfigValue for bool {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        match value {
+            Value::Bool(b) => Some(*b),
+            _ => expected("a boolean", value, path, problems),
+        }
+    }
+
+    fn describe() -> Type {
+        Type::new("boolean")
+    }
+}
+
+impl ConfigValue for String {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(s.clone()),
+            _ => expected("a string", value, path, problems),
+        }
+    }
+
+    fn describe() -> Type {
+        Type::new("string")
+    }
+}
+
+/// The accepted forms of a duration, for messages.
+const DURATION_FORMS: &str =
+    "a duration such as \"250ms\", \"5s\" or \"1m30s\", or integer milliseconds";
+
+impl ConfigValue for Duration {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        match value {
+            Value::String(text) => match parse_duration(text) {
+                Ok(duration) => Some(duration),
+                Err(DurationError::Syntax) => expected(DURATION_FORMS, value, path, problems),
+                Err(DurationError::TooLarge) => {
+                    problems.push(path, format_args!("duration too large, got {}", Got(value)));
+                    None
+                }
+            },
+            _ => match integral(value).map(u64::try_from) {
+                Ok(Ok(millis)) => Some(Duration::from_millis(millis)),
+                Ok(Err(_)) | Err(true) if value.as_f64().is_some_and(|n| n > 0.0) => {
+                    problems.push(path, format_args!("duration too large, got {}", Got(value)));
+                    None
+                }
+                _ => expected(DURATION_FORMS, value, path, problems),
+            },
+        }
+    }
+
+    fn describe() -> Type {
+        Type::new("duration")
+    }
+}
+
+impl<T: ConfigValue> ConfigValue for Option<T> {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            _ => T::from_config(value, path, problems).map(Some),
+        }
+    }
+
+    fn describe() -> Type {
+        T::describe()
+    }
+
+    fn when_absent() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl<T: ConfigValue> ConfigValue for Box<T> {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        T::from_config(value, path, problems).map(Box::new)
+    }
+
+    fn describe() -> Type {
+        T::describe()
+    }
+
+    fn when_absent() -> Option<Self> {
+        T::when_absent().map(Box::new)
+    }
+}
+
+impl<T: ConfigValue> ConfigValue for Vec<T> {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        let Value::Array(elements) = value else {
+            return expected("an array", value, path, problems);
+        };
+        let mut all = Some(Vec::with_capacity(elements.len()));
+        for (index, element) in elements.iter().enumerate() {
+            let read = T::from_config(element, &path.index(index), problems);
+            match (&mut all, read) {
+                (Some(all), Some(read)) => all.push(read),
+                _ => all = None,
+            }
+        }
+        all
+    }
+
+    fn describe() -> Type {
+        Type::list_of(T::describe())
+    }
+}
+
+/// Reads every value of the object at `path` into `map`, or `None` if any failed.
+fn read_map<T: ConfigValue, M: Extend<(String, T)>>(
+    mut map: M,
+    value: &Value,
+    path: &Path<'_>,
+    problems: &mut Problems,
+) -> Option<M> {
+    let object = match value {
+        Value::Object(object) => object,
+        _ => return expected("an object", value, path, problems),
+    };
+    let mut ok = true;
+    for (key, element) in object {
+        match T::from_config(element, &path.key(key), problems) {
+            Some(read) if ok => map.extend([(key.clone(), read)]),
+            Some(_) => {}
+            None => ok = false,
+        }
+    }
+    ok.then_some(map)
+}
+
+impl<T: ConfigValue, S: BuildHasher + Default> ConfigValue for HashMap<String, T, S> {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        read_map(HashMap::default(), value, path, problems)
+    }
+
+    fn describe() -> Type {
+        Type::map_of(T::describe())
+    }
+}
+
+impl<T: ConfigValue> ConfigValue for BTreeMap<String, T> {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        read_map(BTreeMap::new(), value, path, problems)
+    }
+
+    fn describe() -> Type {
+        Type::map_of(T::describe())
+    }
+}
+
+impl ConfigValue for Value {
+    fn from_config(value: &Value, _: &Path<'_>, _: &mut Problems) -> Option<Self> {
+        Some(value.clone())
+    }
+
+    fn describe() -> Type {
+        Type::new("any JSON")
+    }
+}
+
+/// `()` is the configuration of a plugin that takes none: an empty object.
+impl ConfigValue for () {
+    fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
+        let object = expect_object(value, path, problems)?;
+        super::derive::unknown_keys(object, &[], path, problems);
+        object.is_empty().then_some(())
+    }
+
+    fn describe() -> Type {
+        Type::object("()", <() as super::PluginConfig>::schema)
+    }
+}
+
+/// Reads configuration bytes as JSON: nothing (or only whitespace) is an empty object.
+pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(super::ConfigError::new(
+            "invalid JSON at line 1, column 1: unexpected byte order mark",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        let full = error.to_string();
+        let suffix = format!(" at line {} column {}", error.line(), error.column());
+        let message = full.strip_suffix(&suffix).unwrap_or(&full);
+        super::ConfigError::new(format!(
+            "invalid JSON at line {}, column {}: {message}",
+            error.line(),
+            error.column()
+        ))
+    })
+}

@@ -1,0 +1,129 @@
+//! Sleeping in plugin-wide tasks, on the host's ticks.
+//!
+//! Envoy ticks only the plugin's root context, never a stream. So
+//! [`sleep`] and [`Interval`] are for tasks spawned with
+//! [`PluginContext::spawn`](crate::PluginContext::spawn): they wake on the
+//! first tick at or after their deadline, so their resolution is the tick
+//! period the plugin set with
+//! [`PluginContext::set_tick_period`](crate::PluginContext::set_tick_period).
+//! A stream that must wait uses an HTTP call's timeout instead.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
+
+use crate::properties;
+
+thread_local! {
+    static TIMERS: RefCell<Vec<(SystemTime, Waker)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Wakes every timer whose deadline has passed. Runs on each tick.
+pub(crate) fn fire(now: SystemTime) {
+    let due: Vec<Waker> = TIMERS.with(|timers| {
+        let mut timers = timers.borrow_mut();
+        let mut due = Vec::new();
+        timers.retain(|(deadline, waker)| {
+            if *deadline <= now {
+                due.push(waker.clone());
+                false
+            } else {
+                true
+            }
+        });
+        due
+    });
+    for waker in due {
+        waker.wake();
+    }
+}
+
+/// A future that completes at the first tick at or after `deadline`.
+#[derive(Debug)]
+#[must_use = "a Sleep does nothing unless awaited"]
+pub struct Sleep {
+    deadline: Option<SystemTime>,
+}
+
+/// Waits for `duration`, measured by the host's clock, in a plugin-wide task.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use pwf::{Error, PluginContext};
+///
+/// fn start(cx: &PluginContext) -> Result<(), Error> {
+///     cx.set_tick_period(Duration::from_millis(100))?;
+///     cx.spawn(async {
+///         pwf::timer::sleep(Duration::from_secs(1)).await;
+///         pwf::info!("a second later");
+///         Ok(())
+///     });
+///     Ok(())
+/// }
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep {
+        deadline: properties::now()
+            .ok()
+            .and_then(|now| now.checked_add(duration)),
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Without a clock there is no deadline to wait for.
+        let Some(deadline) = self.deadline else {
+            return Poll::Ready(());
+        };
+        match properties::now() {
+            Ok(now) if now < deadline => {
+                TIMERS.with(|timers| {
+                    let mut timers = timers.borrow_mut();
+                    match timers
+                        .iter_mut()
+                        .find(|(at, waker)| *at == deadline && waker.will_wake(cx.waker()))
+                    {
+                        Some(_) => {}
+                        None => timers.push((deadline, cx.waker().clone())),
+                    }
+                });
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
+    }
+}
+
+/// Ticks every `period`: `interval.tick().await` in a loop.
+#[derive(Debug)]
+pub struct Interval {
+    period: Duration,
+    next: Option<SystemTime>,
+}
+
+/// An [`Interval`] whose first tick completes after `period`.
+pub fn interval(period: Duration) -> Interval {
+    Interval { period, next: None }
+}
+
+impl Interval {
+    /// Waits for the next tick of the interval. Ticks missed while the task
+    /// was busy are skipped, not bunched.
+    pub async fn tick(&mut self) {
+        let now = properties::now().ok();
+        let next = match (self.next, now) {
+            (Some(next), Some(now)) if next > now => next,
+            (_, Some(now)) => now.checked_add(self.period).unwrap_or(now),
+            (_, None) => return,
+        };
+        self.next = next.checked_add(self.period);
+        Sleep {
+            deadline: Some(next),
+        }
+        .await;
+    }
+}
