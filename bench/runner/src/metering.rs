@@ -59,7 +59,7 @@ pub(crate) fn fnv1a_even(body: &[u8]) -> bool {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    hash % 2 == 0
+    hash.is_multiple_of(2)
 }
 
 /// A 53-byte `{"uuid": ...}` body whose FNV-1a hash has the given parity.

@@ -86,7 +86,13 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
         results.envoy_version = Command::new(bin)
             .arg("--version")
             .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .map(|out| {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let version = text
+                    .split_once("version: ")
+                    .map_or(text.as_str(), |(_, v)| v);
+                version.trim().to_owned()
+            })
             .unwrap_or_default();
         measure_envoy(settings, bin, &mut results)?;
     }
@@ -431,8 +437,15 @@ fn machine() -> String {
         .map_or("unknown".to_owned(), |kb| {
             format!("{:.1} GiB", kb as f64 / 1048576.0)
         });
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
-        "- CPU: {cpu}, {cores} cores available\n- memory: {memory}\n- kernel: {}\n- {}\n- wasm-opt: {}\n- wrk: {}",
+        "- CPU: {cpu}, {cores} cores available\n- memory: {memory}\n- load average when the report was written: {load} \
+         (the Envoy runs share the cores with Envoy's upstream, `wrk`, and whatever else runs)\n- kernel: {}\n- {}\n- wasm-opt: {}\n- wrk: {}",
         command_output("uname", &["-sr"]),
         command_output("rustc", &["--version"]),
         command_output("wasm-opt", &["--version"]),
