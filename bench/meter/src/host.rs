@@ -62,8 +62,47 @@ impl Stream {
     }
 }
 
+/// Where the guest's fuel goes between host calls: each segment runs from
+/// one boundary (an export entered, or a host import called) to the next (an
+/// import called, or `return`). The fuel of the guest allocations that return
+/// an import's data counts in the segment that starts at that import.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    mark: u64,
+    label: &'static str,
+    /// Fuel between two boundaries, by (from, to).
+    pub segments: HashMap<(&'static str, &'static str), u64>,
+    /// Host calls, by import.
+    pub calls: HashMap<&'static str, u64>,
+}
+
+impl Profile {
+    /// Starts a segment at `label`, with `fuel` in the tank.
+    pub(crate) fn start(&mut self, label: &'static str, fuel: u64) {
+        self.mark = fuel;
+        self.label = label;
+    }
+
+    /// Crosses a boundary at fuel level `fuel`.
+    pub(crate) fn cross(&mut self, label: &'static str, fuel: u64) {
+        let spent = self.mark.saturating_sub(fuel);
+        *self.segments.entry((self.label, label)).or_default() += spent;
+        self.mark = fuel;
+        self.label = label;
+    }
+}
+
+/// Counts a host call and the guest fuel spent since the last boundary.
+fn enter(caller: &mut Caller<'_, Host>, import: &'static str) {
+    let fuel = caller.get_fuel().unwrap_or(0);
+    let profile = &mut caller.data_mut().profile;
+    *profile.calls.entry(import).or_default() += 1;
+    profile.cross(import, fuel);
+}
+
 /// The host's state.
 pub(crate) struct Host {
+    pub(crate) profile: Profile,
     pub(crate) configuration: Vec<u8>,
     pub(crate) log_level: LogLevel,
     pub(crate) logs: Vec<(LogLevel, String)>,
@@ -85,6 +124,7 @@ pub(crate) struct Host {
 impl Host {
     pub(crate) fn new(options: VmOptions) -> Host {
         Host {
+            profile: Profile::default(),
             configuration: options.configuration,
             log_level: options.log_level,
             logs: Vec::new(),
@@ -217,6 +257,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_log",
         |mut caller: Caller<'_, Host>, level: i32, ptr: i32, len: i32| -> Result<i32> {
+            enter(&mut caller, "proxy_log");
             let message = read_string(&mut caller, ptr, len)?;
             let Some(level) = LogLevel::from_abi(level) else {
                 return Ok(status::BAD_ARGUMENT);
@@ -232,6 +273,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_get_log_level",
         |mut caller: Caller<'_, Host>, ret: i32| -> Result<i32> {
+            enter(&mut caller, "proxy_get_log_level");
             let level = caller.data().log_level.to_abi();
             write_u32(&mut caller, ret, level as u32)?;
             Ok(status::OK)
@@ -241,6 +283,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_get_current_time_nanoseconds",
         |mut caller: Caller<'_, Host>, ret: i32| -> Result<i32> {
+            enter(&mut caller, "proxy_get_current_time_nanoseconds");
             let host = caller.data_mut();
             host.clock += 1_000;
             let now = host.clock;
@@ -251,7 +294,10 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
     linker.func_wrap(
         "env",
         "proxy_set_tick_period_milliseconds",
-        |_: Caller<'_, Host>, _period: i32| -> i32 { status::OK },
+        |mut caller: Caller<'_, Host>, _period: i32| -> i32 {
+            enter(&mut caller, "proxy_set_tick_period_milliseconds");
+            status::OK
+        },
     )?;
     linker.func_wrap(
         "env",
@@ -263,6 +309,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          ret_ptr: i32,
          ret_size: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_get_buffer_bytes");
             let Some(buffer) = caller.data().buffer(kind) else {
                 return Ok(status::BAD_ARGUMENT);
             };
@@ -286,6 +333,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          ptr: i32,
          len: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_set_buffer_bytes");
             let bytes = read(&mut caller, ptr, len)?;
             let stream = &mut caller.data_mut().stream;
             let target = match kind {
@@ -303,6 +351,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_get_header_map_pairs",
         |mut caller: Caller<'_, Host>, kind: i32, ret_ptr: i32, ret_size: i32| -> Result<i32> {
+            enter(&mut caller, "proxy_get_header_map_pairs");
             let Some(pairs) = caller.data_mut().map(kind) else {
                 return Ok(status::BAD_ARGUMENT);
             };
@@ -315,6 +364,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_set_header_map_pairs",
         |mut caller: Caller<'_, Host>, kind: i32, ptr: i32, len: i32| -> Result<i32> {
+            enter(&mut caller, "proxy_set_header_map_pairs");
             let bytes = read(&mut caller, ptr, len)?;
             let Some(pairs) = abi::decode_map(&bytes) else {
                 return Ok(status::BAD_ARGUMENT);
@@ -336,6 +386,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          ret_ptr: i32,
          ret_size: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_get_header_map_value");
             let key = read_string(&mut caller, key_ptr, key_len)?;
             let Some(map) = caller.data_mut().map(kind) else {
                 return Ok(status::BAD_ARGUMENT);
@@ -361,6 +412,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          value_ptr: i32,
          value_len: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_replace_header_map_value");
             let key = read_string(&mut caller, key_ptr, key_len)?;
             let value = read_string(&mut caller, value_ptr, value_len)?;
             let Some(map) = caller.data_mut().map(kind) else {
@@ -394,6 +446,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          value_ptr: i32,
          value_len: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_add_header_map_value");
             let key = read_string(&mut caller, key_ptr, key_len)?;
             let value = read_string(&mut caller, value_ptr, value_len)?;
             let Some(map) = caller.data_mut().map(kind) else {
@@ -407,6 +460,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_remove_header_map_value",
         |mut caller: Caller<'_, Host>, kind: i32, key_ptr: i32, key_len: i32| -> Result<i32> {
+            enter(&mut caller, "proxy_remove_header_map_value");
             let key = read_string(&mut caller, key_ptr, key_len)?;
             let Some(map) = caller.data_mut().map(kind) else {
                 return Ok(status::BAD_ARGUMENT);
@@ -424,6 +478,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          ret_ptr: i32,
          ret_size: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_get_property");
             let path = read(&mut caller, path_ptr, path_len)?;
             let value = match path.as_slice() {
                 b"plugin_name" => caller.data().plugin_name.clone().into_bytes(),
@@ -445,6 +500,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          ret_size: i32,
          ret_cas: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_get_shared_data");
             let key = read(&mut caller, key_ptr, key_len)?;
             let Some((value, cas)) = caller.data().shared.get(&key).cloned() else {
                 return Ok(status::NOT_FOUND);
@@ -464,6 +520,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          value_len: i32,
          cas: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_set_shared_data");
             let key = read(&mut caller, key_ptr, key_len)?;
             let value = read(&mut caller, value_ptr, value_len)?;
             let host = caller.data_mut();
@@ -484,6 +541,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_continue_stream",
         |mut caller: Caller<'_, Host>, kind: i32| -> i32 {
+            enter(&mut caller, "proxy_continue_stream");
             let host = caller.data_mut();
             host.check_stream_context("continue_stream");
             match kind {
@@ -498,6 +556,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_close_stream",
         |mut caller: Caller<'_, Host>, _kind: i32| -> i32 {
+            enter(&mut caller, "proxy_close_stream");
             caller.data_mut().check_stream_context("close_stream");
             status::OK
         },
@@ -515,6 +574,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          headers_len: i32,
          _grpc: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_send_local_response");
             let body = read(&mut caller, body_ptr, body_len)?;
             let headers = read(&mut caller, headers_ptr, headers_len)?;
             let Some(headers) = abi::decode_map(&headers) else {
@@ -545,6 +605,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
          _timeout: i32,
          ret_token: i32|
          -> Result<i32> {
+            enter(&mut caller, "proxy_http_call");
             let cluster = read_string(&mut caller, cluster_ptr, cluster_len)?;
             let headers = read(&mut caller, headers_ptr, headers_len)?;
             read(&mut caller, body_ptr, body_len)?;
@@ -575,17 +636,20 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_set_effective_context",
         |mut caller: Caller<'_, Host>, context: i32| -> i32 {
+            enter(&mut caller, "proxy_set_effective_context");
             caller.data_mut().effective_context = context as u32;
             status::OK
         },
     )?;
-    linker.func_wrap("env", "proxy_done", |_: Caller<'_, Host>| -> i32 {
+    linker.func_wrap("env", "proxy_done", |mut caller: Caller<'_, Host>| -> i32 {
+        enter(&mut caller, "proxy_done");
         status::OK
     })?;
     linker.func_wrap(
         "env",
         "proxy_define_metric",
         |mut caller: Caller<'_, Host>, _kind: i32, _ptr: i32, _len: i32, ret: i32| -> Result<i32> {
+            enter(&mut caller, "proxy_define_metric");
             let host = caller.data_mut();
             host.metrics.push(0);
             let id = host.metrics.len() as u32;
@@ -597,6 +661,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_increment_metric",
         |mut caller: Caller<'_, Host>, id: i32, offset: i64| -> i32 {
+            enter(&mut caller, "proxy_increment_metric");
             match caller
                 .data_mut()
                 .metrics
@@ -614,6 +679,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_record_metric",
         |mut caller: Caller<'_, Host>, id: i32, value: i64| -> i32 {
+            enter(&mut caller, "proxy_record_metric");
             match caller
                 .data_mut()
                 .metrics
@@ -631,6 +697,7 @@ fn define_env(linker: &mut Linker<Host>) -> Result<()> {
         "env",
         "proxy_get_metric",
         |mut caller: Caller<'_, Host>, id: i32, ret: i32| -> Result<i32> {
+            enter(&mut caller, "proxy_get_metric");
             let Some(value) = caller
                 .data()
                 .metrics

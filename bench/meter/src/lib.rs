@@ -26,7 +26,7 @@ use std::fmt;
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
 
 pub use crate::abi::LogLevel;
-pub use crate::host::{CallResponse, LocalResponse};
+pub use crate::host::{CallResponse, LocalResponse, Profile};
 use crate::host::{Host, Stream};
 
 /// The fuel a single plugin call may use before the meter gives up.
@@ -40,11 +40,17 @@ pub const PAGE_SIZE: u64 = 65536;
 
 /// What went wrong loading or driving a plugin.
 #[derive(Debug)]
-pub struct MeterError(String);
+pub struct MeterError(String, bool);
 
 impl MeterError {
     fn new(message: impl Into<String>) -> MeterError {
-        MeterError(message.into())
+        MeterError(message.into(), false)
+    }
+
+    /// Whether the plugin refused its configuration (`proxy_on_configure`
+    /// returned false), as opposed to failing.
+    pub fn is_refusal(&self) -> bool {
+        self.1
     }
 }
 
@@ -57,7 +63,7 @@ impl fmt::Display for MeterError {
 impl std::error::Error for MeterError {}
 
 fn wasm_error(what: &str) -> impl Fn(wasmtime::Error) -> MeterError + '_ {
-    move |error| MeterError(format!("{what}: {error:?}"))
+    move |error| MeterError::new(format!("{what}: {error:?}"))
 }
 
 /// The phases of one stream, in the order Envoy runs them.
@@ -269,9 +275,10 @@ impl Vm {
         )?;
         if configured == 0 {
             let logs = vm.store.data().logs.clone();
-            return Err(MeterError(format!(
-                "proxy_on_configure returned false; logs: {logs:?}"
-            )));
+            return Err(MeterError(
+                format!("proxy_on_configure returned false; logs: {logs:?}"),
+                true,
+            ));
         }
         Ok(vm)
     }
@@ -297,6 +304,11 @@ impl Vm {
         std::mem::take(&mut self.store.data_mut().logs)
     }
 
+    /// The profile of every call so far, and clears it.
+    pub fn take_profile(&mut self) -> Profile {
+        std::mem::take(&mut self.store.data_mut().profile)
+    }
+
     /// Sets the level of Envoy's `wasm` logger.
     pub fn set_log_level(&mut self, level: LogLevel) {
         self.store.data_mut().log_level = level;
@@ -315,16 +327,18 @@ impl Vm {
     fn metered(
         &mut self,
         call: impl FnOnce(&mut Store<Host>) -> wasmtime::Result<()>,
-        what: &str,
+        what: &'static str,
     ) -> Result<u64, MeterError> {
         self.store
             .set_fuel(FUEL_LIMIT)
             .map_err(wasm_error("fuel"))?;
+        self.store.data_mut().profile.start(what, FUEL_LIMIT);
         call(&mut self.store).map_err(|error| {
             let logs = &self.store.data().logs;
-            MeterError(format!("{what}: {error:?}; logs: {logs:?}"))
+            MeterError::new(format!("{what}: {error:?}; logs: {logs:?}"))
         })?;
         let left = self.store.get_fuel().map_err(wasm_error("fuel"))?;
+        self.store.data_mut().profile.cross("return", left);
         Ok(FUEL_LIMIT - left)
     }
 
@@ -433,7 +447,7 @@ impl Vm {
             response_resumed: stream.response_resumed,
         };
         if let Some(problem) = host.problems.first() {
-            return Err(MeterError(format!("host misuse: {problem}")));
+            return Err(MeterError::new(format!("host misuse: {problem}")));
         }
         Ok((fuel, outcome))
     }
@@ -491,7 +505,7 @@ impl Exports {
         ) -> Result<TypedFunc<P, R>, MeterError> {
             instance
                 .get_typed_func(&mut *store, name)
-                .map_err(|error| MeterError(format!("export {name}: {error:?}")))
+                .map_err(|error| MeterError::new(format!("export {name}: {error:?}")))
         }
         Ok(Exports {
             context_create: get(instance, store, "proxy_on_context_create")?,

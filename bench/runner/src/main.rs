@@ -110,8 +110,8 @@ usage: pwf-bench [options]
 
   --quick            a smoke run of a minute or two (short wrk runs, 2 rounds)
   --skip-envoy       only the deterministic part: instructions, size, memory
-  --duration SECS    the length of each wrk run (default 10)
-  --rounds N         interleaved rounds of no filter / raw / pwf (default 5)
+  --duration SECS    the length of each wrk run (default 5)
+  --rounds N         interleaved rounds of no filter / raw / pwf (default 10)
   --connections N    wrk connections (default 16)
   --requests N       requests metered per plugin (default 1000)
   --out FILE         the report (default docs/performance.md; the chart goes
@@ -125,8 +125,8 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
         workspace,
         metered_requests: 1000,
         envoy: true,
-        duration: Duration::from_secs(10),
-        rounds: 5,
+        duration: Duration::from_secs(5),
+        rounds: 10,
         connections: 16,
         dispatch_samples: 20,
         quick: false,

@@ -1,6 +1,8 @@
 //! Guest instructions per request, counted with the fuel-metering host.
 
-use pwf_bench_meter::{CallResponse, Exchange, Fuel, LogLevel, Outcome, Phase, Vm, VmOptions};
+use pwf_bench_meter::{
+    CallResponse, Exchange, Fuel, LogLevel, Outcome, Phase, Profile, Vm, VmOptions,
+};
 
 use crate::{Example, Result};
 
@@ -19,6 +21,8 @@ pub(crate) struct Metered {
     pub(crate) startup: u64,
     /// What the plugin did with each request.
     pub(crate) outcomes: Vec<Outcome>,
+    /// Where the fuel of the metered requests went, and the host calls.
+    pub(crate) profile: Profile,
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -124,6 +128,9 @@ pub(crate) fn meter(
     let mut total = Fuel::default();
     let mut outcomes = Vec::with_capacity(requests);
     for n in 0..warmup + requests {
+        if n == warmup {
+            vm.take_profile();
+        }
         let (fuel, outcome) = vm.request(&exchanges[n % exchanges.len()])?;
         if n >= warmup {
             total.accumulate(&fuel);
@@ -142,6 +149,7 @@ pub(crate) fn meter(
         pages_after: vm.memory_pages(),
         startup,
         outcomes,
+        profile: vm.take_profile(),
     })
 }
 
@@ -155,4 +163,22 @@ pub(crate) fn first_difference(a: &[Outcome], b: &[Outcome]) -> Option<String> {
         .enumerate()
         .find(|(_, (a, b))| a != b)
         .map(|(n, (a, b))| format!("request {n}: {a:?}\n  against {b:?}"))
+}
+
+/// Whether a plugin refuses, without trapping, a configuration nested
+/// `depth` levels deep: a stack too small for its JSON parser traps instead.
+pub(crate) fn survives_deep_config(wasm: &[u8], depth: usize) -> Result<bool> {
+    let configuration = format!("{{\"nested\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
+    let options = VmOptions {
+        configuration: configuration.into_bytes(),
+        ..VmOptions::default()
+    };
+    match Vm::load(wasm, options) {
+        Ok(_) => Ok(true),
+        Err(error) if error.is_refusal() => Ok(true),
+        Err(error) => {
+            eprintln!("nested configuration: {error}");
+            Ok(false)
+        }
+    }
 }
