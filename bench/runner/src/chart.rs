@@ -44,6 +44,7 @@ pub(crate) fn render(title: &str, series: &[&str], groups: &[Group]) -> String {
         escape(title)
     );
     // Grid and axis.
+    let step = if max > 2.5 { 0.5 } else { 0.2 };
     let mut tick = 0.0;
     while tick <= max + 1e-9 {
         let ty = y(tick);
@@ -54,7 +55,7 @@ pub(crate) fn render(title: &str, series: &[&str], groups: &[Group]) -> String {
             left - 6.0,
             ty + 4.0
         );
-        tick += 0.2;
+        tick += step;
     }
     let one = y(1.0);
     let _ = writeln!(
