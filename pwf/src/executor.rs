@@ -247,20 +247,24 @@ fn release(executor: &Executor, slot: &mut Slot, index: u16) {
 
 /// Drops every task of `context_id`; their destructors run, with no borrow held.
 pub(crate) fn cancel_context(context_id: u32) {
-    let dropped: Vec<BoxFuture> = EXECUTOR.with(|executor| {
-        let mut slots = executor.slots.borrow_mut();
-        let mut dropped = Vec::new();
-        for index in 0..slots.len() {
-            let slot = &mut slots[index];
-            if slot.live && slot.context_id == context_id {
-                if let Some(task) = slot.task.take() {
-                    dropped.push(task);
+    // `try_with`: contexts dropped while the thread's locals are torn down
+    // (the SDK's dispatcher may outlive the executor) have nothing left to cancel.
+    let dropped: Vec<BoxFuture> = EXECUTOR
+        .try_with(|executor| {
+            let mut slots = executor.slots.borrow_mut();
+            let mut dropped = Vec::new();
+            for index in 0..slots.len() {
+                let slot = &mut slots[index];
+                if slot.live && slot.context_id == context_id {
+                    if let Some(task) = slot.task.take() {
+                        dropped.push(task);
+                    }
+                    release(executor, slot, index as u16);
                 }
-                release(executor, slot, index as u16);
             }
-        }
-        dropped
-    });
+            dropped
+        })
+        .unwrap_or_default();
     drop(dropped);
 }
 

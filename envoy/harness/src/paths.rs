@@ -1,0 +1,219 @@
+//! Where things are: the repository, the cargo target directory, the built plugins, the
+//! examples.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::{Error, Result};
+
+/// The wasm target the plugins are built for.
+pub const WASM_TARGET: &str = "wasm32-wasip1";
+
+/// The repository root (the workspace directory).
+pub fn repo_root() -> PathBuf {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR"));
+    harness.ancestors().nth(2).unwrap_or(harness).to_path_buf()
+}
+
+/// The cargo target directory this program was built in.
+///
+/// Found from the running executable (the nearest ancestor holding cargo's `CACHEDIR.TAG`),
+/// else `$CARGO_TARGET_DIR`, else `<repo>/target`.
+pub fn target_dir() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe
+            .ancestors()
+            .skip(1)
+            .find(|d| d.join("CACHEDIR.TAG").is_file())
+        {
+            return dir.to_path_buf();
+        }
+    }
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => repo_root().join(dir),
+        None => repo_root().join("target"),
+    }
+}
+
+/// The release `.wasm` of workspace package `package` (`-` in the name becomes `_`), which
+/// must have been built with `cargo build --target wasm32-wasip1 --release -p <package>`.
+///
+/// Fails, saying how to build it, when the file is missing.
+pub fn wasm_artifact(package: &str) -> Result<PathBuf> {
+    let file = format!("{}.wasm", package.replace('-', "_"));
+    let path = target_dir().join(WASM_TARGET).join("release").join(file);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::new(format!(
+            "missing {}: build it first with `cargo build --target {WASM_TARGET} --release -p {package}` \
+             (`cargo xtask test` builds every example before the e2e tests)",
+            path.display()
+        )))
+    }
+}
+
+/// An example crate: a directory `examples/<dir>` with a `Cargo.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// The package name from its `Cargo.toml`.
+    pub package: String,
+    /// The package description from its `Cargo.toml`, if any.
+    pub description: Option<String>,
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+impl Example {
+    /// Its Envoy config template, `examples/<dir>/envoy.yaml`.
+    pub fn envoy_config(&self) -> PathBuf {
+        self.dir.join("envoy.yaml")
+    }
+}
+
+/// Every example crate, found from `examples/*/Cargo.toml`, sorted by directory.
+pub fn examples() -> Result<Vec<Example>> {
+    let root = repo_root().join("examples");
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("reading {}", root.display()), e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let dir = entry
+            .map_err(|e| Error::io(format!("reading {}", root.display()), e))?
+            .path();
+        let manifest = dir.join("Cargo.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| Error::io(format!("reading {}", manifest.display()), e))?;
+        let package = package_key(&text, "name")
+            .ok_or_else(|| Error::new(format!("{}: no [package] name", manifest.display())))?;
+        let description = package_key(&text, "description");
+        found.push(Example {
+            package,
+            description,
+            dir,
+        });
+    }
+    found.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(found)
+}
+
+/// The example named `name` (its package name or its directory name).
+pub fn example(name: &str) -> Result<Example> {
+    let all = examples()?;
+    all.iter()
+        .find(|e| e.package == name || e.dir.file_name().is_some_and(|d| d == name))
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<_> = all.iter().map(|e| e.package.as_str()).collect();
+            Error::new(format!(
+                "no example `{name}` under examples/ (found: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })
+}
+
+/// The string value of `key` in the `[package]` table of a manifest.
+fn package_key(manifest: &str, wanted: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+            continue;
+        }
+        if !in_package {
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            if key.trim() == wanted {
+                return Some(value.trim().trim_matches('"').to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// The newest modification time of the files under `dir`, if any.
+fn newest(dir: &Path) -> Option<(SystemTime, PathBuf)> {
+    let mut best: Option<(SystemTime, PathBuf)> = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if let Ok(t) = meta.modified() {
+                if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                    best = Some((t, path));
+                }
+            }
+        }
+    }
+    best
+}
+
+/// A warning when `wasm` is older than a source file it is built from (the example's `src`,
+/// `pwf/src`, `pwf-macros/src`), so a test run against a stale build says so.
+pub(crate) fn staleness(wasm: &Path, example: &Example) -> Option<String> {
+    let built = std::fs::metadata(wasm).and_then(|m| m.modified()).ok()?;
+    let root = repo_root();
+    [
+        example.dir.join("src"),
+        root.join("pwf/src"),
+        root.join("pwf-macros/src"),
+    ]
+    .iter()
+    .filter_map(|d| newest(d))
+    .filter(|(t, _)| *t > built)
+    .max_by_key(|(t, _)| *t)
+    .map(|(_, file)| {
+        format!(
+            "warning: {} is older than {}; rebuild with `cargo build --target {WASM_TARGET} --release -p {}`",
+            wasm.display(),
+            file.display(),
+            example.package
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_key_reads_the_package_table_only() {
+        let manifest = "[workspace]\nname = \"no\"\n[package]\nversion = \"1\"\nname = \"add_header\"\n[dependencies]\nname = \"x\"\n";
+        assert_eq!(package_key(manifest, "name").as_deref(), Some("add_header"));
+        assert_eq!(package_key(manifest, "description"), None);
+        assert_eq!(package_key("[dependencies]\nname = \"x\"\n", "name"), None);
+    }
+
+    #[test]
+    fn repo_root_holds_the_workspace_manifest() {
+        let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("[workspace]"));
+    }
+
+    #[test]
+    fn wasm_artifact_names_the_build_command_when_missing() {
+        let err = wasm_artifact("no-such-plugin").unwrap_err().to_string();
+        assert!(err.contains("no_such_plugin.wasm"), "{err}");
+        assert!(err.contains("-p no-such-plugin"), "{err}");
+    }
+}

@@ -1,0 +1,71 @@
+//! The test command's proof that `cargo xtask new` makes a working plugin:
+//! a crate generated from `templates/plugin` builds for wasm32-wasip1, passes
+//! its own native-host test, and runs in Envoy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use envoy_harness::{repo_root, target_dir, Envoy, WASM_TARGET};
+
+use crate::scaffold;
+use crate::steps;
+
+const NAME: &str = "template-check";
+
+/// Generates the crate under the target directory, then builds, tests and
+/// runs it.
+pub(crate) fn run() -> Result<(), String> {
+    let root = repo_root();
+    let work = target_dir().join("template-check");
+    let dir = work.join(NAME);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+    }
+    let written = scaffold::new_plugin(NAME, &dir, &root.join("pwf")).map_err(|e| e.to_string())?;
+    println!("generated {} files in {}", written.len(), dir.display());
+    // The workspace's lock file pins the same dependency versions, so the
+    // generated crate builds from the local cargo cache.
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))
+        .map_err(|e| format!("copying Cargo.lock: {e}"))?;
+    // A target directory of its own that survives between runs.
+    let target = work.join("target");
+
+    let cargo = |args: &[&str]| -> Result<(), String> {
+        let mut cmd = Command::new(steps::cargo_bin());
+        cmd.args(args)
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target);
+        steps::run(
+            &mut cmd,
+            &format!("(in {}) cargo {}", dir.display(), args.join(" ")),
+        )
+    };
+    cargo(&["test"])?;
+    cargo(&["build", "--target", WASM_TARGET, "--release"])?;
+
+    let wasm: PathBuf = target
+        .join(WASM_TARGET)
+        .join("release")
+        .join(format!("{}.wasm", NAME.replace('-', "_")));
+    run_in_envoy(&dir.join("envoy.yaml"), &wasm)
+}
+
+fn run_in_envoy(config: &Path, wasm: &Path) -> Result<(), String> {
+    let envoy = Envoy::template(config)
+        .wasm(wasm)
+        .start()
+        .map_err(|e| e.to_string())?;
+    let response = envoy.get("/anything").map_err(|e| e.to_string())?;
+    println!(
+        "GET /anything through the generated plugin: {} with x-hello: {:?}",
+        response.status,
+        response.header("x-hello")
+    );
+    if response.status != 200 || response.header("x-hello") != Some("world") {
+        return Err(format!(
+            "the generated plugin did not set `x-hello: world`: status {}, headers {:?}",
+            response.status, response.headers
+        ));
+    }
+    Ok(())
+}

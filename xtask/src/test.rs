@@ -1,0 +1,158 @@
+//! `cargo xtask test` and `cargo xtask e2e`.
+
+use std::path::PathBuf;
+
+use envoy_harness::{examples, repo_root, tail, Envoy, WASM_TARGET};
+
+use crate::setup;
+use crate::steps::{cargo, Steps};
+
+/// The raw proxy-wasm plugin the harness's own e2e tests run.
+const PROBE: &str = "probe-plugin";
+/// The crate holding the Envoy e2e tests.
+const E2E: &str = "envoy-e2e";
+
+/// Which steps to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Everything: the project's test command.
+    All,
+    /// The wasm builds, config validation and e2e tests.
+    E2e,
+}
+
+pub(crate) fn run(scope: Scope) -> Result<(), String> {
+    let examples = examples().map_err(|e| e.to_string())?;
+    // Everything built for wasm32-wasip1: the core, the examples, the probe.
+    let mut wasm_packages: Vec<&str> = examples.iter().map(|e| e.package.as_str()).collect();
+    wasm_packages.push(PROBE);
+    let packages = |first: &[&'static str]| -> Vec<String> {
+        first
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(
+                wasm_packages
+                    .iter()
+                    .flat_map(|p| ["-p".to_owned(), (*p).to_owned()]),
+            )
+            .collect()
+    };
+
+    let mut steps = Steps::new(if scope == Scope::All { 10 } else { 4 });
+    steps.run(
+        "install what is missing (wasm32-wasip1 target, Envoy 1.40)",
+        || {
+            setup::wasm_target()?;
+            setup::envoy().map(drop)
+        },
+    )?;
+    if scope == Scope::All {
+        steps.run("rustfmt", || cargo(&["fmt", "--all", "--", "--check"]))?;
+        steps.run("clippy (host)", || {
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])
+        })?;
+        steps.run(&format!("clippy ({WASM_TARGET})"), || {
+            let mut args = packages(&["clippy", "--target", WASM_TARGET, "-p", "pwf"]);
+            args.extend(["--", "-D", "warnings"].map(str::to_owned));
+            cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })?;
+        steps.run("unit tests", || {
+            cargo(&["test", "--workspace", "--exclude", E2E])
+        })?;
+    }
+    steps.run("release wasm builds", || {
+        let args = packages(&["build", "--target", WASM_TARGET, "--release"]);
+        cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })?;
+    steps.run(
+        "envoy --mode validate (every Envoy config)",
+        validate_configs,
+    )?;
+    steps.run("Envoy e2e tests", || cargo(&["test", "-p", E2E]))?;
+    if scope == Scope::All {
+        steps.run(
+            "OCI image layout of add_header, written and verified",
+            || {
+                let root = repo_root();
+                let image = crate::oci::package(&root, "add_header", "latest")
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "{} (manifest {}, wasm {} bytes)",
+                    image.layout.display(),
+                    image.manifest_digest,
+                    image.wasm_size
+                );
+                Ok(())
+            },
+        )?;
+        steps.run(
+            "a plugin from `cargo xtask new`: native test, wasm build, Envoy",
+            crate::template_check::run,
+        )?;
+    }
+    steps.summary();
+    Ok(())
+}
+
+/// Every `*.yaml` under `envoy/` and `examples/` (hidden directories and `target` skipped).
+fn configs() -> Vec<PathBuf> {
+    let root = repo_root();
+    let mut found = Vec::new();
+    let mut stack = vec![root.join("envoy"), root.join("examples")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn validate_configs() -> Result<(), String> {
+    let root = repo_root();
+    let configs = configs();
+    if configs.is_empty() {
+        return Err("no Envoy configs found under envoy/ or examples/".to_owned());
+    }
+    let mut failed = Vec::new();
+    for config in &configs {
+        let shown = config.strip_prefix(&root).unwrap_or(config);
+        // As shipped, except that a `target/` wasm path follows the target directory in use.
+        let validation = Envoy::template(config)
+            .validate()
+            .map_err(|e| e.to_string())?;
+        if validation.ok {
+            println!("ok      {}", shown.display());
+        } else {
+            println!(
+                "FAILED  {}\n{}",
+                shown.display(),
+                tail(&validation.output, 25)
+            );
+            failed.push(shown.display().to_string());
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("Envoy rejects {}", failed.join(", ")))
+    }
+}
