@@ -8,6 +8,7 @@
 //! wakes whoever waits on the [`PendingCall`]. Dropping a `PendingCall`
 //! forgets the call: a late response for it finds nothing and is ignored.
 
+use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 use std::future::Future;
@@ -44,19 +45,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct Request {
     cluster: String,
-    method: String,
+    method: Cow<'static, str>,
     path: String,
     authority: Option<String>,
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     trailers: Vec<(String, String)>,
     timeout: Duration,
+    status_only: bool,
 }
 
 impl Request {
     /// A request with the given method and path, to `cluster`.
     pub fn new(
-        method: impl Into<String>,
+        method: impl Into<Cow<'static, str>>,
         cluster: impl Into<String>,
         path: impl Into<String>,
     ) -> Request {
@@ -69,6 +71,7 @@ impl Request {
             body: None,
             trailers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            status_only: false,
         }
     }
 
@@ -92,7 +95,7 @@ impl Request {
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
         let name = name.into();
         match name.as_str() {
-            ":method" => self.method = value.into(),
+            ":method" => self.method = Cow::Owned(value.into()),
             ":path" => self.path = value.into(),
             ":authority" => self.authority = Some(value.into()),
             _ => self.headers.push((name, value.into())),
@@ -141,6 +144,14 @@ impl Request {
         self
     }
 
+    /// Keeps only the response's status: its headers, body and trailers are
+    /// not read, which makes the host's callback cheaper. For callers that
+    /// only count answers, as a health probe or a fan-out does.
+    pub fn status_only(mut self) -> Request {
+        self.status_only = true;
+        self
+    }
+
     /// The cluster this request goes to.
     pub fn cluster(&self) -> &str {
         &self.cluster
@@ -153,6 +164,7 @@ impl Request {
     /// Envoy refuses the call (an unknown cluster gives
     /// [`CallErrorKind::Dispatch`] with [`Status::BadArgument`]).
     pub fn send(self) -> Result<PendingCall, CallError> {
+        let status_only = self.status_only;
         let (token, cluster) = self.dispatch()?;
         CALLS.with(|calls| {
             calls.borrow_mut().insert(
@@ -160,6 +172,7 @@ impl Request {
                 Sink::Single {
                     waker: None,
                     result: None,
+                    status_only,
                 },
             )
         });
@@ -175,6 +188,7 @@ impl Request {
         group: &Rc<GroupState>,
         index: usize,
     ) -> Result<(u32, String), CallError> {
+        let status_only = self.status_only;
         let (token, cluster) = self.dispatch()?;
         CALLS.with(|calls| {
             calls.borrow_mut().insert(
@@ -182,6 +196,7 @@ impl Request {
                 Sink::Group {
                     group: group.clone(),
                     index,
+                    status_only,
                 },
             )
         });
@@ -382,9 +397,22 @@ enum Sink {
     Single {
         waker: Option<Waker>,
         result: Option<Result<Response, CallErrorKind>>,
+        status_only: bool,
     },
     /// Into slot `index` of a group, which is woken once, when its last call lands.
-    Group { group: Rc<GroupState>, index: usize },
+    Group {
+        group: Rc<GroupState>,
+        index: usize,
+        status_only: bool,
+    },
+}
+
+impl Sink {
+    fn status_only(&self) -> bool {
+        match self {
+            Sink::Single { status_only, .. } | Sink::Group { status_only, .. } => *status_only,
+        }
+    }
 }
 
 /// What a [`DispatchGroup`](crate::DispatchGroup) shares with the callout
@@ -433,7 +461,7 @@ impl Future for PendingCall {
         let token = self.token;
         let result = CALLS.with(|calls| {
             let mut calls = calls.borrow_mut();
-            let Some(Sink::Single { waker, result }) = calls.get_mut(&token) else {
+            let Some(Sink::Single { waker, result, .. }) = calls.get_mut(&token) else {
                 return None;
             };
             match result.take() {
@@ -478,11 +506,15 @@ pub(crate) fn deliver(
     body_size: usize,
     num_trailers: usize,
 ) -> bool {
-    let known = CALLS.with(|calls| calls.borrow().contains_key(&token));
-    if !known {
+    let Some(status_only) = CALLS.with(|calls| calls.borrow().get(&token).map(Sink::status_only))
+    else {
         return false;
-    }
-    let mut result = Some(read_response(num_headers, body_size, num_trailers));
+    };
+    let mut result = Some(if status_only {
+        read_status(num_headers)
+    } else {
+        read_response(num_headers, body_size, num_trailers)
+    });
     enum Next {
         Wake(Option<Waker>),
         Group(Rc<GroupState>, usize),
@@ -490,17 +522,20 @@ pub(crate) fn deliver(
     let next = CALLS.with(|calls| {
         let mut calls = calls.borrow_mut();
         match calls.remove(&token)? {
-            Sink::Single { waker, .. } => {
+            Sink::Single {
+                waker, status_only, ..
+            } => {
                 calls.insert(
                     token,
                     Sink::Single {
                         waker: None,
                         result: result.take(),
+                        status_only,
                     },
                 );
                 Some(Next::Wake(waker))
             }
-            Sink::Group { group, index } => Some(Next::Group(group, index)),
+            Sink::Group { group, index, .. } => Some(Next::Group(group, index)),
         }
     });
     match next {
@@ -547,6 +582,26 @@ impl GroupState {
             }
         }
     }
+}
+
+/// The response's status alone: one small host call instead of the whole
+/// header map and the body.
+fn read_status(num_headers: usize) -> Result<Response, CallErrorKind> {
+    if num_headers == 0 {
+        return Err(CallErrorKind::Failed);
+    }
+    let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        .map_err(|error| CallErrorKind::Host(error.status()))?
+        .and_then(|value| std::str::from_utf8(&value).ok()?.parse().ok())
+        .ok_or(CallErrorKind::Failed)?;
+    Ok(Response {
+        cluster: String::new(),
+        status,
+        raw_headers: Vec::new(),
+        headers: OnceCell::new(),
+        body: Vec::new(),
+        trailers: Headers::default(),
+    })
 }
 
 fn read_response(

@@ -43,6 +43,9 @@ struct Executor {
     free: RefCell<Vec<u16>>,
     ready: RefCell<VecDeque<TaskRef>>,
     running: Cell<bool>,
+    /// How many slots hold a live task: lets the common case (no task at all)
+    /// skip every scan.
+    live: Cell<usize>,
     /// The context the host is currently calling into.
     current_context: Cell<u32>,
 }
@@ -147,6 +150,7 @@ fn insert(context_id: u32, task: BoxFuture) -> Result<TaskRef, (Full, BoxFuture)
         slot.context_id = context_id;
         slot.task = Some(task);
         slot.live = true;
+        executor.live.set(executor.live.get() + 1);
         slot.queued = false;
         Ok(TaskRef {
             index,
@@ -182,7 +186,14 @@ pub(crate) fn spawn(
 
 /// Polls ready tasks until none is left. A nested call returns at once.
 pub(crate) fn run_until_stalled() {
-    let entered = EXECUTOR.with(|executor| !executor.running.replace(true));
+    let entered = EXECUTOR.with(|executor| {
+        // Nothing ready (the common case after a phase): nothing to do.
+        if executor.running.get() || executor.ready.borrow().is_empty() {
+            return false;
+        }
+        executor.running.set(true);
+        true
+    });
     if !entered {
         return;
     }
@@ -240,6 +251,7 @@ fn poll_one(task: TaskRef) {
 }
 
 fn release(executor: &Executor, slot: &mut Slot, index: u16) {
+    executor.live.set(executor.live.get().saturating_sub(1));
     slot.live = false;
     slot.queued = false;
     slot.generation = slot.generation.wrapping_add(1);
@@ -252,6 +264,9 @@ pub(crate) fn cancel_context(context_id: u32) {
     // (the SDK's dispatcher may outlive the executor) have nothing left to cancel.
     let dropped: Vec<BoxFuture> = EXECUTOR
         .try_with(|executor| {
+            if executor.live.get() == 0 {
+                return Vec::new();
+            }
             let mut slots = executor.slots.borrow_mut();
             let mut dropped = Vec::new();
             for index in 0..slots.len() {
