@@ -32,6 +32,10 @@ const TEMPLATE: &[(&str, &str)] = &[
         include_str!("../../templates/plugin/.gitignore"),
     ),
     (
+        ".cargo/config.toml",
+        include_str!("../../templates/plugin/.cargo/config.toml"),
+    ),
+    (
         "src/lib.rs",
         include_str!("../../templates/plugin/src/lib.rs"),
     ),
@@ -336,6 +340,7 @@ mod tests {
         assert_eq!(
             relative,
             [
+                ".cargo/config.toml",
                 ".gitignore",
                 "Cargo.toml",
                 "README.md",

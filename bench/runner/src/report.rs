@@ -670,8 +670,11 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
         md,
         "\nLinear memory right after instantiation and `_initialize`, in 64 KiB pages \
          (and after the metered requests). Envoy runs one VM per worker per plugin, so this \
-         is paid once per worker for each plugin. The release build keeps Rust's default \
-         1 MiB stack; the second build links with `-C link-arg=-zstack-size=65536`.\n\n\
+         is paid once per worker for each plugin. The first build keeps Rust's default \
+         1 MiB stack, what a crate gets without a linker flag; the second links with \
+         `-C link-arg=-zstack-size=65536`, which this repository's `.cargo/config.toml` \
+         sets for every wasm32-wasip1 build, and which the new-plugin template \
+         documents.\n\n\
          The last column says whether each plugin refuses, without trapping, a \
          configuration nested {DEEP_CONFIG} levels deep (serde_json stops at 128): the \
          deepest recursion these plugins have, so the test of a smaller stack.\n\n\

@@ -12,7 +12,7 @@ const RESPONSE: [(&str, &str); 1] = [(":status", "200")];
 
 /// Starts one VM of the plugin, as Envoy does for each worker.
 fn start(host: &Host) -> Vm {
-    host.start_vm(pwf::register::<Subject>).unwrap()
+    host.start_vm_with_root(pwf::root_context::<Subject>).unwrap()
 }
 
 #[test]
