@@ -57,6 +57,13 @@ pub struct Request {
 
 impl Request {
     /// A request with the given method and path, to `cluster`.
+    ///
+    /// ```
+    /// use pwf::Request;
+    ///
+    /// let purge = Request::new("PURGE", "cache", "/images/logo.png");
+    /// assert_eq!(purge.cluster(), "cache");
+    /// ```
     pub fn new(
         method: impl Into<Cow<'static, str>>,
         cluster: impl Into<String>,
@@ -76,22 +83,47 @@ impl Request {
     }
 
     /// A `GET` request for `path` to `cluster`.
+    ///
+    /// ```
+    /// let request = pwf::Request::get("httpbin", "/uuid");
+    /// assert_eq!(request.cluster(), "httpbin");
+    /// ```
     pub fn get(cluster: impl Into<String>, path: impl Into<String>) -> Request {
         Request::new("GET", cluster, path)
     }
 
     /// A `POST` request for `path` to `cluster`.
+    ///
+    /// ```
+    /// let request = pwf::Request::post("audit", "/events")
+    ///     .header("content-type", "application/json")
+    ///     .body(r#"{"event":"login"}"#);
+    /// assert_eq!(request.cluster(), "audit");
+    /// ```
     pub fn post(cluster: impl Into<String>, path: impl Into<String>) -> Request {
         Request::new("POST", cluster, path)
     }
 
     /// Sets `:authority` (by default, the cluster name).
+    ///
+    /// ```
+    /// // Cluster `backend`, virtual host `api.example.com`.
+    /// let request = pwf::Request::get("backend", "/v1/users").authority("api.example.com");
+    /// assert_eq!(request.cluster(), "backend");
+    /// ```
     pub fn authority(mut self, authority: impl Into<String>) -> Request {
         self.authority = Some(authority.into());
         self
     }
 
     /// Adds a header. Pseudo-headers given here replace the builder's own.
+    ///
+    /// ```
+    /// let request = pwf::Request::get("auth", "/check")
+    ///     .header("authorization", "Bearer token")
+    ///     .header(":method", "HEAD"); // replaces `GET`
+    /// assert_eq!(request.cluster(), "auth");
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
         let name = name.into();
         match name.as_str() {
@@ -124,12 +156,24 @@ impl Request {
     }
 
     /// Sets the body.
+    ///
+    /// ```
+    /// let request = pwf::Request::post("audit", "/events").body(b"{\"event\":\"login\"}".to_vec());
+    /// assert_eq!(request.cluster(), "audit");
+    /// ```
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = Some(body.into());
         self
     }
 
     /// Adds a trailer.
+    ///
+    /// ```
+    /// let request = pwf::Request::post("grpc-backend", "/pkg.Service/Method")
+    ///     .header("content-type", "application/grpc")
+    ///     .trailer("x-checksum", "9a0364b9");
+    /// assert_eq!(request.cluster(), "grpc-backend");
+    /// ```
     pub fn trailer(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
         self.trailers.push((name.into(), value.into()));
         self
@@ -139,6 +183,19 @@ impl Request {
     /// one millisecond and at most `u32::MAX` milliseconds: Envoy reads 0 as
     /// "no timeout", and the ABI carries milliseconds as a `u32`.
     /// [`send`](Request::send) rejects any other.
+    ///
+    /// ```
+    /// # use pwf_test as _; // links the native host's imports
+    /// use std::time::Duration;
+    /// use pwf::{CallErrorKind, Request};
+    ///
+    /// let quick = Request::get("cache", "/lookup").timeout(Duration::from_millis(50));
+    /// assert_eq!(quick.cluster(), "cache");
+    ///
+    /// // A zero timeout is refused before anything is sent.
+    /// let error = Request::get("cache", "/lookup").timeout(Duration::ZERO).send().unwrap_err();
+    /// assert_eq!(error.kind(), &CallErrorKind::ZeroTimeout);
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Request {
         self.timeout = timeout;
         self
@@ -147,6 +204,14 @@ impl Request {
     /// Keeps only the response's status: its headers, body and trailers are
     /// not read, which makes the host's callback cheaper. For callers that
     /// only count answers, as a health probe or a fan-out does.
+    ///
+    /// ```no_run
+    /// // A health probe: only the status matters.
+    /// async fn healthy() -> Result<bool, pwf::Error> {
+    ///     let response = pwf::Request::get("backend", "/healthz").status_only().send()?.await?;
+    ///     Ok(response.is_success())
+    /// }
+    /// ```
     pub fn status_only(mut self) -> Request {
         self.status_only = true;
         self
@@ -163,6 +228,16 @@ impl Request {
     /// Fails, naming the cluster, when the timeout is out of range or when
     /// Envoy refuses the call (an unknown cluster gives
     /// [`CallErrorKind::Dispatch`] with [`Status::BadArgument`]).
+    ///
+    /// ```no_run
+    /// async fn user_id(token: &str) -> Result<String, pwf::Error> {
+    ///     let call = pwf::Request::get("auth", "/whoami")
+    ///         .header("authorization", format!("Bearer {token}"))
+    ///         .send()?;
+    ///     let response = call.await?.error_for_status()?;
+    ///     Ok(String::from_utf8_lossy(response.body()).into_owned())
+    /// }
+    /// ```
     pub fn send(self) -> Result<PendingCall, CallError> {
         let status_only = self.status_only;
         let (token, cluster) = self.dispatch()?;
@@ -245,6 +320,14 @@ impl Request {
 ///
 /// Its headers are kept as the host handed them over, and parsed only when
 /// first asked for; [`status`](Response::status) reads them in place.
+///
+/// ```no_run
+/// async fn fetch_uuid() -> Result<String, pwf::Error> {
+///     let response = pwf::Request::get("httpbin", "/uuid").send()?.await?;
+///     let response = response.error_for_status()?;
+///     Ok(String::from_utf8(response.into_body())?)
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Response {
     cluster: String,
@@ -257,37 +340,89 @@ pub struct Response {
 
 impl Response {
     /// The `:status` of the response.
+    ///
+    /// ```no_run
+    /// async fn exists(path: &str) -> Result<bool, pwf::Error> {
+    ///     let response = pwf::Request::new("HEAD", "origin", path).send()?.await?;
+    ///     Ok(response.status() != 404)
+    /// }
+    /// ```
     pub fn status(&self) -> u16 {
         self.status
     }
 
     /// Whether the status is 2xx.
+    ///
+    /// ```no_run
+    /// async fn allowed() -> Result<bool, pwf::Error> {
+    ///     let response = pwf::Request::get("auth", "/check").send()?.await?;
+    ///     Ok(response.is_success())
+    /// }
+    /// ```
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// The first value of header `name` (names compare case-insensitively).
+    ///
+    /// ```no_run
+    /// async fn content_type() -> Result<Option<String>, pwf::Error> {
+    ///     let response = pwf::Request::get("httpbin", "/json").send()?.await?;
+    ///     Ok(response.header("content-type").map(|value| value.to_string()))
+    /// }
+    /// ```
     pub fn header(&self, name: &str) -> Option<&HeaderValue> {
         self.headers().get(name)
     }
 
     /// Every header, pseudo-headers included, in order.
+    ///
+    /// ```no_run
+    /// async fn dump() -> Result<(), pwf::Error> {
+    ///     let response = pwf::Request::get("httpbin", "/headers").send()?.await?;
+    ///     for (name, value) in response.headers() {
+    ///         pwf::debug!("{name}: {value}");
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn headers(&self) -> &Headers {
         self.headers
             .get_or_init(|| Headers::from(host::decode_map(&self.raw_headers).unwrap_or_default()))
     }
 
     /// The body (empty when there was none).
+    ///
+    /// ```no_run
+    /// async fn config_text() -> Result<String, pwf::Error> {
+    ///     let response = pwf::Request::get("config", "/plugin.json").send()?.await?;
+    ///     Ok(String::from_utf8_lossy(response.body()).into_owned())
+    /// }
+    /// ```
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
     /// Takes the body out of the response.
+    ///
+    /// ```no_run
+    /// async fn download() -> Result<Vec<u8>, pwf::Error> {
+    ///     let response = pwf::Request::get("assets", "/logo.png").send()?.await?;
+    ///     Ok(response.error_for_status()?.into_body())
+    /// }
+    /// ```
     pub fn into_body(self) -> Vec<u8> {
         self.body
     }
 
     /// The trailers.
+    ///
+    /// ```no_run
+    /// async fn grpc_status() -> Result<Option<String>, pwf::Error> {
+    ///     let response = pwf::Request::post("grpc-backend", "/pkg.Service/Method").send()?.await?;
+    ///     Ok(response.trailers().get("grpc-status").map(|value| value.to_string()))
+    /// }
+    /// ```
     pub fn trailers(&self) -> &Headers {
         &self.trailers
     }
@@ -300,6 +435,18 @@ impl Response {
     /// The response if its status is 2xx, else a [`CallErrorKind::Status`]
     /// error. Envoy answers a refused connection with a 503 and a timeout with
     /// a 504 of its own, so a caller that needs an answer should use this.
+    ///
+    /// ```no_run
+    /// use pwf::CallErrorKind;
+    ///
+    /// async fn token() -> Result<Option<Vec<u8>>, pwf::Error> {
+    ///     match pwf::Request::get("auth", "/token").send()?.await?.error_for_status() {
+    ///         Ok(response) => Ok(Some(response.into_body())),
+    ///         Err(error) if error.kind() == &CallErrorKind::Status(404) => Ok(None),
+    ///         Err(error) => Err(error.into()),
+    ///     }
+    /// }
+    /// ```
     pub fn error_for_status(self) -> Result<Response, CallError> {
         if self.is_success() {
             Ok(self)
@@ -313,6 +460,19 @@ impl Response {
 }
 
 /// Why a call did not produce a usable response.
+///
+/// ```no_run
+/// use pwf::{CallErrorKind, Response};
+///
+/// async fn lookup() -> Result<Option<Response>, pwf::Error> {
+///     match pwf::Request::get("cache", "/lookup").send()?.await {
+///         Ok(response) => Ok(Some(response)),
+///         // The cache is best effort: a reset or a missing answer is a miss.
+///         Err(error) if matches!(error.kind(), CallErrorKind::Failed) => Ok(None),
+///         Err(error) => Err(error.into()),
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallErrorKind {
@@ -333,6 +493,18 @@ pub enum CallErrorKind {
 }
 
 /// A call that did not produce a usable response, naming the cluster.
+///
+/// ```
+/// # use pwf_test as _; // links the native host's imports
+/// use std::time::Duration;
+///
+/// let error = pwf::Request::get("auth", "/check").timeout(Duration::ZERO).send().unwrap_err();
+/// assert_eq!(error.cluster(), "auth");
+/// assert_eq!(
+///     error.to_string(),
+///     "call to cluster `auth` not sent: a zero timeout means no timeout to Envoy; give at least 1ms"
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallError {
     cluster: String,
@@ -350,6 +522,15 @@ impl CallError {
     }
 
     /// What went wrong.
+    ///
+    /// ```
+    /// # use pwf_test as _; // links the native host's imports
+    /// use std::time::Duration;
+    /// use pwf::CallErrorKind;
+    ///
+    /// let error = pwf::Request::get("auth", "/").timeout(Duration::MAX).send().unwrap_err();
+    /// assert!(matches!(error.kind(), CallErrorKind::TimeoutTooLong));
+    /// ```
     pub fn kind(&self) -> &CallErrorKind {
         &self.kind
     }
@@ -440,6 +621,22 @@ pub(crate) fn forget(token: u32) {
 /// A dispatched call; resolves to its response.
 ///
 /// Dropping it forgets the call: its response, if it ever comes, is ignored.
+///
+/// ```no_run
+/// use pwf::{Http, Outcome, Request};
+///
+/// fn check(http: &Http) -> pwf::Action {
+///     // Dispatched now; the task waits for the answer.
+///     let Ok(call) = Request::get("auth", "/check").send() else {
+///         return pwf::Action::Continue;
+///     };
+///     http.spawn(async move {
+///         let response = call.await?;
+///         pwf::info!("auth answered {}", response.status());
+///         Ok(Outcome::Continue)
+///     })
+/// }
+/// ```
 #[derive(Debug)]
 #[must_use = "a call's response is only seen by awaiting its PendingCall"]
 pub struct PendingCall {
@@ -449,6 +646,12 @@ pub struct PendingCall {
 
 impl PendingCall {
     /// The host's token for this call.
+    ///
+    /// ```no_run
+    /// let call = pwf::Request::get("httpbin", "/uuid").send()?;
+    /// pwf::debug!("dispatched call {}", call.token());
+    /// # Ok::<(), pwf::CallError>(())
+    /// ```
     pub fn token(&self) -> u32 {
         self.token
     }

@@ -3,6 +3,15 @@
 use std::fmt;
 
 /// A status returned by the host, as the proxy-wasm ABI numbers them.
+///
+/// ```
+/// use pwf::Status;
+///
+/// assert_eq!(Status::NotFound.to_string(), "not found");
+/// let retry = |status: Status| matches!(status, Status::CasMismatch | Status::Empty);
+/// assert!(retry(Status::CasMismatch));
+/// assert!(!retry(Status::BadArgument));
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Status {
@@ -60,6 +69,18 @@ impl fmt::Display for Status {
 }
 
 /// A host call that did not succeed: which call, and the status the host gave.
+///
+/// ```no_run
+/// use pwf::{HostError, Status};
+///
+/// fn remember(tenant: &str) -> Result<(), HostError> {
+///     match pwf::properties::set(&["tenant"], tenant.as_bytes()) {
+///         // A host without filter state: go on without it.
+///         Err(error) if error.status() == Status::Unimplemented => Ok(()),
+///         result => result,
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostError {
     call: &'static str,
@@ -72,6 +93,14 @@ impl HostError {
     }
 
     /// The ABI call that failed, without its `proxy_` prefix (`get_shared_data`).
+    ///
+    /// ```no_run
+    /// fn f(http: &pwf::Http) {
+    ///     if let Err(error) = http.set_response_header("x-cache", "hit") {
+    ///         pwf::warn!("`{}` refused: {}", error.call(), error.status());
+    ///     }
+    /// }
+    /// ```
     pub fn call(&self) -> &'static str {
         self.call
     }

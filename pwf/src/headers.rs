@@ -22,16 +22,32 @@ pub struct HeaderValue(Vec<u8>);
 
 impl HeaderValue {
     /// The value as text, if it is UTF-8.
+    ///
+    /// ```
+    /// let value = pwf::HeaderValue::from("text/html; charset=utf-8");
+    /// let mime = value.to_str().ok().and_then(|text| text.split(';').next());
+    /// assert_eq!(mime, Some("text/html"));
+    /// ```
     pub fn to_str(&self) -> Result<&str, std::str::Utf8Error> {
         std::str::from_utf8(&self.0)
     }
 
     /// The raw bytes.
+    ///
+    /// ```
+    /// let value = pwf::HeaderValue::from("max-age=60");
+    /// assert!(value.as_bytes().starts_with(b"max-age="));
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// Takes the raw bytes.
+    ///
+    /// ```
+    /// let value = pwf::HeaderValue::from(vec![0xde, 0xad]);
+    /// assert_eq!(value.into_bytes(), [0xde, 0xad]);
+    /// ```
     pub fn into_bytes(self) -> Vec<u8> {
         self.0
     }
@@ -120,6 +136,12 @@ pub struct Headers(Vec<(String, HeaderValue)>);
 
 impl Headers {
     /// The first value of `name` (names compare case-insensitively).
+    ///
+    /// ```
+    /// let headers: pwf::Headers = [("Content-Type", "text/plain")].into_iter().collect();
+    /// assert_eq!(headers.get("content-type").unwrap(), "text/plain");
+    /// assert!(headers.get("accept").is_none());
+    /// ```
     pub fn get(&self, name: &str) -> Option<&HeaderValue> {
         self.0
             .iter()
@@ -128,6 +150,12 @@ impl Headers {
     }
 
     /// Every value of `name`, in order.
+    ///
+    /// ```
+    /// let headers: pwf::Headers = [("via", "1.1 a"), ("via", "1.1 b")].into_iter().collect();
+    /// let hops: Vec<String> = headers.get_all("via").map(|value| value.to_string()).collect();
+    /// assert_eq!(hops, ["1.1 a", "1.1 b"]);
+    /// ```
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderValue> + 'a {
         self.0
             .iter()
@@ -136,16 +164,36 @@ impl Headers {
     }
 
     /// Whether `name` is present.
+    ///
+    /// ```
+    /// let headers: pwf::Headers = [("authorization", "Bearer t")].into_iter().collect();
+    /// assert!(headers.contains("Authorization"));
+    /// assert!(!headers.contains("cookie"));
+    /// ```
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
 
     /// Adds a value, keeping any others of the same name.
+    ///
+    /// ```
+    /// let mut headers = pwf::Headers::default();
+    /// headers.append("set-cookie", "a=1");
+    /// headers.append("set-cookie", "b=2");
+    /// assert_eq!(headers.get_all("set-cookie").count(), 2);
+    /// ```
     pub fn append(&mut self, name: impl Into<String>, value: impl Into<HeaderValue>) {
         self.0.push((name.into(), value.into()));
     }
 
     /// Sets `name` to this one value, replacing any others.
+    ///
+    /// ```
+    /// let mut headers: pwf::Headers = [("cache-control", "no-cache")].into_iter().collect();
+    /// headers.insert("Cache-Control", "max-age=60");
+    /// assert_eq!(headers.len(), 1);
+    /// assert_eq!(headers.get("cache-control").unwrap(), "max-age=60");
+    /// ```
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<HeaderValue>) {
         let name = name.into();
         self.remove(&name);
@@ -153,21 +201,42 @@ impl Headers {
     }
 
     /// Removes every value of `name`.
+    ///
+    /// ```
+    /// let mut headers: pwf::Headers = [("x-debug", "1"), ("X-Debug", "2")].into_iter().collect();
+    /// headers.remove("x-debug");
+    /// assert!(headers.is_empty());
+    /// ```
     pub fn remove(&mut self, name: &str) {
         self.0.retain(|(key, _)| !key.eq_ignore_ascii_case(name));
     }
 
     /// The number of name-value pairs.
+    ///
+    /// ```
+    /// let headers: pwf::Headers = [("a", "1"), ("a", "2"), ("b", "3")].into_iter().collect();
+    /// assert_eq!(headers.len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
     /// Whether there are no headers.
+    ///
+    /// ```
+    /// assert!(pwf::Headers::default().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The pairs, in order.
+    ///
+    /// ```
+    /// let headers: pwf::Headers = [("a", "1"), ("b", "2")].into_iter().collect();
+    /// let lines: Vec<String> = headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+    /// assert_eq!(lines, ["a: 1", "b: 2"]);
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &HeaderValue)> {
         self.0.iter().map(|(key, value)| (key.as_str(), value))
     }

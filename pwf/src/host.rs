@@ -173,6 +173,14 @@ unsafe fn take(data: *mut u8, size: usize) -> Vec<u8> {
 }
 
 /// A log level, as Envoy numbers them.
+///
+/// ```
+/// use pwf::LogLevel;
+///
+/// // Levels are ordered, from the most verbose.
+/// assert!(LogLevel::Trace < LogLevel::Debug);
+/// assert!(LogLevel::Error > LogLevel::Warn);
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LogLevel {
     /// The most verbose level.

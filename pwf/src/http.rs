@@ -14,6 +14,19 @@ use crate::host::{self, StreamKind};
 use crate::log::{self, LogLevel};
 
 /// What a phase tells Envoy to do with the stream.
+///
+/// ```
+/// use pwf::{Action, Error, Http, HttpFilter};
+///
+/// struct PassThrough;
+///
+/// impl HttpFilter for PassThrough {
+///     fn on_request_headers(&mut self, _: &Http, end_of_stream: bool) -> Result<Action, Error> {
+///         // Hold a request with a body until it has all arrived.
+///         Ok(if end_of_stream { Action::Continue } else { Action::Pause })
+///     }
+/// }
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Go on to the next filter.
@@ -32,6 +45,20 @@ impl From<Action> for proxy_wasm::types::Action {
 }
 
 /// How a task or a [`DispatchGroup`](crate::DispatchGroup) ends a paused stream.
+///
+/// ```
+/// use pwf::{LocalResponse, Outcome};
+///
+/// fn decide(allowed: bool) -> Outcome {
+///     if allowed {
+///         Outcome::Continue
+///     } else {
+///         LocalResponse::new(403).body("forbidden").into()
+///     }
+/// }
+/// assert_eq!(decide(true), Outcome::Continue);
+/// assert_eq!(decide(false), Outcome::Respond(LocalResponse::new(403).body("forbidden")));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Resume the stream where it paused.
@@ -66,6 +93,12 @@ pub struct LocalResponse {
 
 impl LocalResponse {
     /// A response with this HTTP status and no body.
+    ///
+    /// ```
+    /// let not_found = pwf::LocalResponse::new(404);
+    /// assert_eq!(not_found.status(), 404);
+    /// assert!(not_found.body_bytes().is_empty());
+    /// ```
     pub fn new(status: u32) -> LocalResponse {
         LocalResponse {
             status,
@@ -77,6 +110,13 @@ impl LocalResponse {
 
     /// A gRPC response: HTTP 200 with `grpc-status` set to `code` and
     /// `grpc-message` to `message`.
+    ///
+    /// ```
+    /// // gRPC code 16: UNAUTHENTICATED.
+    /// let denied = pwf::LocalResponse::grpc(16, "missing credentials");
+    /// assert_eq!(denied.status(), 200);
+    /// assert_eq!(denied.body_bytes(), b"missing credentials");
+    /// ```
     pub fn grpc(code: u32, message: impl Into<Vec<u8>>) -> LocalResponse {
         LocalResponse {
             status: 200,
@@ -87,12 +127,22 @@ impl LocalResponse {
     }
 
     /// Adds a header.
+    ///
+    /// ```
+    /// let redirect = pwf::LocalResponse::new(302).header("location", "/login");
+    /// assert_eq!(redirect.headers().get("location").unwrap(), "/login");
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
         self.headers.append(name, value);
         self
     }
 
     /// Sets the body.
+    ///
+    /// ```
+    /// let teapot = pwf::LocalResponse::new(418).body("I'm a teapot");
+    /// assert_eq!(teapot.body_bytes(), b"I'm a teapot");
+    /// ```
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
@@ -104,6 +154,11 @@ impl LocalResponse {
     }
 
     /// The headers.
+    ///
+    /// ```
+    /// let response = pwf::LocalResponse::new(429).header("retry-after", "30");
+    /// assert_eq!(response.headers().len(), 1);
+    /// ```
     pub fn headers(&self) -> &Headers {
         &self.headers
     }
@@ -125,6 +180,19 @@ impl LocalResponse {
 }
 
 /// Which half of the stream a phase handles.
+///
+/// ```no_run
+/// use pwf::{Http, Phase};
+///
+/// // One helper for both halves of the stream.
+/// fn tag(http: &Http) -> Result<(), pwf::Error> {
+///     match http.phase() {
+///         Phase::Request => http.set_request_header("x-seen", "1")?,
+///         Phase::Response => http.set_response_header("x-seen", "1")?,
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// The request: headers, body, trailers on their way upstream.
@@ -140,6 +208,18 @@ pub enum Phase {
 /// clone, and a clone moved into a task reaches the same stream. Every access
 /// goes to the host and returns a `Result`; on a stream that has ended, the
 /// host refuses and the call returns an error.
+///
+/// ```no_run
+/// use pwf::{Action, Error, Http};
+///
+/// fn on_request_headers(http: &Http) -> Result<Action, Error> {
+///     let path = http.request_header(":path")?.unwrap_or_default();
+///     if path.starts_with(b"/internal/") {
+///         http.set_request_header("x-internal", "true")?;
+///     }
+///     Ok(Action::Continue)
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Http {
     id: u32,
@@ -150,31 +230,80 @@ pub struct Http {
 macro_rules! header_map_accessors {
     ($map:expr, $what:literal, $get:ident, $get_all:ident, $set:ident, $add:ident, $remove:ident, $set_all:ident) => {
         #[doc = concat!("The first value of ", $what, " `name`, if present.")]
+        ///
+        /// ```no_run
+        /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
+        #[doc = concat!("     if let Some(tenant) = http.", stringify!($get), "(\"x-tenant\")? {")]
+        ///         pwf::info!("tenant: {tenant}");
+        ///     }
+        ///     Ok(())
+        /// }
+        /// ```
         pub fn $get(&self, name: &str) -> Result<Option<HeaderValue>, HostError> {
             Ok(host::get_map_value($map, name)?.map(HeaderValue::from))
         }
 
         #[doc = concat!("Every ", $what, ", in order.")]
+        ///
+        /// ```no_run
+        /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
+        #[doc = concat!("     for (name, value) in &http.", stringify!($get_all), "()? {")]
+        ///         pwf::debug!("{name}: {value}");
+        ///     }
+        ///     Ok(())
+        /// }
+        /// ```
         pub fn $get_all(&self) -> Result<Headers, HostError> {
             Ok(Headers::from(host::get_map($map)?))
         }
 
         #[doc = concat!("Sets ", $what, " `name` to `value`, replacing any values it had.")]
+        ///
+        /// ```no_run
+        /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
+        #[doc = concat!("     http.", stringify!($set), "(\"x-tenant\", \"acme\")?;")]
+        ///     Ok(())
+        /// }
+        /// ```
         pub fn $set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
             host::replace_map_value($map, name, value.as_ref())
         }
 
         #[doc = concat!("Adds a value to ", $what, " `name`, keeping any it had.")]
+        ///
+        /// ```no_run
+        /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
+        #[doc = concat!("     http.", stringify!($add), "(\"x-tag\", \"cached\")?;")]
+        ///     Ok(())
+        /// }
+        /// ```
         pub fn $add(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
             host::add_map_value($map, name, value.as_ref())
         }
 
         #[doc = concat!("Removes every value of ", $what, " `name`.")]
+        ///
+        /// ```no_run
+        /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
+        #[doc = concat!("     http.", stringify!($remove), "(\"x-internal-token\")?;")]
+        ///     Ok(())
+        /// }
+        /// ```
         pub fn $remove(&self, name: &str) -> Result<(), HostError> {
             host::remove_map_value($map, name)
         }
 
         #[doc = concat!("Replaces every ", $what, " with `headers`.")]
+        ///
+        /// ```no_run
+        /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
+        #[doc = concat!("     let mut all = http.", stringify!($get_all), "()?;")]
+        ///     all.remove("x-internal-token");
+        ///     all.insert("x-tenant", "acme");
+        #[doc = concat!("     http.", stringify!($set_all), "(&all)?;")]
+        ///     Ok(())
+        /// }
+        /// ```
         pub fn $set_all(&self, headers: &Headers) -> Result<(), HostError> {
             host::set_map($map, &headers.as_pairs())
         }
@@ -191,12 +320,24 @@ impl Http {
     }
 
     /// The host's id for this stream.
+    ///
+    /// ```no_run
+    /// fn on_request_headers(http: &pwf::Http) {
+    ///     pwf::debug!("stream {}: request headers", http.context_id());
+    /// }
+    /// ```
     pub fn context_id(&self) -> u32 {
         self.id
     }
 
     /// The phase this handle was given in; tasks spawned from it resume this
     /// half of the stream.
+    ///
+    /// ```no_run
+    /// fn on_response_headers(http: &pwf::Http) {
+    ///     assert_eq!(http.phase(), pwf::Phase::Response);
+    /// }
+    /// ```
     pub fn phase(&self) -> Phase {
         self.phase
     }
@@ -243,21 +384,59 @@ impl Http {
     );
 
     /// Up to `max_size` bytes of the buffered request body, from `start`.
+    ///
+    /// ```no_run
+    /// fn on_request_body(http: &pwf::Http, body_size: usize) -> Result<(), pwf::Error> {
+    ///     // The first 16 bytes buffered so far.
+    ///     let head = http.request_body(0, 16.min(body_size))?;
+    ///     pwf::debug!("body starts with {head:?}");
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn request_body(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
         Ok(host::get_buffer(BufferType::HttpRequestBody, start, max_size)?.unwrap_or_default())
     }
 
     /// Replaces the whole buffered request body.
+    ///
+    /// ```no_run
+    /// fn on_request_body(http: &pwf::Http, end_of_stream: bool) -> Result<(), pwf::Error> {
+    ///     if end_of_stream {
+    ///         http.set_request_body(br#"{"redacted":true}"#)?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn set_request_body(&self, body: &[u8]) -> Result<(), HostError> {
         host::set_buffer(BufferType::HttpRequestBody, 0, u32::MAX as usize, body)
     }
 
     /// Up to `max_size` bytes of the buffered response body, from `start`.
+    ///
+    /// ```no_run
+    /// fn on_response_body(http: &pwf::Http, body_size: usize, end: bool) -> Result<(), pwf::Error> {
+    ///     if end {
+    ///         let body = http.response_body(0, body_size)?;
+    ///         pwf::info!("response body: {} bytes", body.len());
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn response_body(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
         Ok(host::get_buffer(BufferType::HttpResponseBody, start, max_size)?.unwrap_or_default())
     }
 
     /// Replaces the whole buffered response body.
+    ///
+    /// ```no_run
+    /// fn on_response_body(http: &pwf::Http, body_size: usize, end: bool) -> Result<(), pwf::Error> {
+    ///     if end {
+    ///         let body = http.response_body(0, body_size)?;
+    ///         http.set_response_body(&body.to_ascii_uppercase())?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn set_response_body(&self, body: &[u8]) -> Result<(), HostError> {
         host::set_buffer(BufferType::HttpResponseBody, 0, u32::MAX as usize, body)
     }
@@ -306,12 +485,32 @@ impl Http {
 
     /// Answers the client with `response` instead of going on, and returns
     /// [`Action::Pause`] for the phase to return.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http, LocalResponse};
+    ///
+    /// fn on_request_headers(http: &Http) -> Result<Action, Error> {
+    ///     if http.request_header("authorization")?.is_none() {
+    ///         return Ok(http.respond(LocalResponse::new(401).body("sign in first"))?);
+    ///     }
+    ///     Ok(Action::Continue)
+    /// }
+    /// ```
     pub fn respond(&self, response: LocalResponse) -> Result<Action, HostError> {
         response.send()?;
         Ok(Action::Pause)
     }
 
     /// Resumes the half of the stream this handle's phase paused.
+    ///
+    /// ```no_run
+    /// // Called later, from a callback, for a stream a phase paused.
+    /// fn approved(http: &pwf::Http) -> Result<(), pwf::Error> {
+    ///     http.set_request_header("x-approved", "true")?;
+    ///     http.resume()?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn resume(&self) -> Result<(), HostError> {
         host::continue_stream(match self.phase {
             Phase::Request => StreamKind::HttpRequest,
@@ -320,6 +519,18 @@ impl Http {
     }
 
     /// Resets the stream: Envoy drops it without a response.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http};
+    ///
+    /// fn on_request_headers(http: &Http) -> Result<Action, Error> {
+    ///     if http.request_header("x-scanner")?.is_some() {
+    ///         http.reset()?; // no answer at all
+    ///         return Ok(Action::Pause);
+    ///     }
+    ///     Ok(Action::Continue)
+    /// }
+    /// ```
     pub fn reset(&self) -> Result<(), HostError> {
         host::close_stream(match self.phase {
             Phase::Request => StreamKind::HttpRequest,
@@ -328,6 +539,14 @@ impl Http {
     }
 
     /// Logs `message` at `level` for this stream.
+    ///
+    /// ```no_run
+    /// use pwf::{Http, LogLevel};
+    ///
+    /// fn on_done(http: &Http) {
+    ///     http.log(LogLevel::Info, "stream done");
+    /// }
+    /// ```
     pub fn log(&self, level: LogLevel, message: &str) {
         log::log(level, message);
     }

@@ -84,11 +84,21 @@ pub mod timer;
 /// What the VM's runtime holds right now: for metrics, diagnostics and tests.
 pub mod runtime {
     /// The number of HTTP calls dispatched and still awaited in this VM.
+    ///
+    /// ```
+    /// // Nothing is in flight before the first call.
+    /// assert_eq!(pwf::runtime::pending_calls(), 0);
+    /// ```
     pub fn pending_calls() -> usize {
         crate::call::pending_calls()
     }
 
     /// The number of tasks alive in this VM (pending, not yet dropped).
+    ///
+    /// ```
+    /// // No task runs before a filter or the plugin spawns one.
+    /// assert_eq!(pwf::runtime::live_tasks(), 0);
+    /// ```
     pub fn live_tasks() -> usize {
         crate::executor::live_tasks()
     }

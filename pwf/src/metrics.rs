@@ -74,11 +74,24 @@ metric!(
 );
 metric!(
     /// A gauge: a value that goes up and down.
+    ///
+    /// ```no_run
+    /// let in_flight = pwf::metrics::Gauge::define("in_flight")?;
+    /// in_flight.add(1)?; // a stream started
+    /// in_flight.add(-1)?; // and ended
+    /// # Ok::<(), pwf::HostError>(())
+    /// ```
     Gauge,
     MetricType::Gauge
 );
 metric!(
     /// A histogram: a distribution of recorded values.
+    ///
+    /// ```no_run
+    /// let body_sizes = pwf::metrics::Histogram::define("request_body_bytes")?;
+    /// body_sizes.record(1024)?;
+    /// # Ok::<(), pwf::HostError>(())
+    /// ```
     Histogram,
     MetricType::Histogram
 );
@@ -95,11 +108,24 @@ impl Counter {
 
 impl Gauge {
     /// Sets the value.
+    ///
+    /// ```no_run
+    /// let pool = pwf::metrics::Gauge::define_tagged("pool_size", &[("pool", "auth")])?;
+    /// pool.set(8)?;
+    /// # Ok::<(), pwf::HostError>(())
+    /// ```
     pub fn set(&self, value: u64) -> Result<(), HostError> {
         host::record_metric(self.id, value)
     }
 
     /// Adds `delta` (negative to subtract). Adding 0 does nothing.
+    ///
+    /// ```no_run
+    /// let queued = pwf::metrics::Gauge::define("queued")?;
+    /// queued.add(3)?;
+    /// queued.add(-1)?;
+    /// # Ok::<(), pwf::HostError>(())
+    /// ```
     pub fn add(&self, delta: i64) -> Result<(), HostError> {
         if delta == 0 {
             return Ok(());
@@ -110,6 +136,12 @@ impl Gauge {
 
 impl Histogram {
     /// Records one value.
+    ///
+    /// ```no_run
+    /// let latency = pwf::metrics::Histogram::define("auth_latency_ms")?;
+    /// latency.record(42)?;
+    /// # Ok::<(), pwf::HostError>(())
+    /// ```
     pub fn record(&self, value: u64) -> Result<(), HostError> {
         host::record_metric(self.id, value)
     }

@@ -159,6 +159,17 @@ pub trait HttpFilter: 'static {
 
 /// What a plugin can reach outside a stream: its name, the VM
 /// configuration, the tick period, plugin-wide tasks.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use pwf::{Error, PluginContext};
+///
+/// fn configure(cx: &PluginContext) -> Result<(), Error> {
+///     pwf::info!("{}: configured", cx.plugin_name());
+///     cx.set_tick_period(Duration::from_secs(10))?;
+///     Ok(())
+/// }
+/// ```
 pub struct PluginContext {
     id: u32,
     name: String,
@@ -167,23 +178,60 @@ pub struct PluginContext {
 
 impl PluginContext {
     /// The plugin's name in Envoy's config (`name` of the wasm plugin).
+    ///
+    /// ```no_run
+    /// fn configure(cx: &pwf::PluginContext) {
+    ///     pwf::info!("{}: ready", cx.plugin_name());
+    /// }
+    /// ```
     pub fn plugin_name(&self) -> &str {
         &self.name
     }
 
     /// The host's id for the plugin's root context.
+    ///
+    /// ```no_run
+    /// fn configure(cx: &pwf::PluginContext) {
+    ///     pwf::debug!("root context {}", cx.context_id());
+    /// }
+    /// ```
     pub fn context_id(&self) -> u32 {
         self.id
     }
 
     /// Parses the VM configuration (Envoy's `vm_config.configuration`) into
     /// `T`, with the same checks and messages as the plugin configuration.
+    ///
+    /// ```no_run
+    /// use pwf::{Error, PluginConfig, PluginContext};
+    ///
+    /// #[derive(PluginConfig)]
+    /// struct VmConfig {
+    ///     #[config(default = "us-east-1")]
+    ///     region: String,
+    /// }
+    ///
+    /// fn configure(cx: &PluginContext) -> Result<String, Error> {
+    ///     let vm: VmConfig = cx.vm_config()?;
+    ///     Ok(vm.region)
+    /// }
+    /// ```
     pub fn vm_config<T: PluginConfig>(&self) -> Result<T, ConfigError> {
         T::parse(&self.vm_config)
     }
 
     /// Asks the host to call [`Plugin::on_tick`] every `period`
     /// (whole milliseconds; zero stops the ticks).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// fn configure(cx: &pwf::PluginContext) -> Result<(), pwf::Error> {
+    ///     // `Plugin::on_tick` runs every 500 ms from now on.
+    ///     cx.set_tick_period(Duration::from_millis(500))?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
         let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
         host::set_tick_period_millis(millis)
@@ -192,6 +240,18 @@ impl PluginContext {
     /// Runs a plugin-wide task: for example one that fetches something at
     /// start. It is polled like a stream's task, from host callbacks, and
     /// dropped when the plugin's root context goes away. An error is logged.
+    ///
+    /// ```no_run
+    /// use pwf::{PluginContext, Request};
+    ///
+    /// fn configure(cx: &PluginContext) {
+    ///     cx.spawn(async {
+    ///         let response = Request::get("config", "/flags").send()?.await?;
+    ///         pwf::info!("flags: {}", String::from_utf8_lossy(response.body()));
+    ///         Ok(())
+    ///     });
+    /// }
+    /// ```
     pub fn spawn<F>(&self, task: F)
     where
         F: std::future::Future<Output = Result<(), Error>> + 'static,

@@ -71,6 +71,20 @@ pub trait TcpPlugin: Sized + 'static {
 }
 
 /// Which side closed a connection.
+///
+/// ```
+/// use pwf::{Peer, Tcp, TcpFilter};
+///
+/// struct Watch;
+///
+/// impl TcpFilter for Watch {
+///     fn on_downstream_close(&mut self, _: &Tcp, peer: Peer) {
+///         if peer == Peer::Remote {
+///             pwf::debug!("the client hung up");
+///         }
+///     }
+/// }
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Peer {
     /// Envoy closed it.
@@ -130,6 +144,18 @@ pub trait TcpFilter: 'static {
 }
 
 /// A handle on one TCP connection: its buffered bytes in each direction.
+///
+/// ```no_run
+/// use pwf::{Action, Error, Tcp};
+///
+/// fn on_downstream_data(tcp: &Tcp, size: usize) -> Result<Action, Error> {
+///     let data = tcp.downstream_data(0, size)?;
+///     if data.starts_with(b"QUIT") {
+///         tcp.close_downstream()?;
+///     }
+///     Ok(Action::Continue)
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Tcp {
     id: u32,
@@ -137,46 +163,117 @@ pub struct Tcp {
 
 impl Tcp {
     /// The host's id for this connection.
+    ///
+    /// ```no_run
+    /// fn on_new_connection(tcp: &pwf::Tcp) {
+    ///     pwf::debug!("connection {}", tcp.context_id());
+    /// }
+    /// ```
     pub fn context_id(&self) -> u32 {
         self.id
     }
 
     /// Up to `max_size` buffered bytes from the client, from `start`.
+    ///
+    /// ```no_run
+    /// fn on_downstream_data(tcp: &pwf::Tcp, size: usize) -> Result<(), pwf::Error> {
+    ///     let data = tcp.downstream_data(0, size)?;
+    ///     pwf::debug!("client sent {} bytes", data.len());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn downstream_data(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
         Ok(host::get_buffer(BufferType::DownstreamData, start, max_size)?.unwrap_or_default())
     }
 
     /// Replaces the buffered bytes from the client.
+    ///
+    /// ```no_run
+    /// fn on_downstream_data(tcp: &pwf::Tcp, size: usize) -> Result<(), pwf::Error> {
+    ///     let data = tcp.downstream_data(0, size)?;
+    ///     tcp.set_downstream_data(&data.to_ascii_lowercase())?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn set_downstream_data(&self, data: &[u8]) -> Result<(), HostError> {
         host::set_buffer(BufferType::DownstreamData, 0, u32::MAX as usize, data)
     }
 
     /// Up to `max_size` buffered bytes from the upstream, from `start`.
+    ///
+    /// ```no_run
+    /// fn on_upstream_data(tcp: &pwf::Tcp, size: usize) -> Result<(), pwf::Error> {
+    ///     let data = tcp.upstream_data(0, size)?;
+    ///     pwf::debug!("upstream sent {} bytes", data.len());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn upstream_data(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
         Ok(host::get_buffer(BufferType::UpstreamData, start, max_size)?.unwrap_or_default())
     }
 
     /// Replaces the buffered bytes from the upstream.
+    ///
+    /// ```no_run
+    /// fn on_upstream_data(tcp: &pwf::Tcp, size: usize) -> Result<(), pwf::Error> {
+    ///     let data = tcp.upstream_data(0, size)?;
+    ///     tcp.set_upstream_data(&data.to_ascii_uppercase())?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn set_upstream_data(&self, data: &[u8]) -> Result<(), HostError> {
         host::set_buffer(BufferType::UpstreamData, 0, u32::MAX as usize, data)
     }
 
     /// Resumes the client-to-upstream direction after a pause.
+    ///
+    /// ```no_run
+    /// // Later, from a callback, for a connection a data event paused.
+    /// fn approved(tcp: &pwf::Tcp) -> Result<(), pwf::Error> {
+    ///     tcp.resume_downstream()?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn resume_downstream(&self) -> Result<(), HostError> {
         host::continue_stream(StreamKind::Downstream)
     }
 
     /// Resumes the upstream-to-client direction after a pause.
+    ///
+    /// ```no_run
+    /// fn approved(tcp: &pwf::Tcp) -> Result<(), pwf::Error> {
+    ///     tcp.resume_upstream()?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn resume_upstream(&self) -> Result<(), HostError> {
         host::continue_stream(StreamKind::Upstream)
     }
 
     /// Closes the connection to the client.
+    ///
+    /// ```no_run
+    /// fn on_downstream_data(tcp: &pwf::Tcp, size: usize) -> Result<(), pwf::Error> {
+    ///     if size > 1 << 20 {
+    ///         tcp.close_downstream()?; // too much at once
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn close_downstream(&self) -> Result<(), HostError> {
         host::close_stream(StreamKind::Downstream)
     }
 
     /// Closes the connection to the upstream.
+    ///
+    /// ```no_run
+    /// fn on_upstream_data(tcp: &pwf::Tcp, size: usize) -> Result<(), pwf::Error> {
+    ///     if tcp.upstream_data(0, size)?.starts_with(b"-ERR") {
+    ///         tcp.close_upstream()?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn close_upstream(&self) -> Result<(), HostError> {
         host::close_stream(StreamKind::Upstream)
     }

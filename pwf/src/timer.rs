@@ -41,6 +41,16 @@ pub(crate) fn fire(now: SystemTime) {
 }
 
 /// A future that completes at the first tick at or after `deadline`.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// async fn retry_later() -> Result<(), pwf::Error> {
+///     pwf::timer::sleep(Duration::from_secs(5)).await;
+///     pwf::Request::get("config", "/flags").send()?.await?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 #[must_use = "a Sleep does nothing unless awaited"]
 pub struct Sleep {
@@ -99,6 +109,20 @@ impl Future for Sleep {
 }
 
 /// Ticks every `period`: `interval.tick().await` in a loop.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// fn start(cx: &pwf::PluginContext) {
+///     cx.spawn(async {
+///         let mut every_minute = pwf::timer::interval(Duration::from_secs(60));
+///         loop {
+///             every_minute.tick().await;
+///             pwf::info!("still here");
+///         }
+///     });
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Interval {
     period: Duration,
@@ -106,6 +130,18 @@ pub struct Interval {
 }
 
 /// An [`Interval`] whose first tick completes after `period`.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// async fn refresh() -> Result<(), pwf::Error> {
+///     let mut ticks = pwf::timer::interval(Duration::from_secs(30));
+///     loop {
+///         ticks.tick().await;
+///         pwf::Request::get("config", "/flags").send()?.await?;
+///     }
+/// }
+/// ```
 pub fn interval(period: Duration) -> Interval {
     Interval { period, next: None }
 }
@@ -113,6 +149,18 @@ pub fn interval(period: Duration) -> Interval {
 impl Interval {
     /// Waits for the next tick of the interval. Ticks missed while the task
     /// was busy are skipped, not bunched.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// async fn heartbeat() {
+    ///     let mut interval = pwf::timer::interval(Duration::from_secs(1));
+    ///     for beat in 1..=3 {
+    ///         interval.tick().await;
+    ///         pwf::debug!("beat {beat}");
+    ///     }
+    /// }
+    /// ```
     pub async fn tick(&mut self) {
         let now = properties::now().ok();
         let next = match (self.next, now) {
