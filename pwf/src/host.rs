@@ -602,23 +602,69 @@ pub(crate) fn encode_map(pairs: &[(&str, &[u8])]) -> Vec<u8> {
     bytes
 }
 
+/// The name-value entries of a map in the proxy-wasm serialized format, in
+/// order, read in place. An entry is `None` where the bytes are malformed
+/// (and nothing follows it).
+struct MapEntries<'a> {
+    bytes: &'a [u8],
+    count: usize,
+    next: usize,
+    data: usize,
+}
+
+impl<'a> MapEntries<'a> {
+    fn new(bytes: &'a [u8]) -> MapEntries<'a> {
+        let count = read_u32(bytes, 0).unwrap_or(0);
+        let data = count.saturating_mul(8).saturating_add(4);
+        MapEntries {
+            bytes,
+            count,
+            next: 0,
+            data,
+        }
+    }
+
+    fn entry(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let key_len = read_u32(self.bytes, 4 + self.next * 8)?;
+        let value_len = read_u32(self.bytes, 8 + self.next * 8)?;
+        let key = self.bytes.get(self.data..self.data.checked_add(key_len)?)?;
+        self.data = self.data.checked_add(key_len + 1)?;
+        let value = self
+            .bytes
+            .get(self.data..self.data.checked_add(value_len)?)?;
+        self.data = self.data.checked_add(value_len + 1)?;
+        Some((key, value))
+    }
+}
+
+impl<'a> Iterator for MapEntries<'a> {
+    type Item = Option<(&'a [u8], &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.count {
+            return None;
+        }
+        let entry = self.entry();
+        self.next = if entry.is_some() {
+            self.next + 1
+        } else {
+            self.count
+        };
+        Some(entry)
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
+    let raw = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
+}
+
 /// The first value of `key` (compared case-insensitively) in a serialized
 /// map, read in place; `None` if absent or if the bytes are malformed.
 pub(crate) fn find_in_map<'a>(bytes: &'a [u8], key: &str) -> Option<&'a [u8]> {
-    let read_u32 = |at: usize| -> Option<usize> {
-        let raw = bytes.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
-    };
-    let count = read_u32(0)?;
-    let mut data = count.checked_mul(8)?.checked_add(4)?;
-    for i in 0..count {
-        let key_len = read_u32(4 + i * 8)?;
-        let value_len = read_u32(8 + i * 8)?;
-        let found = bytes.get(data..data.checked_add(key_len)?)?;
-        data = data.checked_add(key_len + 1)?;
-        let value = bytes.get(data..data.checked_add(value_len)?)?;
-        data = data.checked_add(value_len + 1)?;
-        if found.eq_ignore_ascii_case(key.as_bytes()) {
+    for entry in MapEntries::new(bytes) {
+        let (name, value) = entry?;
+        if name.eq_ignore_ascii_case(key.as_bytes()) {
             return Some(value);
         }
     }
@@ -632,30 +678,21 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     if bytes.is_empty() {
         return Some(Vec::new());
     }
-    let read_u32 = |at: usize| -> Option<usize> {
-        let raw = bytes.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
-    };
-    let count = read_u32(0)?;
-    let mut data = count.checked_mul(8)?.checked_add(4)?;
-    if data > bytes.len() {
+    read_u32(bytes, 0)?;
+    let entries = MapEntries::new(bytes);
+    if entries.data > bytes.len() {
         return None;
     }
-    let mut pairs = Vec::with_capacity(count);
-    for i in 0..count {
-        let key_len = read_u32(4 + i * 8)?;
-        let value_len = read_u32(8 + i * 8)?;
-        let key = bytes.get(data..data.checked_add(key_len)?)?;
-        data = data.checked_add(key_len + 1)?;
-        let value = bytes.get(data..data.checked_add(value_len)?)?;
-        data = data.checked_add(value_len + 1)?;
-        let key = match std::str::from_utf8(key) {
-            Ok(key) => key.to_owned(),
-            Err(_) => String::from_utf8_lossy(key).into_owned(),
-        };
-        pairs.push((key, value.to_vec()));
-    }
-    Some(pairs)
+    entries
+        .map(|entry| {
+            let (name, value) = entry?;
+            let name = match std::str::from_utf8(name) {
+                Ok(name) => name.to_owned(),
+                Err(_) => String::from_utf8_lossy(name).into_owned(),
+            };
+            Some((name, value.to_vec()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -55,9 +55,21 @@ pub(crate) fn ensure_wrk() -> Result<()> {
     Ok(())
 }
 
-/// A free TCP port on 127.0.0.1.
-pub(crate) fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Distinct free ports, taken while all of them are bound at once, so the
+/// kernel cannot hand the same one out twice.
+#[derive(Default)]
+pub(crate) struct PortPool {
+    held: Vec<TcpListener>,
+}
+
+impl PortPool {
+    /// A free port, distinct from every other this pool has given.
+    pub(crate) fn take(&mut self) -> Result<u16> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        self.held.push(listener);
+        Ok(port)
+    }
 }
 
 /// Where a listener sends requests that pass its filter.

@@ -213,13 +213,14 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
     let path = request_path();
     let mut listeners = Vec::new();
     let mut ports = HashMap::new();
+    let mut pool = envoy::PortPool::default();
     for example in Example::ALL {
         let route = match example {
             Example::SharedData => Route::Direct,
             _ => Route::Upstream,
         };
         for target in Target::ALL {
-            let port = envoy::free_port()?;
+            let port = pool.take()?;
             ports.insert((example, target), port);
             listeners.push(Listener {
                 name: format!("{}_{}", example.name(), target.name().replace(' ', "_")),
@@ -235,7 +236,7 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
     let mut dispatch_ports = HashMap::new();
     for count in DISPATCH_COUNTS {
         for flavor in Flavor::ALL {
-            let port = envoy::free_port()?;
+            let port = pool.take()?;
             dispatch_ports.insert((flavor, count), port);
             listeners.push(Listener {
                 name: format!("dispatch_{}_{count}", flavor.name()),
@@ -251,7 +252,9 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
         }
     }
     let dir = wasm::target_root(&settings.workspace).join("envoy");
-    let config = envoy::config(&listeners, upstream.port(), envoy::free_port()?);
+    let config = envoy::config(&listeners, upstream.port(), pool.take()?);
+    // Envoy binds them now: release them first.
+    drop(pool);
     eprintln!("starting Envoy ({} listeners)", listeners.len());
     let envoy = Envoy::start(bin, &dir, &config, &listeners)?;
     check_behaviour(&ports, &path)?;
