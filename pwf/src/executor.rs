@@ -295,6 +295,91 @@ mod tests {
     use std::rc::Rc;
     use std::task::Poll;
 
+    /// Counts this thread's allocations, so tests on other threads do not interfere.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    // SAFETY: every call is forwarded to the system allocator unchanged.
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+            // SAFETY: the caller upholds `alloc`'s contract.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: the caller upholds `dealloc`'s contract.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    fn allocations() -> usize {
+        ALLOCATIONS.with(Cell::get)
+    }
+
+    /// A future that is pending `polls_left` times, waking itself through a
+    /// stored waker, then ready; it allocates nothing itself.
+    struct Countdown {
+        polls_left: u32,
+        polled: Rc<Cell<u32>>,
+        waker: Rc<RefCell<Option<Waker>>>,
+    }
+
+    impl Future for Countdown {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.polled.set(self.polled.get() + 1);
+            if self.polls_left == 0 {
+                return Poll::Ready(());
+            }
+            self.polls_left -= 1;
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_task_costs_one_allocation_and_its_polls_none() {
+        let polled = Rc::new(Cell::new(0));
+        let waker: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let countdown = |polls_left| Countdown {
+            polls_left,
+            polled: polled.clone(),
+            waker: waker.clone(),
+        };
+        // Warm up: the executor's slot table and ready queue reach their size.
+        spawn(11, countdown(0)).unwrap();
+        spawn(11, countdown(1)).unwrap();
+        waker.borrow_mut().take().unwrap().wake();
+        run_until_stalled();
+        assert_eq!(live_tasks(), 0);
+
+        let task = countdown(3);
+        polled.set(0);
+        let before = allocations();
+        assert!(spawn(11, task).unwrap(), "pending after its first poll");
+        assert_eq!(allocations() - before, 1, "spawning: the task's box only");
+        let after_spawn = allocations();
+        for _ in 0..3 {
+            waker.borrow_mut().take().unwrap().wake();
+            run_until_stalled();
+        }
+        assert_eq!(polled.get(), 4, "polled once at spawn and once per wake");
+        assert_eq!(
+            allocations(),
+            after_spawn,
+            "waking and polling allocate nothing"
+        );
+        assert_eq!(live_tasks(), 0);
+    }
+
     #[test]
     fn task_ref_round_trips_through_a_waker_word() {
         let task = TaskRef {
