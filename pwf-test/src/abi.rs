@@ -12,7 +12,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::types::{MetricType, Status};
 
-use crate::api::{CallState, Callback, Direction, LocalResponse, Metric, Resume};
+use crate::api::{
+    CallState, Callback, ConnectionResume, Direction, LocalResponse, Metric, Resume, Side,
+};
 use crate::headers::Headers;
 use crate::runtime::{current, run_test_code};
 use crate::state::{
@@ -132,7 +134,15 @@ fn buffer(state: &mut State, vm: usize, buffer_type: u32) -> Option<Vec<u8>> {
             };
             Some(body.current.clone().unwrap_or_default())
         }
-        2 | 3 => Some(Vec::new()),
+        2 | 3 => {
+            let stream = state.effective_stream(vm)?;
+            let side = if buffer_type == 2 {
+                &stream.downstream
+            } else {
+                &stream.upstream
+            };
+            Some(side.current.clone().unwrap_or_default())
+        }
         4 => Some(state.vm(vm)?.call_response.as_ref()?.body.clone()),
         6 => Some(state.vm(vm)?.vm_config.clone()),
         7 => state.vm(vm)?.plugin_config.clone(),
@@ -195,6 +205,8 @@ unsafe extern "C" fn proxy_set_buffer_bytes(
         let body = match buffer_type {
             0 => &mut stream.request_body,
             1 => &mut stream.response_body,
+            2 => &mut stream.downstream,
+            3 => &mut stream.upstream,
             _ => return Status::BadArgument,
         };
         match body.current.as_mut() {
@@ -595,14 +607,27 @@ unsafe extern "C" fn proxy_enqueue_shared_queue(
 #[no_mangle]
 extern "C" fn proxy_continue_stream(stream_type: u32) -> Status {
     with_vm(Status::BadArgument, |state, vm| {
+        let during = state.callback(vm).unwrap_or(Callback::ContextCreate);
+        let step = state.step;
         let direction = match stream_type {
             0 => Direction::Request,
             1 => Direction::Response,
-            2 => return Status::Ok,
+            2 | 3 => {
+                let side = if stream_type == 2 {
+                    Side::Downstream
+                } else {
+                    Side::Upstream
+                };
+                if let Some(stream) = state.effective_stream(vm) {
+                    stream
+                        .connection_resumes
+                        .push(ConnectionResume { side, during, step });
+                    stream.side(side).release();
+                }
+                return Status::Ok;
+            }
             _ => return Status::BadArgument,
         };
-        let during = state.callback(vm).unwrap_or(Callback::ContextCreate);
-        let step = state.step;
         if let Some(stream) = state.effective_stream(vm) {
             stream.resumes.push(Resume {
                 direction,
@@ -627,7 +652,19 @@ extern "C" fn proxy_close_stream(stream_type: u32) -> Status {
         let direction = match stream_type {
             0 => Direction::Request,
             1 => Direction::Response,
-            2 | 3 => return Status::Ok,
+            2 | 3 => {
+                let side = if stream_type == 2 {
+                    Side::Downstream
+                } else {
+                    Side::Upstream
+                };
+                if let Some(stream) = state.effective_stream(vm) {
+                    if !stream.closed_by_plugin.contains(&side) {
+                        stream.closed_by_plugin.push(side);
+                    }
+                }
+                return Status::Ok;
+            }
             _ => return Status::BadArgument,
         };
         if let Some(stream) = state.effective_stream(vm) {

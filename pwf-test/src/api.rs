@@ -38,6 +38,37 @@ pub enum Direction {
     Response,
 }
 
+/// A side of a TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The client's side: bytes from the client, towards the upstream.
+    Downstream = 0,
+    /// The upstream's side: bytes from the upstream, towards the client.
+    Upstream = 1,
+}
+
+/// Who closed a side of a TCP connection, as Envoy reports it (`PeerType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// Envoy does not say.
+    Unknown = 0,
+    /// Envoy closed it.
+    Local = 1,
+    /// The peer closed it.
+    Remote = 2,
+}
+
+/// A paused side of a TCP connection resumed by the plugin (`proxy_continue_stream`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionResume {
+    /// Which side was resumed.
+    pub side: Side,
+    /// The callback the plugin resumed it from.
+    pub during: Callback,
+    /// The host's step counter then (see [`Resume::step`]).
+    pub step: u64,
+}
+
 /// Which callback of the plugin was running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Callback {
@@ -59,6 +90,16 @@ pub enum Callback {
     ResponseBody,
     /// `proxy_on_response_trailers`.
     ResponseTrailers,
+    /// `proxy_on_new_connection`.
+    NewConnection,
+    /// `proxy_on_downstream_data`.
+    DownstreamData,
+    /// `proxy_on_upstream_data`.
+    UpstreamData,
+    /// `proxy_on_downstream_connection_close`.
+    DownstreamClose,
+    /// `proxy_on_upstream_connection_close`.
+    UpstreamClose,
     /// `proxy_on_http_call_response`.
     CallResponse,
     /// `proxy_on_tick`.
@@ -629,6 +670,25 @@ impl Plugin {
         }
     }
 
+    /// Opens a TCP connection as Envoy's network filter does: `proxy_on_context_create`,
+    /// then `proxy_on_new_connection`, whose answer [`Connection::opened`] keeps. If the VM
+    /// fails, the connection's events return [`Action::Failed`].
+    pub fn open_connection(&self) -> Connection {
+        let root = self.root;
+        let (id, opened) = match self
+            .vm
+            .exec(move |shared, vm| runtime::open_connection(shared, vm, root))
+        {
+            Ok((id, opened)) => (id, opened),
+            Err(message) => (0, Action::Failed(message)),
+        };
+        Connection {
+            vm: self.vm.clone(),
+            id,
+            opened,
+        }
+    }
+
     /// Runs `proxy_on_tick` once.
     pub fn tick(&self) -> Result<(), VmFailed> {
         let root = self.root;
@@ -879,6 +939,172 @@ impl Stream {
     }
 
     /// The stream's context id.
+    pub fn context_id(&self) -> u32 {
+        self.id
+    }
+}
+
+/// A TCP connection through the plugin (a network filter).
+///
+/// Event methods run one of the plugin's connection callbacks as Envoy calls it and
+/// return what the plugin returned. Reading methods show the connection as it is now,
+/// including the plugin's changes.
+#[derive(Clone)]
+pub struct Connection {
+    vm: Arc<VmInner>,
+    id: u32,
+    opened: Action,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("vm", &self.vm.index)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Connection {
+    fn read<R: Default>(&self, read: impl FnOnce(&StreamState) -> R) -> R {
+        let mut state = self.vm.shared.lock();
+        state
+            .stream(self.vm.index, self.id)
+            .map_or_else(R::default, |s| read(s))
+    }
+
+    fn data(&self, side: Side, bytes: &[u8], end_of_stream: bool) -> Action {
+        let id = self.id;
+        let bytes = bytes.to_vec();
+        self.vm
+            .exec(move |shared, vm| {
+                runtime::connection_data(shared, vm, id, side, bytes, end_of_stream)
+            })
+            .unwrap_or_else(Action::Failed)
+    }
+
+    fn close(&self, side: Side, peer: Peer) -> Result<(), VmFailed> {
+        let id = self.id;
+        self.vm
+            .exec(move |shared, vm| {
+                runtime::connection_close(shared, vm, id, side, peer);
+            })
+            .map_err(VmFailed)
+    }
+
+    /// What `proxy_on_new_connection` returned when the connection opened.
+    pub fn opened(&self) -> Action {
+        self.opened.clone()
+    }
+
+    /// Bytes from the client: `proxy_on_downstream_data` with the downstream buffer. After
+    /// a Pause the plugin sees every byte held so far, as Envoy's read buffer keeps them.
+    /// [`Action::Skipped`] once the connection ended, the downstream side closed or the
+    /// plugin closed the connection.
+    pub fn downstream_data(&self, bytes: impl AsRef<[u8]>, end_of_stream: bool) -> Action {
+        self.data(Side::Downstream, bytes.as_ref(), end_of_stream)
+    }
+
+    /// Bytes from the upstream: `proxy_on_upstream_data` with the upstream buffer, as
+    /// [`Connection::downstream_data`] does for the client's bytes.
+    pub fn upstream_data(&self, bytes: impl AsRef<[u8]>, end_of_stream: bool) -> Action {
+        self.data(Side::Upstream, bytes.as_ref(), end_of_stream)
+    }
+
+    /// The client side closed: `proxy_on_downstream_connection_close` with `peer`. Envoy
+    /// reports each side once; a second close, or one after the end, does nothing.
+    pub fn downstream_close(&self, peer: Peer) -> Result<(), VmFailed> {
+        self.close(Side::Downstream, peer)
+    }
+
+    /// The upstream side closed: `proxy_on_upstream_connection_close` with `peer`, once.
+    pub fn upstream_close(&self, peer: Peer) -> Result<(), VmFailed> {
+        self.close(Side::Upstream, peer)
+    }
+
+    /// Ends the connection as Envoy does: `on_done`, `on_log`, `on_delete`. Its pending
+    /// calls are cancelled. Ending twice does nothing.
+    pub fn end(&self) -> Result<(), VmFailed> {
+        let id = self.id;
+        self.vm
+            .exec(move |shared, vm| {
+                runtime::end_stream(shared, vm, id);
+            })
+            .map_err(VmFailed)
+    }
+
+    /// The client's bytes the filter let through towards the upstream so far, as the
+    /// plugin left them.
+    pub fn forwarded_downstream_data(&self) -> Vec<u8> {
+        self.read(|s| s.downstream.forwarded.clone())
+    }
+
+    /// The client's bytes the filter holds (after a Pause), if any.
+    pub fn buffered_downstream_data(&self) -> Option<Vec<u8>> {
+        self.read(|s| s.downstream.current.clone())
+    }
+
+    /// The upstream's bytes the filter let through towards the client so far, as the
+    /// plugin left them.
+    pub fn forwarded_upstream_data(&self) -> Vec<u8> {
+        self.read(|s| s.upstream.forwarded.clone())
+    }
+
+    /// The upstream's bytes the filter holds (after a Pause), if any.
+    pub fn buffered_upstream_data(&self) -> Option<Vec<u8>> {
+        self.read(|s| s.upstream.current.clone())
+    }
+
+    /// Every `proxy_continue_stream` of this connection, in order.
+    pub fn resumes(&self) -> Vec<ConnectionResume> {
+        self.read(|s| s.connection_resumes.clone())
+    }
+
+    /// The first time the plugin resumed `side`, if it did.
+    pub fn resumed(&self, side: Side) -> Option<ConnectionResume> {
+        self.read(|s| {
+            s.connection_resumes
+                .iter()
+                .find(|r| r.side == side)
+                .copied()
+        })
+    }
+
+    /// Whether the plugin closed `side` (`proxy_close_stream`).
+    pub fn closed_by_plugin(&self, side: Side) -> bool {
+        self.read(|s| s.closed_by_plugin.contains(&side))
+    }
+
+    /// Whether the connection ended.
+    pub fn is_ended(&self) -> bool {
+        self.read(|s| s.ended)
+    }
+
+    /// A property as the plugin would read it from this connection.
+    pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        let key = property_path(path);
+        let mut state = self.vm.shared.lock();
+        let own = state
+            .stream(self.vm.index, self.id)
+            .and_then(|s| s.properties.get(&key).cloned());
+        own.or_else(|| state.properties.get(&key).cloned())
+    }
+
+    /// Sets a property for this connection only (e.g. `source.address`).
+    pub fn set_property(&self, path: &[&str], value: impl AsRef<[u8]>) {
+        let key = property_path(path);
+        let mut state = self.vm.shared.lock();
+        if let Some(stream) = state.stream(self.vm.index, self.id) {
+            stream.properties.insert(key, value.as_ref().to_vec());
+        }
+    }
+
+    /// The calls this connection dispatched, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        calls_of(&self.vm, self.id)
+    }
+
+    /// The connection's context id.
     pub fn context_id(&self) -> u32 {
         self.id
     }

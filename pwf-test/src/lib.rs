@@ -84,6 +84,11 @@
 //!
 //! # What it emulates
 //!
+//! - TCP connections (network filters): [`Plugin::open_connection`] runs
+//!   `proxy_on_new_connection`; [`Connection`] delivers bytes each way through the
+//!   DownstreamData and UpstreamData buffers (held after a Pause, as Envoy's read buffer
+//!   holds them), close events with their [`Peer`], and records what the plugin
+//!   forwarded, resumed and closed.
 //! - Lifecycle: [`Host::start_vm`] runs the entry function, `on_vm_start` with the VM
 //!   configuration; [`Vm::configure`] runs `on_configure` with the plugin configuration
 //!   readable only meanwhile; a second `configure` is a listener update (a new root
@@ -107,7 +112,7 @@
 //!   catch the panic; see [`Host::start_vm`] for the limits of an entry function.
 //!
 //! Not emulated: gRPC calls and streams (they fail to dispatch), foreign functions
-//! (NotFound), TCP streams (no driver; their buffers read empty).
+//! (NotFound).
 
 #[cfg(not(target_arch = "wasm32"))]
 mod abi;
@@ -124,9 +129,9 @@ mod state;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use api::{
-    Action, Call, CallState, Callback, ConfigureError, Delivery, Direction, Host, HostBuilder,
-    LocalResponse, LogEntry, Metric, Plugin, Resume, StartError, Stream, Vm, VmFailed,
-    REFUSED_BODY, START_TIME, TIMEOUT_BODY,
+    Action, Call, CallState, Callback, ConfigureError, Connection, ConnectionResume, Delivery,
+    Direction, Host, HostBuilder, LocalResponse, LogEntry, Metric, Peer, Plugin, Resume, Side,
+    StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME, TIMEOUT_BODY,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use headers::{Headers, IntoHeaders};

@@ -23,7 +23,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::thread;
 
-use crate::api::{Action, Callback, LocalResponse};
+use crate::api::{Action, Callback, LocalResponse, Peer, Side};
 use crate::headers::Headers;
 use crate::state::{
     Body, CallResponse, Context, ContextKind, RootState, Shared, StreamState, REQUEST_HEADERS,
@@ -45,6 +45,11 @@ extern "C" {
     fn proxy_on_response_headers(context_id: u32, num_headers: usize, end_of_stream: bool) -> u32;
     fn proxy_on_response_body(context_id: u32, body_size: usize, end_of_stream: bool) -> u32;
     fn proxy_on_response_trailers(context_id: u32, num_trailers: usize) -> u32;
+    fn proxy_on_new_connection(context_id: u32) -> u32;
+    fn proxy_on_downstream_data(context_id: u32, data_size: usize, end_of_stream: bool) -> u32;
+    fn proxy_on_downstream_connection_close(context_id: u32, peer_type: u32);
+    fn proxy_on_upstream_data(context_id: u32, data_size: usize, end_of_stream: bool) -> u32;
+    fn proxy_on_upstream_connection_close(context_id: u32, peer_type: u32);
     fn proxy_on_http_call_response(
         context_id: u32,
         token_id: u32,
@@ -391,6 +396,93 @@ pub(crate) fn open_stream(shared: &Shared, vm: usize, root: u32) -> u32 {
     export(|| unsafe { proxy_on_context_create(id, root) });
     leave(shared, vm);
     id
+}
+
+/// Opens a TCP connection as Envoy's network filter does: `proxy_on_context_create`,
+/// then `proxy_on_new_connection`.
+pub(crate) fn open_connection(shared: &Shared, vm: usize, root: u32) -> (u32, Action) {
+    let id = open_stream(shared, vm, root);
+    enter(shared, vm, id, Callback::NewConnection);
+    let raw = export(|| unsafe { proxy_on_new_connection(id) });
+    leave(shared, vm);
+    (id, action(raw))
+}
+
+/// Runs a data event of a TCP connection. As in Envoy's network filters, bytes a Pause
+/// held stay in the connection's buffer and the next event sees them with the new ones.
+pub(crate) fn connection_data(
+    shared: &Shared,
+    vm: usize,
+    id: u32,
+    side: Side,
+    chunk: Vec<u8>,
+    end_of_stream: bool,
+) -> Action {
+    let size = {
+        let mut state = shared.lock();
+        let Some(stream) = state.stream(vm, id) else {
+            return Action::Skipped;
+        };
+        let closed = stream.side_closed[side as usize] || !stream.closed_by_plugin.is_empty();
+        if stream.ended || closed {
+            return Action::Skipped;
+        }
+        take_chunk(stream.side(side), chunk)
+    };
+    let raw = match side {
+        Side::Downstream => {
+            enter(shared, vm, id, Callback::DownstreamData);
+            export(|| unsafe { proxy_on_downstream_data(id, size, end_of_stream) })
+        }
+        Side::Upstream => {
+            enter(shared, vm, id, Callback::UpstreamData);
+            export(|| unsafe { proxy_on_upstream_data(id, size, end_of_stream) })
+        }
+    };
+    leave(shared, vm);
+    let result = action(raw);
+    if let Some(stream) = shared.lock().stream(vm, id) {
+        let body = stream.side(side);
+        if result == Action::Continue {
+            body.release();
+        } else {
+            body.buffering = true;
+        }
+    }
+    result
+}
+
+/// Runs a close event of a TCP connection, once per side; `false` if it was skipped.
+pub(crate) fn connection_close(
+    shared: &Shared,
+    vm: usize,
+    id: u32,
+    side: Side,
+    peer: Peer,
+) -> bool {
+    {
+        let mut state = shared.lock();
+        let Some(stream) = state.stream(vm, id) else {
+            return false;
+        };
+        if stream.ended || stream.side_closed[side as usize] {
+            return false;
+        }
+        stream.side_closed[side as usize] = true;
+    }
+    let peer = peer as u32;
+    match side {
+        Side::Downstream => {
+            enter(shared, vm, id, Callback::DownstreamClose);
+            export(|| unsafe { proxy_on_downstream_connection_close(id, peer) });
+        }
+        Side::Upstream => {
+            enter(shared, vm, id, Callback::UpstreamClose);
+            export(|| unsafe { proxy_on_upstream_connection_close(id, peer) });
+        }
+    }
+    leave(shared, vm);
+    true
 }
 
 pub(crate) fn tick(shared: &Shared, vm: usize, root: u32) {

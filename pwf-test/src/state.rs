@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use proxy_wasm::types::{LogLevel, MetricType, Status};
 
-use crate::api::{Callback, Direction, LocalResponse, LogEntry, Metric, Resume};
+use crate::api::{
+    Callback, ConnectionResume, Direction, LocalResponse, LogEntry, Metric, Resume, Side,
+};
 use crate::headers::Headers;
 
 /// `WasmResult::BrokenConnection`, what `proxy_get_status` reports during a reset call.
@@ -138,6 +140,26 @@ pub(crate) struct StreamState {
     pub(crate) reset: Option<Direction>,
     pub(crate) ended: bool,
     pub(crate) properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// A TCP connection's bytes from the client.
+    pub(crate) downstream: Body,
+    /// A TCP connection's bytes from the upstream.
+    pub(crate) upstream: Body,
+    /// Every `proxy_continue_stream` of a TCP connection, in order.
+    pub(crate) connection_resumes: Vec<ConnectionResume>,
+    /// The sides of a TCP connection the plugin closed, in order.
+    pub(crate) closed_by_plugin: Vec<Side>,
+    /// Whether each side of a TCP connection closed (downstream, upstream).
+    pub(crate) side_closed: [bool; 2],
+}
+
+impl StreamState {
+    /// The bytes of one side of a TCP connection.
+    pub(crate) fn side(&mut self, side: Side) -> &mut Body {
+        match side {
+            Side::Downstream => &mut self.downstream,
+            Side::Upstream => &mut self.upstream,
+        }
+    }
 }
 
 pub(crate) struct CallRecord {

@@ -1,10 +1,8 @@
-//! `tcp_metrics` on the native test host: its configuration and the metrics it defines.
-//!
-//! The test host has no TCP stream driver, so connections and their bytes are covered by
-//! the Envoy end-to-end test (`envoy/e2e/tests/tcp_metrics.rs`), not here.
+//! `tcp_metrics` on the native test host: its configuration, the metrics it defines, and
+//! what connections add to them.
 
 use pwf::PluginConfig;
-use pwf_test::{ConfigureError, Host, LogLevel, Metric};
+use pwf_test::{Action, ConfigureError, Host, LogLevel, Metric, Peer};
 use tcp_metrics::{Config, TcpMetrics};
 
 fn configure(host: &Host, config: &str) -> Result<pwf_test::Plugin, ConfigureError> {
@@ -61,5 +59,76 @@ fn schema_lists_prefix_with_its_default() {
     assert_eq!(
         schema.field("prefix").unwrap().default(),
         Some("\"tcp_metrics\"")
+    );
+}
+
+#[test]
+fn a_round_trip_counts_the_connection_and_its_bytes_each_way() {
+    let host = Host::default();
+    let plugin = configure(&host, "").unwrap();
+    let connection = plugin.open_connection();
+    assert_eq!(connection.opened(), Action::Continue);
+    assert_eq!(connection.downstream_data("hello", false), Action::Continue);
+    assert_eq!(
+        connection.upstream_data("hi there", false),
+        Action::Continue
+    );
+    assert_eq!(connection.downstream_data("!", true), Action::Continue);
+    assert_eq!(connection.upstream_data("", true), Action::Continue);
+    // The filter only counts: the bytes pass on untouched.
+    assert_eq!(connection.forwarded_downstream_data(), b"hello!");
+    assert_eq!(connection.forwarded_upstream_data(), b"hi there");
+    connection.end().unwrap();
+    let second = plugin.open_connection();
+    second.downstream_data("abc", true);
+    assert_eq!(
+        host.metric("tcp_metrics.connections"),
+        Some(Metric::Counter(2))
+    );
+    assert_eq!(
+        host.metric("tcp_metrics.downstream_bytes"),
+        Some(Metric::Counter(9))
+    );
+    assert_eq!(
+        host.metric("tcp_metrics.upstream_bytes"),
+        Some(Metric::Counter(8))
+    );
+}
+
+#[test]
+fn a_zero_byte_end_of_stream_does_not_fail_the_filter() {
+    // Envoy refuses a counter increment of zero; the filter must not turn the empty
+    // end-of-stream event into an error that closes the connection.
+    let host = Host::default();
+    let plugin = configure(&host, "").unwrap();
+    let connection = plugin.open_connection();
+    assert_eq!(connection.downstream_data("", true), Action::Continue);
+    assert_eq!(connection.upstream_data("", true), Action::Continue);
+    assert!(!connection.closed_by_plugin(pwf_test::Side::Downstream));
+    assert!(
+        host.logs(LogLevel::Error).is_empty(),
+        "{:?}",
+        host.logs(LogLevel::Error)
+    );
+    assert_eq!(
+        host.metric("tcp_metrics.downstream_bytes"),
+        Some(Metric::Counter(0))
+    );
+}
+
+#[test]
+fn the_close_logs_the_connections_totals() {
+    let host = Host::default();
+    let plugin = configure(&host, "").unwrap();
+    let connection = plugin.open_connection();
+    connection.downstream_data("12345", false);
+    connection.upstream_data("1234567", false);
+    connection.downstream_data("67", true);
+    connection.downstream_close(Peer::Remote).unwrap();
+    connection.upstream_close(Peer::Local).unwrap();
+    connection.end().unwrap();
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        ["connection closed by Remote: 7 bytes in, 7 bytes out"]
     );
 }
