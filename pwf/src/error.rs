@@ -143,6 +143,11 @@ pub struct Error {
 
 impl Error {
     /// An error that is only a message.
+    ///
+    /// ```
+    /// let error = pwf::Error::msg(format!("tenant `{}` is unknown", "acme"));
+    /// assert_eq!(error.to_string(), "tenant `acme` is unknown");
+    /// ```
     pub fn msg(message: impl fmt::Display) -> Error {
         Error {
             inner: message.to_string().into(),
@@ -150,11 +155,25 @@ impl Error {
     }
 
     /// The underlying error, to inspect or downcast.
+    ///
+    /// ```
+    /// let error = pwf::Error::from("x".parse::<u32>().unwrap_err());
+    /// let parse = error.get_ref().downcast_ref::<std::num::ParseIntError>();
+    /// assert!(parse.is_some());
+    /// ```
     pub fn get_ref(&self) -> &(dyn std::error::Error + 'static) {
         &*self.inner
     }
 
     /// Whether the underlying error is of type `E`.
+    ///
+    /// ```
+    /// use std::num::ParseIntError;
+    ///
+    /// let error = pwf::Error::from("x".parse::<u32>().unwrap_err());
+    /// assert!(error.is::<ParseIntError>());
+    /// assert!(!error.is::<pwf::HostError>());
+    /// ```
     pub fn is<E: std::error::Error + 'static>(&self) -> bool {
         self.inner.is::<E>()
     }
