@@ -106,6 +106,19 @@ impl HostError {
     }
 
     /// The status the host returned.
+    ///
+    /// ```no_run
+    /// use pwf::Status;
+    ///
+    /// fn tenant() -> Result<Option<Vec<u8>>, pwf::Error> {
+    ///     match pwf::properties::get(&["filter_state", "tenant"]) {
+    ///         Ok(value) => Ok(value),
+    ///         // A host without filter state: go on without it.
+    ///         Err(error) if error.status() == Status::Unimplemented => Ok(None),
+    ///         Err(error) => Err(error.into()),
+    ///     }
+    /// }
+    /// ```
     pub fn status(&self) -> Status {
         self.status
     }

@@ -121,6 +121,12 @@ metric!(
 
 impl Counter {
     /// Adds `n`. Adding 0 does nothing (Envoy refuses a zero increment).
+    ///
+    /// ```no_run
+    /// let bytes = pwf::metrics::Counter::define("request_bytes")?;
+    /// bytes.increment(512)?;
+    /// # Ok::<(), pwf::HostError>(())
+    /// ```
     pub fn increment(&self, n: u64) -> Result<(), HostError> {
         if n == 0 {
             return Ok(());

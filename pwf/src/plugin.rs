@@ -233,6 +233,21 @@ pub trait Plugin: Sized + 'static {
 ///
 /// A phase returns the [`Action`] Envoy takes, or an error, which pwf logs and
 /// answers with the plugin's [`error_response`](Plugin::error_response).
+///
+/// ```no_run
+/// use pwf::{Action, Error, Http, HttpFilter};
+///
+/// struct Deny;
+///
+/// impl HttpFilter for Deny {
+///     fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+///         if http.request_header("x-blocked")?.is_some() {
+///             return Err(Error::msg("blocked client"));
+///         }
+///         Ok(Action::Continue)
+///     }
+/// }
+/// ```
 pub trait HttpFilter: 'static {
     /// The request headers arrived.
     ///

@@ -196,6 +196,25 @@ pub enum Peer {
 /// The filter of one TCP connection. Every event has a default that continues.
 ///
 /// An error from an event is logged and closes the connection.
+///
+/// ```no_run
+/// use pwf::{Action, Error, Tcp, TcpFilter};
+///
+/// struct Count {
+///     bytes: usize,
+/// }
+///
+/// impl TcpFilter for Count {
+///     fn on_downstream_data(&mut self, _: &Tcp, size: usize, _: bool) -> Result<Action, Error> {
+///         self.bytes += size;
+///         Ok(Action::Continue)
+///     }
+///
+///     fn on_log(&mut self, _: &Tcp) {
+///         pwf::info!("client sent {} bytes", self.bytes);
+///     }
+/// }
+/// ```
 pub trait TcpFilter: 'static {
     /// A client connected.
     ///
