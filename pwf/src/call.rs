@@ -25,6 +25,15 @@ use crate::headers::{HeaderValue, Headers};
 use crate::host;
 
 /// The timeout of a call when the request does not set one.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(pwf::DEFAULT_TIMEOUT, Duration::from_secs(5));
+/// // A call that must answer faster sets its own.
+/// let quick = pwf::Request::get("auth", "/check").timeout(Duration::from_millis(200));
+/// # let _ = quick;
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An HTTP call to an Envoy cluster, built step by step and sent with
@@ -218,6 +227,11 @@ impl Request {
     }
 
     /// The cluster this request goes to.
+    ///
+    /// ```
+    /// let request = pwf::Request::get("auth", "/check");
+    /// assert_eq!(request.cluster(), "auth");
+    /// ```
     pub fn cluster(&self) -> &str {
         &self.cluster
     }
@@ -428,6 +442,14 @@ impl Response {
     }
 
     /// The cluster that answered.
+    ///
+    /// ```no_run
+    /// async fn fetch() -> Result<(), pwf::Error> {
+    ///     let response = pwf::Request::get("auth", "/check").send()?.await?;
+    ///     pwf::debug!("{} answered {}", response.cluster(), response.status());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn cluster(&self) -> &str {
         &self.cluster
     }
@@ -517,6 +539,16 @@ impl CallError {
     }
 
     /// The cluster the call went to.
+    ///
+    /// ```no_run
+    /// async fn fetch() -> Result<(), pwf::Error> {
+    ///     match pwf::Request::get("auth", "/check").send()?.await {
+    ///         Ok(response) => pwf::debug!("status {}", response.status()),
+    ///         Err(error) => pwf::warn!("call to `{}` failed: {error}", error.cluster()),
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn cluster(&self) -> &str {
         &self.cluster
     }

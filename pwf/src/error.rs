@@ -106,6 +106,19 @@ impl HostError {
     }
 
     /// The status the host returned.
+    ///
+    /// ```no_run
+    /// use pwf::Status;
+    ///
+    /// fn tenant() -> Result<Option<Vec<u8>>, pwf::Error> {
+    ///     match pwf::properties::get(&["filter_state", "tenant"]) {
+    ///         Ok(value) => Ok(value),
+    ///         // A host without filter state: go on without it.
+    ///         Err(error) if error.status() == Status::Unimplemented => Ok(None),
+    ///         Err(error) => Err(error.into()),
+    ///     }
+    /// }
+    /// ```
     pub fn status(&self) -> Status {
         self.status
     }
@@ -143,6 +156,11 @@ pub struct Error {
 
 impl Error {
     /// An error that is only a message.
+    ///
+    /// ```
+    /// let error = pwf::Error::msg(format!("tenant `{}` is unknown", "acme"));
+    /// assert_eq!(error.to_string(), "tenant `acme` is unknown");
+    /// ```
     pub fn msg(message: impl fmt::Display) -> Error {
         Error {
             inner: message.to_string().into(),
@@ -150,11 +168,25 @@ impl Error {
     }
 
     /// The underlying error, to inspect or downcast.
+    ///
+    /// ```
+    /// let error = pwf::Error::from("x".parse::<u32>().unwrap_err());
+    /// let parse = error.get_ref().downcast_ref::<std::num::ParseIntError>();
+    /// assert!(parse.is_some());
+    /// ```
     pub fn get_ref(&self) -> &(dyn std::error::Error + 'static) {
         &*self.inner
     }
 
     /// Whether the underlying error is of type `E`.
+    ///
+    /// ```
+    /// use std::num::ParseIntError;
+    ///
+    /// let error = pwf::Error::from("x".parse::<u32>().unwrap_err());
+    /// assert!(error.is::<ParseIntError>());
+    /// assert!(!error.is::<pwf::HostError>());
+    /// ```
     pub fn is<E: std::error::Error + 'static>(&self) -> bool {
         self.inner.is::<E>()
     }

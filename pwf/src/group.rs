@@ -11,6 +11,15 @@ use crate::error::Error;
 use crate::http::{Action, Http, Outcome};
 
 /// The result of one call of a group.
+///
+/// ```
+/// use pwf::CallResult;
+///
+/// fn answered(results: &[CallResult]) -> usize {
+///     results.iter().filter(|result| result.is_ok()).count()
+/// }
+/// assert_eq!(answered(&[]), 0);
+/// ```
 pub type CallResult = Result<Response, CallError>;
 
 /// A set of HTTP calls whose results are wanted together.
@@ -57,6 +66,12 @@ impl Default for DispatchGroup {
 
 impl DispatchGroup {
     /// An empty group.
+    ///
+    /// ```
+    /// let group = pwf::DispatchGroup::new();
+    /// assert!(group.is_empty());
+    /// assert_eq!(group.pending(), 0);
+    /// ```
     pub fn new() -> DispatchGroup {
         DispatchGroup {
             state: Rc::new(GroupState {
@@ -72,6 +87,18 @@ impl DispatchGroup {
 
     /// Sends `request` now. A call Envoy refuses is kept in the group as an
     /// error result, in its place, and also returned, so it can be logged.
+    ///
+    /// ```no_run
+    /// use pwf::{DispatchGroup, Request};
+    ///
+    /// fn fan_out(group: &mut DispatchGroup) {
+    ///     for cluster in ["us", "eu"] {
+    ///         if let Err(error) = group.dispatch(Request::get(cluster, "/uuid")) {
+    ///             pwf::warn!("not sent: {error}");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn dispatch(&mut self, request: Request) -> Result<(), CallError> {
         let index = self.state.results.borrow().len();
         match request.send_to_group(&self.state, index) {
@@ -96,22 +123,58 @@ impl DispatchGroup {
     /// Runs `callback` each time a call lands, with its result and the number
     /// of calls still pending. It runs inside the host's callback for that
     /// call, before the group completes.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    ///
+    /// let failed = Rc::new(Cell::new(0));
+    /// let seen = failed.clone();
+    /// let group = pwf::DispatchGroup::new().on_landed(move |result, _pending| {
+    ///     if result.is_err() {
+    ///         seen.set(seen.get() + 1);
+    ///     }
+    /// });
+    /// assert!(group.is_empty());
+    /// assert_eq!(failed.get(), 0); // nothing has landed yet
+    /// ```
     pub fn on_landed(self, callback: impl FnMut(&CallResult, usize) + 'static) -> Self {
         *self.state.on_landed.borrow_mut() = Some(Box::new(callback));
         self
     }
 
     /// The number of calls in the group, refused ones included.
+    ///
+    /// ```no_run
+    /// fn sent(group: &mut pwf::DispatchGroup) -> usize {
+    ///     // A refused call still counts: it holds an error result.
+    ///     let _ = group.dispatch(pwf::Request::get("httpbin", "/uuid"));
+    ///     group.len()
+    /// }
+    /// ```
     pub fn len(&self) -> usize {
         self.state.results.borrow().len()
     }
 
     /// Whether the group holds no call.
+    ///
+    /// ```
+    /// let group = pwf::DispatchGroup::new();
+    /// assert!(group.is_empty());
+    /// assert_eq!(group.len(), 0);
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The number of calls dispatched and not landed yet.
+    ///
+    /// ```no_run
+    /// fn in_flight(group: &mut pwf::DispatchGroup) -> usize {
+    ///     let _ = group.dispatch(pwf::Request::get("httpbin", "/delay/1"));
+    ///     group.pending()
+    /// }
+    /// ```
     pub fn pending(&self) -> usize {
         self.state.pending.get()
     }
@@ -125,6 +188,23 @@ impl DispatchGroup {
     /// In a request phase it pauses and resumes the request; in a response
     /// phase, the response. When the stream ends first, the group is dropped
     /// and late responses are ignored.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, DispatchGroup, Error, Http, LocalResponse, Outcome, Request};
+    ///
+    /// fn on_request_headers(http: &Http) -> Result<Action, Error> {
+    ///     let mut group = DispatchGroup::new();
+    ///     let _ = group.dispatch(Request::get("auth", "/check"));
+    ///     let _ = group.dispatch(Request::get("quota", "/check"));
+    ///     Ok(group.wait(http, |_, results| {
+    ///         if results.iter().all(|result| matches!(result, Ok(r) if r.is_success())) {
+    ///             Ok(Outcome::Continue)
+    ///         } else {
+    ///             Ok(LocalResponse::new(403).into())
+    ///         }
+    ///     }))
+    /// }
+    /// ```
     pub fn wait<F>(self, http: &Http, done: F) -> Action
     where
         F: FnOnce(&Http, Vec<CallResult>) -> Result<Outcome, Error> + 'static,

@@ -149,6 +149,11 @@ impl LocalResponse {
     }
 
     /// The HTTP status.
+    ///
+    /// ```
+    /// let moved = pwf::LocalResponse::new(301).header("location", "/new");
+    /// assert_eq!(moved.status(), 301);
+    /// ```
     pub fn status(&self) -> u32 {
         self.status
     }
@@ -164,6 +169,11 @@ impl LocalResponse {
     }
 
     /// The body (for a gRPC response, the message).
+    ///
+    /// ```
+    /// let denied = pwf::LocalResponse::new(403).body("denied");
+    /// assert_eq!(denied.body_bytes(), b"denied");
+    /// ```
     pub fn body_bytes(&self) -> &[u8] {
         &self.body
     }

@@ -43,17 +43,40 @@ macro_rules! metric {
         impl $name {
             /// Defines the metric `name` (Envoy returns the same metric for the
             /// same name).
+            ///
+            /// ```no_run
+            #[doc = concat!("let metric = pwf::metrics::", stringify!($name), "::define(\"requests\")?;")]
+            #[doc = concat!("let again = pwf::metrics::", stringify!($name), "::define(\"requests\")?;")]
+            /// assert_eq!(metric, again); // the same metric
+            /// # Ok::<(), pwf::HostError>(())
+            /// ```
             pub fn define(name: &str) -> Result<$name, HostError> {
                 Self::define_tagged(name, &[])
             }
 
             /// Defines the metric `name` with `tags` folded into its name.
+            ///
+            /// ```no_run
+            /// // Envoy names it `requests.method.GET.code.200`.
+            #[doc = concat!("let metric = pwf::metrics::", stringify!($name), "::define_tagged(")]
+            ///     "requests",
+            ///     &[("method", "GET"), ("code", "200")],
+            /// )?;
+            /// # let _ = metric;
+            /// # Ok::<(), pwf::HostError>(())
+            /// ```
             pub fn define_tagged(name: &str, tags: &[(&str, &str)]) -> Result<$name, HostError> {
                 let id = host::define_metric($kind, &full_name(name, tags))?;
                 Ok($name { id })
             }
 
             /// The current value.
+            ///
+            /// ```no_run
+            #[doc = concat!("let metric = pwf::metrics::", stringify!($name), "::define(\"requests\")?;")]
+            /// pwf::debug!("requests: {}", metric.get()?);
+            /// # Ok::<(), pwf::HostError>(())
+            /// ```
             pub fn get(&self) -> Result<u64, HostError> {
                 host::get_metric(self.id)
             }
@@ -98,6 +121,12 @@ metric!(
 
 impl Counter {
     /// Adds `n`. Adding 0 does nothing (Envoy refuses a zero increment).
+    ///
+    /// ```no_run
+    /// let bytes = pwf::metrics::Counter::define("request_bytes")?;
+    /// bytes.increment(512)?;
+    /// # Ok::<(), pwf::HostError>(())
+    /// ```
     pub fn increment(&self, n: u64) -> Result<(), HostError> {
         if n == 0 {
             return Ok(());

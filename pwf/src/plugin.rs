@@ -71,23 +71,158 @@ pub trait Plugin: Sized + 'static {
 
     /// Creates the plugin from its configuration. An error rejects the
     /// configuration: Envoy refuses to start, or NACKs the update.
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use pwf::{Error, Http, HttpFilter, Plugin, PluginContext};
+    ///
+    /// struct Demo;
+    /// struct DemoFilter;
+    /// impl HttpFilter for DemoFilter {}
+    ///
+    /// impl Plugin for Demo {
+    ///     type Config = ();
+    ///     type Filter = DemoFilter;
+    ///
+    ///     fn configure(_: (), cx: &PluginContext) -> Result<Self, Error> {
+    ///         // Refuse a configuration the plugin cannot serve.
+    ///         if cx.plugin_name().is_empty() {
+    ///             return Err(Error::msg("the plugin needs a name"));
+    ///         }
+    ///         Ok(Demo)
+    ///     }
+    ///
+    ///     fn filter(_: &Rc<Self>, _: &Http) -> DemoFilter {
+    ///         DemoFilter
+    ///     }
+    /// }
+    /// ```
     fn configure(config: Self::Config, cx: &PluginContext) -> Result<Self, Error>;
 
     /// Creates the filter for a new HTTP stream.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use pwf::{Error, Http, HttpFilter, Plugin, PluginContext};
+    ///
+    /// struct Demo {
+    ///     greeting: String,
+    /// }
+    ///
+    /// struct DemoFilter {
+    ///     plugin: Rc<Demo>,
+    /// }
+    /// impl HttpFilter for DemoFilter {}
+    ///
+    /// impl Plugin for Demo {
+    ///     type Config = ();
+    ///     type Filter = DemoFilter;
+    ///
+    ///     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+    ///         Ok(Demo { greeting: "hello".to_owned() })
+    ///     }
+    ///
+    ///     fn filter(plugin: &Rc<Self>, _: &Http) -> DemoFilter {
+    ///         // Each stream keeps a cheap handle on the plugin's state.
+    ///         DemoFilter { plugin: plugin.clone() }
+    ///     }
+    /// }
+    /// ```
     fn filter(plugin: &Rc<Self>, http: &Http) -> Self::Filter;
 
     /// Runs every tick period (see [`PluginContext::set_tick_period`]).
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use pwf::{Error, Http, HttpFilter, Plugin, PluginContext};
+    ///
+    /// struct Demo;
+    /// struct DemoFilter;
+    /// impl HttpFilter for DemoFilter {}
+    ///
+    /// impl Plugin for Demo {
+    ///     type Config = ();
+    ///     type Filter = DemoFilter;
+    ///
+    ///     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+    ///         Ok(Demo)
+    ///     }
+    ///
+    ///     fn filter(_: &Rc<Self>, _: &Http) -> DemoFilter {
+    ///         DemoFilter
+    ///     }
+    ///
+    ///     fn on_tick(&self, cx: &PluginContext) {
+    ///         pwf::debug!("{}: tick", cx.plugin_name());
+    ///     }
+    /// }
+    /// ```
     fn on_tick(&self, cx: &PluginContext) {
         let _ = cx;
     }
 
     /// Runs when the shared queue `queue_id` has items.
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use pwf::{Error, Http, HttpFilter, Plugin, PluginContext};
+    ///
+    /// struct Demo;
+    /// struct DemoFilter;
+    /// impl HttpFilter for DemoFilter {}
+    ///
+    /// impl Plugin for Demo {
+    ///     type Config = ();
+    ///     type Filter = DemoFilter;
+    ///
+    ///     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+    ///         Ok(Demo)
+    ///     }
+    ///
+    ///     fn filter(_: &Rc<Self>, _: &Http) -> DemoFilter {
+    ///         DemoFilter
+    ///     }
+    ///
+    ///     fn on_queue_ready(&self, cx: &PluginContext, queue_id: u32) {
+    ///         pwf::debug!("{}: queue {queue_id} has items", cx.plugin_name());
+    ///     }
+    /// }
+    /// ```
     fn on_queue_ready(&self, cx: &PluginContext, queue_id: u32) {
         let _ = (cx, queue_id);
     }
 
     /// The response sent when a phase or a task of this plugin's filters
     /// returns an error (after the error is logged). A bare 500 by default.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use pwf::{Error, Http, HttpFilter, LocalResponse, Plugin, PluginContext};
+    ///
+    /// struct Demo;
+    /// struct DemoFilter;
+    /// impl HttpFilter for DemoFilter {}
+    ///
+    /// impl Plugin for Demo {
+    ///     type Config = ();
+    ///     type Filter = DemoFilter;
+    ///
+    ///     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+    ///         Ok(Demo)
+    ///     }
+    ///
+    ///     fn filter(_: &Rc<Self>, _: &Http) -> DemoFilter {
+    ///         DemoFilter
+    ///     }
+    ///
+    ///     fn error_response(_: &Error) -> LocalResponse {
+    ///         LocalResponse::new(503).header("retry-after", "1")
+    ///     }
+    /// }
+    ///
+    /// let response = Demo::error_response(&Error::msg("backend down"));
+    /// assert_eq!(response.status(), 503);
+    /// ```
     fn error_response(error: &Error) -> LocalResponse {
         let _ = error;
         LocalResponse::new(500)
@@ -98,14 +233,60 @@ pub trait Plugin: Sized + 'static {
 ///
 /// A phase returns the [`Action`] Envoy takes, or an error, which pwf logs and
 /// answers with the plugin's [`error_response`](Plugin::error_response).
+///
+/// ```no_run
+/// use pwf::{Action, Error, Http, HttpFilter};
+///
+/// struct Deny;
+///
+/// impl HttpFilter for Deny {
+///     fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+///         if http.request_header("x-blocked")?.is_some() {
+///             return Err(Error::msg("blocked client"));
+///         }
+///         Ok(Action::Continue)
+///     }
+/// }
+/// ```
 pub trait HttpFilter: 'static {
     /// The request headers arrived.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http, HttpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl HttpFilter for Demo {
+    ///     fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+    ///         http.set_request_header("x-filtered-by", "pwf")?;
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_request_headers(&mut self, http: &Http, end_of_stream: bool) -> Result<Action, Error> {
         let _ = (http, end_of_stream);
         Ok(Action::Continue)
     }
 
     /// A chunk of the request body arrived; `body_size` is the size buffered so far.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http, HttpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl HttpFilter for Demo {
+    ///     fn on_request_body(&mut self, http: &Http, size: usize, end: bool) -> Result<Action, Error> {
+    ///         if !end {
+    ///             // Buffer until the whole body has arrived.
+    ///             return Ok(Action::Pause);
+    ///         }
+    ///         let body = http.request_body(0, size)?;
+    ///         pwf::debug!("request body: {} bytes", body.len());
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_request_body(
         &mut self,
         http: &Http,
@@ -117,18 +298,63 @@ pub trait HttpFilter: 'static {
     }
 
     /// The request trailers arrived.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http, HttpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl HttpFilter for Demo {
+    ///     fn on_request_trailers(&mut self, http: &Http) -> Result<Action, Error> {
+    ///         if let Some(checksum) = http.request_trailer("x-checksum")? {
+    ///             pwf::debug!("checksum {checksum}");
+    ///         }
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_request_trailers(&mut self, http: &Http) -> Result<Action, Error> {
         let _ = http;
         Ok(Action::Continue)
     }
 
     /// The response headers arrived.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http, HttpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl HttpFilter for Demo {
+    ///     fn on_response_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+    ///         http.remove_response_header("server")?;
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_response_headers(&mut self, http: &Http, end_of_stream: bool) -> Result<Action, Error> {
         let _ = (http, end_of_stream);
         Ok(Action::Continue)
     }
 
     /// A chunk of the response body arrived; `body_size` is the size buffered so far.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http, HttpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl HttpFilter for Demo {
+    ///     fn on_response_body(&mut self, http: &Http, size: usize, end: bool) -> Result<Action, Error> {
+    ///         if !end {
+    ///             return Ok(Action::Pause);
+    ///         }
+    ///         let body = http.response_body(0, size)?;
+    ///         http.set_response_body(&body.to_ascii_uppercase())?;
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_response_body(
         &mut self,
         http: &Http,
@@ -140,6 +366,19 @@ pub trait HttpFilter: 'static {
     }
 
     /// The response trailers arrived.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Http, HttpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl HttpFilter for Demo {
+    ///     fn on_response_trailers(&mut self, http: &Http) -> Result<Action, Error> {
+    ///         http.set_response_trailer("x-filtered-by", "pwf")?;
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_response_trailers(&mut self, http: &Http) -> Result<Action, Error> {
         let _ = http;
         Ok(Action::Continue)
@@ -147,11 +386,39 @@ pub trait HttpFilter: 'static {
 
     /// The stream ended (completed, reset, or the client went away). Its
     /// pending tasks have been dropped.
+    ///
+    /// ```
+    /// use pwf::{Http, HttpFilter};
+    ///
+    /// struct Timed {
+    ///     finished: bool,
+    /// }
+    ///
+    /// impl HttpFilter for Timed {
+    ///     fn on_done(&mut self, _: &Http) {
+    ///         self.finished = true;
+    ///     }
+    /// }
+    /// ```
     fn on_done(&mut self, http: &Http) {
         let _ = http;
     }
 
     /// The stream is being logged (after `on_done`).
+    ///
+    /// ```no_run
+    /// use pwf::{Http, HttpFilter};
+    ///
+    /// struct Access;
+    ///
+    /// impl HttpFilter for Access {
+    ///     fn on_log(&mut self, http: &Http) {
+    ///         if let Ok(Some(status)) = http.response_header(":status") {
+    ///             pwf::info!("answered {status}");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn on_log(&mut self, http: &Http) {
         let _ = http;
     }
@@ -274,6 +541,25 @@ impl PluginContext {
 /// Registers plugin `P` as the VM's root context. [`main!`](crate::main)
 /// calls it from the module's `_initialize`; the native test host calls it
 /// to start a VM.
+///
+/// ```no_run
+/// # use std::rc::Rc;
+/// # use pwf::{Error, Http, HttpFilter, Plugin, PluginContext};
+/// # struct Hello;
+/// # struct HelloFilter;
+/// # impl HttpFilter for HelloFilter {}
+/// # impl Plugin for Hello {
+/// #     type Config = ();
+/// #     type Filter = HelloFilter;
+/// #     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> { Ok(Hello) }
+/// #     fn filter(_: &Rc<Self>, _: &Http) -> HelloFilter { HelloFilter }
+/// # }
+/// // What `pwf::main!(Hello)` runs when Envoy loads the module; a native
+/// // test host can run it as the VM's entry function too.
+/// let host = pwf_test::Host::builder().build();
+/// let vm = host.start_vm(pwf::register::<Hello>).unwrap();
+/// # let _ = vm;
+/// ```
 pub fn register<P: Plugin>() {
     install_panic_hook();
     proxy_wasm::set_root_context(root_context::<P>);
@@ -281,6 +567,23 @@ pub fn register<P: Plugin>() {
 
 /// Registers TCP plugin `P` as the VM's root context, as [`register`] does
 /// for an HTTP plugin. [`main!`](crate::main) picks the right one.
+///
+/// ```no_run
+/// # use std::rc::Rc;
+/// # use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
+/// # struct Echo;
+/// # struct EchoFilter;
+/// # impl TcpFilter for EchoFilter {}
+/// # impl TcpPlugin for Echo {
+/// #     type Config = ();
+/// #     type Filter = EchoFilter;
+/// #     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> { Ok(Echo) }
+/// #     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter { EchoFilter }
+/// # }
+/// let host = pwf_test::Host::builder().build();
+/// let vm = host.start_vm(pwf::register_tcp::<Echo>).unwrap();
+/// # let _ = vm;
+/// ```
 pub fn register_tcp<P: TcpPlugin>() {
     install_panic_hook();
     proxy_wasm::set_root_context(tcp_root_context::<P>);
@@ -292,11 +595,45 @@ pub fn register_tcp<P: TcpPlugin>() {
 /// it directly: the native test host starts a VM with
 /// `host.start_vm_with_root(pwf::root_context::<MyPlugin>)`, which also
 /// catches a panic before it crosses the SDK's `extern "C"` entry points.
+///
+/// ```no_run
+/// # use std::rc::Rc;
+/// # use pwf::{Error, Http, HttpFilter, Plugin, PluginContext};
+/// # struct Hello;
+/// # struct HelloFilter;
+/// # impl HttpFilter for HelloFilter {}
+/// # impl Plugin for Hello {
+/// #     type Config = ();
+/// #     type Filter = HelloFilter;
+/// #     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> { Ok(Hello) }
+/// #     fn filter(_: &Rc<Self>, _: &Http) -> HelloFilter { HelloFilter }
+/// # }
+/// let host = pwf_test::Host::builder().build();
+/// let plugin = host.start_vm_with_root(pwf::root_context::<Hello>).unwrap().configure("").unwrap();
+/// # let _ = plugin;
+/// ```
 pub fn root_context<P: Plugin>(context_id: u32) -> Box<dyn RootContext> {
     Box::new(Root::<HttpKind<P>>::new(context_id))
 }
 
 /// The root context of TCP plugin `P`; see [`root_context`].
+///
+/// ```no_run
+/// # use std::rc::Rc;
+/// # use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
+/// # struct Echo;
+/// # struct EchoFilter;
+/// # impl TcpFilter for EchoFilter {}
+/// # impl TcpPlugin for Echo {
+/// #     type Config = ();
+/// #     type Filter = EchoFilter;
+/// #     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> { Ok(Echo) }
+/// #     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter { EchoFilter }
+/// # }
+/// let host = pwf_test::Host::builder().build();
+/// let plugin = host.start_vm_with_root(pwf::tcp_root_context::<Echo>).unwrap().configure("").unwrap();
+/// # let _ = plugin;
+/// ```
 pub fn tcp_root_context<P: TcpPlugin>(context_id: u32) -> Box<dyn RootContext> {
     Box::new(Root::<TcpKind<P>>::new(context_id))
 }

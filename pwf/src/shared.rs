@@ -26,6 +26,11 @@ use crate::error::HostError;
 use crate::host::{self, CasWrite};
 
 /// How many times an update is tried before it gives up, unless set.
+///
+/// ```
+/// // A handle tries this many times unless told otherwise.
+/// assert_eq!(pwf::DEFAULT_MAX_ATTEMPTS, 64);
+/// ```
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 64;
 
 /// The key whose CAS token pwf uses to create keys (see the module docs).
@@ -57,6 +62,22 @@ fn cas_floor() -> Result<u32, HostError> {
 }
 
 /// Why a shared update or read failed.
+///
+/// ```no_run
+/// use pwf::{SharedCounter, SharedError};
+///
+/// fn count() -> Result<u64, pwf::Error> {
+///     match SharedCounter::new("requests").increment() {
+///         Ok(n) => Ok(n),
+///         // Too busy to count this one: go on without it.
+///         Err(SharedError::Contended { key, attempts }) => {
+///             pwf::warn!("`{key}`: no update after {attempts} attempts");
+///             Ok(0)
+///         }
+///         Err(error) => Err(error.into()),
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SharedError {
@@ -196,6 +217,11 @@ pub struct SharedCounter {
 impl SharedCounter {
     /// A counter at `key`. Creating it touches nothing: a key that does not
     /// exist reads as 0.
+    ///
+    /// ```
+    /// let hits = pwf::SharedCounter::new("hits");
+    /// assert_eq!(hits.key(), "hits");
+    /// ```
     pub fn new(key: impl Into<String>) -> SharedCounter {
         SharedCounter {
             cas: CasLoop::new(key.into()),
@@ -204,17 +230,35 @@ impl SharedCounter {
 
     /// Sets how many times an update is tried before it fails with
     /// [`SharedError::Contended`] (at least 1; default [`DEFAULT_MAX_ATTEMPTS`]).
+    ///
+    /// ```
+    /// let hits = pwf::SharedCounter::new("hits").with_max_attempts(8);
+    /// assert_eq!(hits.key(), "hits");
+    /// ```
     pub fn with_max_attempts(mut self, max_attempts: u32) -> SharedCounter {
         self.cas.max_attempts = max_attempts.max(1);
         self
     }
 
     /// The key.
+    ///
+    /// ```
+    /// let hits = pwf::SharedCounter::new(format!("hits.{}", "tenant-a"));
+    /// assert_eq!(hits.key(), "hits.tenant-a");
+    /// ```
     pub fn key(&self) -> &str {
         &self.cas.key
     }
 
     /// The current value (0 if the key does not exist).
+    ///
+    /// ```no_run
+    /// fn on_request_headers(http: &pwf::Http) -> Result<(), pwf::Error> {
+    ///     let total = pwf::SharedCounter::new("requests").get()?;
+    ///     http.set_request_header("x-requests-so-far", total.to_string())?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn get(&self) -> Result<u64, SharedError> {
         match self.cas.read()? {
             Some(bytes) => self.decode(&bytes),
@@ -223,11 +267,27 @@ impl SharedCounter {
     }
 
     /// Adds 1 and returns the new value.
+    ///
+    /// ```no_run
+    /// fn on_request_headers(http: &pwf::Http) -> Result<(), pwf::Error> {
+    ///     let n = pwf::SharedCounter::new("requests").increment()?;
+    ///     http.set_request_header("x-request-number", n.to_string())?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn increment(&self) -> Result<u64, SharedError> {
         self.add(1)
     }
 
     /// Adds `n` and returns the new value.
+    ///
+    /// ```no_run
+    /// fn on_request_body(body_size: usize) -> Result<(), pwf::Error> {
+    ///     let bytes = pwf::SharedCounter::new("request_bytes");
+    ///     bytes.add(body_size as u64)?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn add(&self, n: u64) -> Result<u64, SharedError> {
         self.cas.update(|current| {
             let current = match current {
@@ -245,6 +305,12 @@ impl SharedCounter {
 
     /// How many compare-and-swaps this handle lost and retried, in total: a
     /// measure of contention, for metrics.
+    ///
+    /// ```
+    /// let hits = pwf::SharedCounter::new("hits");
+    /// // No update has lost a compare-and-swap yet.
+    /// assert_eq!(hits.retries(), 0);
+    /// ```
     pub fn retries(&self) -> u64 {
         self.cas.retries.get()
     }
@@ -284,6 +350,11 @@ pub struct SharedValue<T> {
 
 impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     /// A value at `key`.
+    ///
+    /// ```
+    /// let limits: pwf::SharedValue<Vec<u32>> = pwf::SharedValue::new("limits");
+    /// assert_eq!(limits.key(), "limits");
+    /// ```
     pub fn new(key: impl Into<String>) -> SharedValue<T> {
         SharedValue {
             cas: CasLoop::new(key.into()),
@@ -292,17 +363,37 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     }
 
     /// Sets how many times an update is tried (at least 1).
+    ///
+    /// ```
+    /// let limits = pwf::SharedValue::<Vec<u32>>::new("limits").with_max_attempts(8);
+    /// assert_eq!(limits.key(), "limits");
+    /// ```
     pub fn with_max_attempts(mut self, max_attempts: u32) -> SharedValue<T> {
         self.cas.max_attempts = max_attempts.max(1);
         self
     }
 
     /// The key.
+    ///
+    /// ```
+    /// let owner: pwf::SharedValue<String> = pwf::SharedValue::new("leader");
+    /// assert_eq!(owner.key(), "leader");
+    /// ```
     pub fn key(&self) -> &str {
         &self.cas.key
     }
 
     /// The current value, if the key exists.
+    ///
+    /// ```no_run
+    /// fn on_request_headers(http: &pwf::Http) -> Result<(), pwf::Error> {
+    ///     let leader: pwf::SharedValue<String> = pwf::SharedValue::new("leader");
+    ///     if let Some(name) = leader.get()? {
+    ///         http.set_request_header("x-leader", name)?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn get(&self) -> Result<Option<T>, SharedError> {
         self.cas
             .read()?
@@ -312,6 +403,19 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
 
     /// Replaces the value with `f(current)`, atomically, and returns the new
     /// value. `f` may run more than once, when another worker wrote first.
+    ///
+    /// ```no_run
+    /// fn configure(cx: &pwf::PluginContext) -> Result<(), pwf::Error> {
+    ///     let plugins: pwf::SharedValue<Vec<String>> = pwf::SharedValue::new("plugins");
+    ///     let all = plugins.update(|names| {
+    ///         let mut names = names.unwrap_or_default();
+    ///         names.push(cx.plugin_name().to_owned());
+    ///         names
+    ///     })?;
+    ///     pwf::info!("{} plugins configured", all.len());
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn update(&self, mut f: impl FnMut(Option<T>) -> T) -> Result<T, SharedError>
     where
         T: Clone,
@@ -328,6 +432,11 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     }
 
     /// How many compare-and-swaps this handle lost and retried, in total.
+    ///
+    /// ```
+    /// let leader: pwf::SharedValue<String> = pwf::SharedValue::new("leader");
+    /// assert_eq!(leader.retries(), 0);
+    /// ```
     pub fn retries(&self) -> u64 {
         self.cas.retries.get()
     }

@@ -54,17 +54,115 @@ pub trait TcpPlugin: Sized + 'static {
     type Filter: TcpFilter;
 
     /// Creates the plugin from its configuration; an error rejects it.
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
+    ///
+    /// struct Echo;
+    /// struct EchoFilter;
+    /// impl TcpFilter for EchoFilter {}
+    ///
+    /// impl TcpPlugin for Echo {
+    ///     type Config = ();
+    ///     type Filter = EchoFilter;
+    ///
+    ///     fn configure(_: (), cx: &PluginContext) -> Result<Self, Error> {
+    ///         pwf::info!("{}: configured", cx.plugin_name());
+    ///         Ok(Echo)
+    ///     }
+    ///
+    ///     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter {
+    ///         EchoFilter
+    ///     }
+    /// }
+    /// ```
     fn configure(config: Self::Config, cx: &PluginContext) -> Result<Self, Error>;
 
     /// Creates the filter for a new connection.
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
+    ///
+    /// struct Echo;
+    /// struct EchoFilter;
+    /// impl TcpFilter for EchoFilter {}
+    ///
+    /// impl TcpPlugin for Echo {
+    ///     type Config = ();
+    ///     type Filter = EchoFilter;
+    ///
+    ///     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+    ///         Ok(Echo)
+    ///     }
+    ///
+    ///     fn filter(_: &Rc<Self>, tcp: &Tcp) -> EchoFilter {
+    ///         pwf::debug!("connection {}", tcp.context_id());
+    ///         EchoFilter
+    ///     }
+    /// }
+    /// ```
     fn filter(plugin: &Rc<Self>, tcp: &Tcp) -> Self::Filter;
 
     /// Runs every tick period.
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
+    ///
+    /// struct Echo;
+    /// struct EchoFilter;
+    /// impl TcpFilter for EchoFilter {}
+    ///
+    /// impl TcpPlugin for Echo {
+    ///     type Config = ();
+    ///     type Filter = EchoFilter;
+    ///
+    ///     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+    ///         Ok(Echo)
+    ///     }
+    ///
+    ///     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter {
+    ///         EchoFilter
+    ///     }
+    ///
+    ///     fn on_tick(&self, cx: &PluginContext) {
+    ///         pwf::debug!("{}: tick", cx.plugin_name());
+    ///     }
+    /// }
+    /// ```
     fn on_tick(&self, cx: &PluginContext) {
         let _ = cx;
     }
 
     /// Runs when the shared queue `queue_id` has items.
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
+    ///
+    /// struct Echo;
+    /// struct EchoFilter;
+    /// impl TcpFilter for EchoFilter {}
+    ///
+    /// impl TcpPlugin for Echo {
+    ///     type Config = ();
+    ///     type Filter = EchoFilter;
+    ///
+    ///     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+    ///         Ok(Echo)
+    ///     }
+    ///
+    ///     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter {
+    ///         EchoFilter
+    ///     }
+    ///
+    ///     fn on_queue_ready(&self, _: &PluginContext, queue_id: u32) {
+    ///         pwf::debug!("queue {queue_id} has items");
+    ///     }
+    /// }
+    /// ```
     fn on_queue_ready(&self, cx: &PluginContext, queue_id: u32) {
         let _ = (cx, queue_id);
     }
@@ -98,14 +196,62 @@ pub enum Peer {
 /// The filter of one TCP connection. Every event has a default that continues.
 ///
 /// An error from an event is logged and closes the connection.
+///
+/// ```no_run
+/// use pwf::{Action, Error, Tcp, TcpFilter};
+///
+/// struct Count {
+///     bytes: usize,
+/// }
+///
+/// impl TcpFilter for Count {
+///     fn on_downstream_data(&mut self, _: &Tcp, size: usize, _: bool) -> Result<Action, Error> {
+///         self.bytes += size;
+///         Ok(Action::Continue)
+///     }
+///
+///     fn on_log(&mut self, _: &Tcp) {
+///         pwf::info!("client sent {} bytes", self.bytes);
+///     }
+/// }
+/// ```
 pub trait TcpFilter: 'static {
     /// A client connected.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Peer, Tcp, TcpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl TcpFilter for Demo {
+    ///     fn on_new_connection(&mut self, tcp: &Tcp) -> Result<Action, Error> {
+    ///         pwf::debug!("connection {} opened", tcp.context_id());
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_new_connection(&mut self, tcp: &Tcp) -> Result<Action, Error> {
         let _ = tcp;
         Ok(Action::Continue)
     }
 
     /// Bytes arrived from the client; `data_size` is the size buffered.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Peer, Tcp, TcpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl TcpFilter for Demo {
+    ///     fn on_downstream_data(&mut self, tcp: &Tcp, size: usize, _: bool) -> Result<Action, Error> {
+    ///         let data = tcp.downstream_data(0, size)?;
+    ///         if data.starts_with(b"QUIT") {
+    ///             tcp.close_downstream()?;
+    ///         }
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_downstream_data(
         &mut self,
         tcp: &Tcp,
@@ -117,6 +263,20 @@ pub trait TcpFilter: 'static {
     }
 
     /// Bytes arrived from the upstream; `data_size` is the size buffered.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Peer, Tcp, TcpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl TcpFilter for Demo {
+    ///     fn on_upstream_data(&mut self, tcp: &Tcp, size: usize, _: bool) -> Result<Action, Error> {
+    ///         let data = tcp.upstream_data(0, size)?;
+    ///         tcp.set_upstream_data(&data.to_ascii_uppercase())?;
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    /// ```
     fn on_upstream_data(
         &mut self,
         tcp: &Tcp,
@@ -128,16 +288,55 @@ pub trait TcpFilter: 'static {
     }
 
     /// The client side closed.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Peer, Tcp, TcpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl TcpFilter for Demo {
+    ///     fn on_downstream_close(&mut self, _: &Tcp, peer: Peer) {
+    ///         if peer == Peer::Remote {
+    ///             pwf::debug!("the client hung up");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn on_downstream_close(&mut self, tcp: &Tcp, peer: Peer) {
         let _ = (tcp, peer);
     }
 
     /// The upstream side closed.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Peer, Tcp, TcpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl TcpFilter for Demo {
+    ///     fn on_upstream_close(&mut self, tcp: &Tcp, _: Peer) {
+    ///         // The upstream is gone: end the client's side too.
+    ///         let _ = tcp.close_downstream();
+    ///     }
+    /// }
+    /// ```
     fn on_upstream_close(&mut self, tcp: &Tcp, peer: Peer) {
         let _ = (tcp, peer);
     }
 
     /// The connection is being logged, at its end.
+    ///
+    /// ```no_run
+    /// use pwf::{Action, Error, Peer, Tcp, TcpFilter};
+    ///
+    /// struct Demo;
+    ///
+    /// impl TcpFilter for Demo {
+    ///     fn on_log(&mut self, tcp: &Tcp) {
+    ///         pwf::info!("connection {} closed", tcp.context_id());
+    ///     }
+    /// }
+    /// ```
     fn on_log(&mut self, tcp: &Tcp) {
         let _ = tcp;
     }

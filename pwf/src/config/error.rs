@@ -35,6 +35,12 @@ enum Segment<'a> {
 
 impl<'a> Path<'a> {
     /// The top of the configuration.
+    ///
+    /// ```
+    /// let root = pwf::config::Path::root();
+    /// assert!(root.is_root());
+    /// assert_eq!(root.to_string(), "");
+    /// ```
     pub const fn root() -> Self {
         Path {
             segment: Segment::Root,
@@ -42,6 +48,16 @@ impl<'a> Path<'a> {
     }
 
     /// The value under `key` of the object at this path.
+    ///
+    /// ```
+    /// use pwf::config::Path;
+    ///
+    /// let root = Path::root();
+    /// let upstream = root.key("upstream");
+    /// assert_eq!(upstream.key("cluster").to_string(), "upstream.cluster");
+    /// // A key that is not a plain word is quoted.
+    /// assert_eq!(root.key("x tag").to_string(), r#"["x tag"]"#);
+    /// ```
     pub const fn key(&'a self, key: &'a str) -> Path<'a> {
         Path {
             segment: Segment::Key(self, key),
@@ -49,6 +65,14 @@ impl<'a> Path<'a> {
     }
 
     /// The element at `index` of the array at this path.
+    ///
+    /// ```
+    /// use pwf::config::Path;
+    ///
+    /// let root = Path::root();
+    /// let rules = root.key("rules");
+    /// assert_eq!(rules.index(0).to_string(), "rules[0]");
+    /// ```
     pub const fn index(&'a self, index: usize) -> Path<'a> {
         Path {
             segment: Segment::Index(self, index),
@@ -56,6 +80,14 @@ impl<'a> Path<'a> {
     }
 
     /// Whether this is the top of the configuration.
+    ///
+    /// ```
+    /// use pwf::config::Path;
+    ///
+    /// let root = Path::root();
+    /// assert!(root.is_root());
+    /// assert!(!root.key("rules").is_root());
+    /// ```
     pub const fn is_root(&self) -> bool {
         matches!(self.segment, Segment::Root)
     }
@@ -109,6 +141,14 @@ fn is_plain_key(key: &str) -> bool {
 ///
 /// Displays as `path: message` (`dispatchCount: must be in 1..=100, got 0`), or just the
 /// message when the problem concerns the configuration as a whole.
+///
+/// ```
+/// use pwf::config::Problem;
+///
+/// let problem = Problem::new("dispatchCount", "must be in 1..=100, got 0");
+/// assert_eq!(problem.to_string(), "dispatchCount: must be in 1..=100, got 0");
+/// assert_eq!(Problem::new("", "expected an object").to_string(), "expected an object");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     path: String,
@@ -117,6 +157,11 @@ pub struct Problem {
 
 impl Problem {
     /// A problem at `path` (empty for the whole configuration).
+    ///
+    /// ```
+    /// let problem = pwf::config::Problem::new("rules[2].path", "must not be empty");
+    /// assert_eq!(problem.path(), "rules[2].path");
+    /// ```
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
             path: path.into(),
@@ -126,11 +171,29 @@ impl Problem {
 
     /// The JSON path of the value at fault, such as `rules[2].path`; empty for the whole
     /// configuration.
+    ///
+    /// ```
+    /// use pwf::PluginConfig;
+    ///
+    /// #[derive(PluginConfig, Debug)]
+    /// struct Config {
+    ///     cluster: String,
+    /// }
+    ///
+    /// let error = Config::parse(br#"{"cluster": 7}"#).unwrap_err();
+    /// let paths: Vec<&str> = error.problems().map(|problem| problem.path()).collect();
+    /// assert_eq!(paths, ["cluster"]);
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// What is wrong, such as `must be in 1..=100, got 0`.
+    ///
+    /// ```
+    /// let problem = pwf::config::Problem::new("dispatchCount", "must be in 1..=100, got 0");
+    /// assert_eq!(problem.message(), "must be in 1..=100, got 0");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -152,6 +215,15 @@ impl fmt::Display for Problem {
 /// problems the rest are only counted, and reported as one last problem.
 ///
 /// Only needed to implement [`ConfigValue`](crate::config::ConfigValue) by hand.
+///
+/// ```
+/// use pwf::config::{Path, Problems};
+///
+/// let mut problems = Problems::new();
+/// let root = Path::root();
+/// problems.push(&root.key("port"), "expected an integer, got \"80\"");
+/// assert_eq!(problems.len(), 1);
+/// ```
 #[derive(Debug, Default)]
 pub struct Problems {
     problems: Vec<Problem>,
@@ -160,16 +232,39 @@ pub struct Problems {
 
 impl Problems {
     /// No problems yet.
+    ///
+    /// ```
+    /// let problems = pwf::config::Problems::new();
+    /// assert!(problems.is_empty());
+    /// ```
     pub fn new() -> Self {
         Problems::default()
     }
 
     /// Records that the value at `path` is wrong.
+    ///
+    /// ```
+    /// use pwf::config::{Path, Problems};
+    ///
+    /// let mut problems = Problems::new();
+    /// let root = Path::root();
+    /// let rules = root.key("rules");
+    /// problems.push(&rules.index(1), format!("expected an object, got {}", 3));
+    /// assert_eq!(problems.len(), 1);
+    /// ```
     pub fn push(&mut self, path: &Path<'_>, message: impl fmt::Display) {
         self.push_problem(Problem::new(path.to_string(), message.to_string()));
     }
 
     /// Records a problem built elsewhere.
+    ///
+    /// ```
+    /// use pwf::config::{Problem, Problems};
+    ///
+    /// let mut problems = Problems::new();
+    /// problems.push_problem(Problem::new("timeout", "must be positive"));
+    /// assert!(!problems.is_empty());
+    /// ```
     pub fn push_problem(&mut self, problem: Problem) {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(problem);
@@ -179,11 +274,30 @@ impl Problems {
     }
 
     /// How many problems were found so far.
+    ///
+    /// ```
+    /// use pwf::config::{Path, Problems};
+    ///
+    /// let mut problems = Problems::new();
+    /// for _ in 0..3 {
+    ///     problems.push(&Path::root(), "invalid");
+    /// }
+    /// assert_eq!(problems.len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         self.problems.len().saturating_add(self.omitted)
     }
 
     /// Whether no problem was found so far.
+    ///
+    /// ```
+    /// use pwf::config::{Path, Problems};
+    ///
+    /// let mut problems = Problems::new();
+    /// assert!(problems.is_empty());
+    /// problems.push(&Path::root(), "expected an object");
+    /// assert!(!problems.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -233,6 +347,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// An error made of one problem concerning the whole configuration.
+    ///
+    /// ```
+    /// let error = pwf::config::ConfigError::new("the configuration is not JSON");
+    /// assert_eq!(error.to_string(), "the configuration is not JSON");
+    /// assert_eq!(error.problems().next().map(|problem| problem.path()), Some(""));
+    /// ```
     pub fn new(message: impl Into<String>) -> Self {
         ConfigError {
             problems: vec![Problem::new("", message)],
@@ -240,6 +360,24 @@ impl ConfigError {
     }
 
     /// Each problem, in the order found: fields in declaration order, then unknown keys.
+    ///
+    /// ```
+    /// use pwf::PluginConfig;
+    ///
+    /// #[derive(PluginConfig, Debug)]
+    /// struct Config {
+    ///     cluster: String,
+    ///     #[config(default = 1)]
+    ///     retries: u32,
+    /// }
+    ///
+    /// let error = Config::parse(br#"{"retries": -1}"#).unwrap_err();
+    /// for problem in error.problems() {
+    ///     // One log line per problem, as pwf writes them when Envoy configures the plugin.
+    ///     println!("invalid plugin configuration: {problem}");
+    /// }
+    /// assert_eq!(error.problems().len(), 2);
+    /// ```
     pub fn problems(&self) -> impl ExactSizeIterator<Item = &Problem> + '_ {
         self.problems.iter()
     }
@@ -302,12 +440,53 @@ pub struct Invalid {
 
 impl Invalid {
     /// The struct as a whole is invalid.
+    ///
+    /// ```
+    /// use pwf::config::Invalid;
+    ///
+    /// fn check(min: u32, max: u32) -> Result<(), Invalid> {
+    ///     if min > max {
+    ///         return Err(Invalid::new(format!("min ({min}) exceeds max ({max})")));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// assert!(check(1, 10).is_ok());
+    /// assert_eq!(check(5, 2), Err(Invalid::new("min (5) exceeds max (2)")));
+    /// ```
     pub fn new(message: impl fmt::Display) -> Self {
         Invalid::at("", message)
     }
 
     /// The value at `relative_path` in the struct is invalid. The path is written as in the
     /// JSON and as problems show it: `"authCluster"`, `"rules[2].path"`.
+    ///
+    /// ```
+    /// use pwf::config::Invalid;
+    /// use pwf::PluginConfig;
+    ///
+    /// #[derive(PluginConfig, Debug)]
+    /// #[config(validate = Self::check)]
+    /// struct Rule {
+    ///     path: String,
+    /// }
+    ///
+    /// impl Rule {
+    ///     fn check(&self) -> Result<(), Invalid> {
+    ///         if !self.path.starts_with('/') {
+    ///             return Err(Invalid::at("path", "must start with `/`"));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// #[derive(PluginConfig, Debug)]
+    /// struct Config {
+    ///     rules: Vec<Rule>,
+    /// }
+    ///
+    /// let error = Config::parse(br#"{"rules": [{"path": "/a"}, {"path": "b"}]}"#).unwrap_err();
+    /// assert_eq!(error.to_string(), "rules[1].path: must start with `/`");
+    /// ```
     pub fn at(relative_path: impl Into<String>, message: impl fmt::Display) -> Self {
         Invalid {
             problems: vec![(relative_path.into(), message.to_string())],
@@ -315,6 +494,39 @@ impl Invalid {
     }
 
     /// These problems and the `other` ones.
+    ///
+    /// ```
+    /// use pwf::config::Invalid;
+    /// use pwf::PluginConfig;
+    ///
+    /// #[derive(PluginConfig, Debug)]
+    /// #[config(validate = Self::check)]
+    /// struct Config {
+    ///     #[config(default = 0)]
+    ///     min: u32,
+    ///     #[config(default = 0)]
+    ///     max: u32,
+    /// }
+    ///
+    /// impl Config {
+    ///     fn check(&self) -> Result<(), Invalid> {
+    ///         let mut invalid = None::<Invalid>;
+    ///         for (key, value) in [("min", self.min), ("max", self.max)] {
+    ///             if value > 100 {
+    ///                 let problem = Invalid::at(key, format!("must be at most 100, got {value}"));
+    ///                 invalid = Some(match invalid {
+    ///                     Some(earlier) => earlier.and(problem),
+    ///                     None => problem,
+    ///                 });
+    ///             }
+    ///         }
+    ///         invalid.map_or(Ok(()), Err)
+    ///     }
+    /// }
+    ///
+    /// let error = Config::parse(br#"{"min": 200, "max": 300}"#).unwrap_err();
+    /// assert_eq!(error.problems().len(), 2);
+    /// ```
     #[must_use]
     pub fn and(mut self, other: Invalid) -> Self {
         self.problems.extend(other.problems);

@@ -143,6 +143,23 @@ pub trait PluginConfig: ConfigValue {
     ///
     /// Every problem found: invalid JSON, a top level that is not an object, unknown or
     /// missing keys, values of the wrong type, failed checks.
+    ///
+    /// ```
+    /// use pwf::PluginConfig;
+    ///
+    /// #[derive(PluginConfig, Debug)]
+    /// struct Config {
+    ///     #[config(default = 3)]
+    ///     retries: u32,
+    /// }
+    ///
+    /// assert_eq!(Config::parse(b"").unwrap().retries, 3);
+    /// assert_eq!(Config::parse(br#"{"retries": 5}"#).unwrap().retries, 5);
+    /// assert_eq!(
+    ///     Config::parse(b"[1]").unwrap_err().to_string(),
+    ///     "expected a JSON object at the top level, got an array",
+    /// );
+    /// ```
     fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         let value = value::read_json(bytes)?;
         let mut problems = Problems::new();
@@ -155,6 +172,20 @@ pub trait PluginConfig: ConfigValue {
     }
 
     /// Describes the keys this configuration accepts.
+    ///
+    /// ```
+    /// use pwf::PluginConfig;
+    ///
+    /// #[derive(PluginConfig)]
+    /// struct Config {
+    ///     #[config(default = 3)]
+    ///     retries: u32,
+    /// }
+    ///
+    /// let schema = Config::schema();
+    /// assert_eq!(schema.fields()[0].key(), "retries");
+    /// println!("{schema}"); // the keys, for the plugin's documentation
+    /// ```
     fn schema() -> Schema;
 }
 

@@ -54,13 +54,39 @@ use super::{Path, Problems, Type};
 /// ```
 pub trait ConfigValue: Sized {
     /// Reads the value at `path`. On failure, records at least one problem and returns `None`.
+    ///
+    /// ```
+    /// use pwf::config::{ConfigValue, Path, Problems};
+    /// use serde_json::json;
+    ///
+    /// let mut problems = Problems::new();
+    /// let root = Path::root();
+    /// assert_eq!(u16::from_config(&json!(8080), &root.key("port"), &mut problems), Some(8080));
+    /// assert_eq!(u16::from_config(&json!(-1), &root.key("port"), &mut problems), None);
+    /// assert_eq!(problems.len(), 1);
+    /// ```
     fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self>;
 
     /// The type as the schema shows it.
+    ///
+    /// ```
+    /// use pwf::config::ConfigValue;
+    ///
+    /// assert_eq!(std::time::Duration::describe().name(), "duration");
+    /// assert_eq!(<Option<u32>>::describe().name(), "integer (u32)");
+    /// ```
     fn describe() -> Type;
 
     /// The value of a key that is absent from the configuration and has no default: `None`
     /// (the default) makes the key required; `Option<T>` gives `Some(None)`.
+    ///
+    /// ```
+    /// use pwf::config::ConfigValue;
+    ///
+    /// // A plain value is required; an `Option` is not, and reads as `None`.
+    /// assert!(u32::when_absent().is_none());
+    /// assert_eq!(<Option<u32>>::when_absent(), Some(None));
+    /// ```
     fn when_absent() -> Option<Self> {
         None
     }
