@@ -68,7 +68,10 @@ fn reset_in_request_headers_resets_the_stream_and_skips_later_phases() {
     assert_eq!(scanner.request_headers(headers, false), HostAction::Pause);
     assert_eq!(scanner.reset_by_plugin(), Some(Direction::Request));
     assert_eq!(scanner.request_body("DROP", true), HostAction::Skipped);
-    assert_eq!(scanner.response_headers(RESPONSE, false), HostAction::Skipped);
+    assert_eq!(
+        scanner.response_headers(RESPONSE, false),
+        HostAction::Skipped
+    );
     assert_eq!(scanner.response_body("answer", true), HostAction::Skipped);
     assert_eq!(scanner.local_response(), None);
     assert!(scanner.forwarded_request_body().is_empty());
@@ -101,7 +104,10 @@ fn reset_in_request_body_resets_the_stream_and_skips_later_phases() {
     assert_eq!(stream.request_headers(REQUEST, false), HostAction::Continue);
     assert_eq!(stream.request_body("DROP TABLE", true), HostAction::Pause);
     assert_eq!(stream.reset_by_plugin(), Some(Direction::Request));
-    assert_eq!(stream.response_headers(RESPONSE, false), HostAction::Skipped);
+    assert_eq!(
+        stream.response_headers(RESPONSE, false),
+        HostAction::Skipped
+    );
     assert_eq!(stream.response_body("answer", true), HostAction::Skipped);
     assert!(stream.forwarded_request_body().is_empty());
     assert_eq!(stream.local_response(), None);
@@ -153,7 +159,10 @@ fn grpc_local_response_sends_200_with_the_grpc_status_and_message() {
     ];
 
     let denied = plugin.open_stream();
-    assert_eq!(denied.request_headers(grpc_request, false), HostAction::Pause);
+    assert_eq!(
+        denied.request_headers(grpc_request, false),
+        HostAction::Pause
+    );
     let response = denied.local_response().expect("a local response was sent");
     assert_eq!(response.status, 200);
     assert_eq!(response.grpc_status, Some(16));
@@ -166,7 +175,10 @@ fn grpc_local_response_sends_200_with_the_grpc_status_and_message() {
     let allowed = plugin.open_stream();
     let mut with_auth = grpc_request.to_vec();
     with_auth.push(("authorization", "Bearer t"));
-    assert_eq!(allowed.request_headers(with_auth, false), HostAction::Continue);
+    assert_eq!(
+        allowed.request_headers(with_auth, false),
+        HostAction::Continue
+    );
     assert_eq!(allowed.local_response(), None);
     assert_eq!(plugin.failure(), None);
 }
