@@ -26,7 +26,8 @@ pub fn get(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
 /// such as `&["my_key"]`, readable later by other filters and the access log.
 ///
 /// ```no_run
-/// // Readable by the access log as `%FILTER_STATE(tenant)%`.
+/// // Envoy keeps it as filter state `wasm.tenant`: the access log reads
+/// // it as `%FILTER_STATE(wasm.tenant:PLAIN)%`.
 /// pwf::properties::set(&["tenant"], b"acme")?;
 /// # Ok::<(), pwf::HostError>(())
 /// ```
