@@ -5,7 +5,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput};
 
-/// Impls of the traits the derive would implement, with bodies that are never run.
+/// Impls of the traits the derive would implement, with bodies that are never run: they
+/// are emitted only beside a compile error, so no program containing them is ever built.
 pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
     let ident = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
@@ -15,7 +16,7 @@ pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
             #[automatically_derived]
             impl #impl_generics ::pwf::PluginConfig for #ident #ty_generics #where_clause {
                 fn schema() -> ::pwf::config::Schema {
-                    ::core::unimplemented!()
+                    ::core::unreachable!("the derive reported an error, so this impl never reaches a program")
                 }
             }
         }),
@@ -28,11 +29,11 @@ pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
                 _: &::pwf::config::Path<'_>,
                 _: &mut ::pwf::config::Problems,
             ) -> ::core::option::Option<Self> {
-                ::core::unimplemented!()
+                ::core::unreachable!("the derive reported an error, so this impl never reaches a program")
             }
 
             fn describe() -> ::pwf::config::Type {
-                ::core::unimplemented!()
+                ::core::unreachable!("the derive reported an error, so this impl never reaches a program")
             }
         }
         #plugin_config
