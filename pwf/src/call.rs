@@ -733,14 +733,23 @@ impl Drop for PendingCall {
     }
 }
 
-/// Delivers the response to call `token`, read from the host now, during
-/// `on_http_call_response`. Returns whether anyone was waiting for it.
-pub(crate) fn deliver(
+/// What every context does in `on_http_call_response`: with `context_id`
+/// effective, deliver the response to its call, then run whatever it woke.
+pub(crate) fn on_response(
+    context_id: u32,
     token: u32,
     num_headers: usize,
     body_size: usize,
     num_trailers: usize,
-) -> bool {
+) {
+    crate::executor::enter_context(context_id);
+    deliver(token, num_headers, body_size, num_trailers);
+    crate::executor::run_until_stalled();
+}
+
+/// Delivers the response to call `token`, read from the host now, during
+/// `on_http_call_response`. Returns whether anyone was waiting for it.
+fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize) -> bool {
     let Some(status_only) = CALLS.with(|calls| calls.borrow().get(&token).map(Sink::status_only))
     else {
         return false;

@@ -172,6 +172,26 @@ unsafe fn take(data: *mut u8, size: usize) -> Vec<u8> {
     }
 }
 
+/// The buffer a host call returned: `Some` on Ok, `None` on the status that
+/// means "nothing there" (`absent`), an error naming `call` otherwise.
+///
+/// # Safety
+/// As for [`take`]: on Ok, `data` is null or the host's allocation of `size` bytes.
+unsafe fn returned(
+    call: &'static str,
+    status: u32,
+    absent: u32,
+    data: *mut u8,
+    size: usize,
+) -> Result<Option<Vec<u8>>, HostError> {
+    match status {
+        // SAFETY: guaranteed by the caller, as documented above.
+        OK => Ok(Some(unsafe { take(data, size) })),
+        status if status == absent => Ok(None),
+        status => Err(HostError::new(call, Status::from_raw(status))),
+    }
+}
+
 /// A log level, as Envoy numbers them.
 ///
 /// ```
@@ -314,15 +334,8 @@ pub(crate) fn get_map_value(map: MapType, key: &str) -> Result<Option<Vec<u8>>, 
     let status = unsafe {
         abi::proxy_get_header_map_value(map as u32, key.as_ptr(), key.len(), &mut data, &mut size)
     };
-    match status {
-        // SAFETY: the host allocated `data` with `size` bytes for us.
-        OK => Ok(Some(unsafe { take(data, size) })),
-        NOT_FOUND => Ok(None),
-        status => Err(HostError::new(
-            "get_header_map_value",
-            Status::from_raw(status),
-        )),
-    }
+    // SAFETY: on Ok the host allocated `data` with `size` bytes for us.
+    unsafe { returned("get_header_map_value", status, NOT_FOUND, data, size) }
 }
 
 pub(crate) fn replace_map_value(map: MapType, key: &str, value: &[u8]) -> Result<(), HostError> {
@@ -376,12 +389,8 @@ pub(crate) fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> 
     // SAFETY: the path is a live buffer; `data` and `size` are valid places to write.
     let status =
         unsafe { abi::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
-    match status {
-        // SAFETY: the host allocated `data` with `size` bytes for us.
-        OK => Ok(Some(unsafe { take(data, size) })),
-        NOT_FOUND => Ok(None),
-        status => Err(HostError::new("get_property", Status::from_raw(status))),
-    }
+    // SAFETY: on Ok the host allocated `data` with `size` bytes for us.
+    unsafe { returned("get_property", status, NOT_FOUND, data, size) }
 }
 
 pub(crate) fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
@@ -467,15 +476,8 @@ pub(crate) fn dequeue_shared_queue(id: u32) -> Result<Option<Vec<u8>>, HostError
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: `data` and `size` are valid places for the host to write.
     let status = unsafe { abi::proxy_dequeue_shared_queue(id, &mut data, &mut size) };
-    match status {
-        // SAFETY: the host allocated `data` with `size` bytes for us.
-        OK => Ok(Some(unsafe { take(data, size) })),
-        EMPTY => Ok(None),
-        status => Err(HostError::new(
-            "dequeue_shared_queue",
-            Status::from_raw(status),
-        )),
-    }
+    // SAFETY: on Ok the host allocated `data` with `size` bytes for us.
+    unsafe { returned("dequeue_shared_queue", status, EMPTY, data, size) }
 }
 
 pub(crate) fn enqueue_shared_queue(id: u32, value: &[u8]) -> Result<(), HostError> {

@@ -773,9 +773,7 @@ impl<K: Kind> Context for Root<K> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        executor::enter_context(self.id);
-        call::deliver(token_id, num_headers, body_size, num_trailers);
-        executor::run_until_stalled();
+        call::on_response(self.id, token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
@@ -940,9 +938,7 @@ impl<P: Plugin> Context for Stream<P> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        executor::enter_context(self.id);
-        call::deliver(token_id, num_headers, body_size, num_trailers);
-        executor::run_until_stalled();
+        call::on_response(self.id, token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {

@@ -528,9 +528,7 @@ impl<P: TcpPlugin> Context for Connection<P> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        executor::enter_context(self.tcp.id);
-        call::deliver(token_id, num_headers, body_size, num_trailers);
-        executor::run_until_stalled();
+        call::on_response(self.tcp.id, token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
