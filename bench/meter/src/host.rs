@@ -92,6 +92,39 @@ impl Profile {
     }
 }
 
+/// Where the guest's fuel goes, function by function: filled when
+/// [`VmOptions::function_profile`] is set. The meter stops at every function
+/// entry and loop header and charges the fuel spent since the last stop to
+/// the call stack seen then.
+#[derive(Clone, Debug, Default)]
+pub struct FunctionProfile {
+    last: Option<(u64, Vec<String>)>,
+    /// Fuel spent in each function itself.
+    pub exclusive: HashMap<String, u64>,
+    /// Fuel spent in each function and everything it called.
+    pub inclusive: HashMap<String, u64>,
+}
+
+impl FunctionProfile {
+    /// A stop at fuel level `fuel` with `stack` (innermost first).
+    pub(crate) fn stop(&mut self, fuel: u64, stack: Option<Vec<String>>) {
+        if let Some((mark, last)) = self.last.take() {
+            let spent = mark.saturating_sub(fuel);
+            if let Some(leaf) = last.first() {
+                *self.exclusive.entry(leaf.clone()).or_default() += spent;
+            }
+            let mut seen: Vec<&String> = Vec::with_capacity(last.len());
+            for name in &last {
+                if !seen.contains(&name) {
+                    seen.push(name);
+                    *self.inclusive.entry(name.clone()).or_default() += spent;
+                }
+            }
+        }
+        self.last = stack.map(|stack| (fuel, stack));
+    }
+}
+
 /// Counts a host call and the guest fuel spent since the last boundary.
 fn enter(caller: &mut Caller<'_, Host>, import: &'static str) {
     let fuel = caller.get_fuel().unwrap_or(0);
@@ -103,6 +136,7 @@ fn enter(caller: &mut Caller<'_, Host>, import: &'static str) {
 /// The host's state.
 pub(crate) struct Host {
     pub(crate) profile: Profile,
+    pub(crate) functions: FunctionProfile,
     pub(crate) configuration: Vec<u8>,
     pub(crate) log_level: LogLevel,
     pub(crate) logs: Vec<(LogLevel, String)>,
@@ -125,6 +159,7 @@ impl Host {
     pub(crate) fn new(options: VmOptions) -> Host {
         Host {
             profile: Profile::default(),
+            functions: FunctionProfile::default(),
             configuration: options.configuration,
             log_level: options.log_level,
             logs: Vec::new(),

@@ -26,7 +26,7 @@ use std::fmt;
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
 
 pub use crate::abi::LogLevel;
-pub use crate::host::{CallResponse, LocalResponse, Profile};
+pub use crate::host::{CallResponse, FunctionProfile, LocalResponse, Profile};
 use crate::host::{Host, Stream};
 
 /// The fuel a single plugin call may use before the meter gives up.
@@ -175,6 +175,9 @@ pub struct VmOptions {
     pub clusters: Vec<String>,
     /// The plugin name (property `plugin_name`).
     pub plugin_name: String,
+    /// Whether to profile function by function ([`Vm::take_function_profile`]):
+    /// slow, for finding where the fuel goes.
+    pub function_profile: bool,
 }
 
 impl Default for VmOptions {
@@ -184,6 +187,7 @@ impl Default for VmOptions {
             log_level: LogLevel::Info,
             clusters: vec!["httpbin".to_owned()],
             plugin_name: "bench".to_owned(),
+            function_profile: false,
         }
     }
 }
@@ -217,6 +221,12 @@ impl Vm {
     pub fn load(wasm: &[u8], options: VmOptions) -> Result<Vm, MeterError> {
         let mut config = Config::new();
         config.consume_fuel(true);
+        let function_profile = options.function_profile;
+        if function_profile {
+            // A deadline of the current epoch stops at every function entry
+            // and loop header.
+            config.epoch_interruption(true);
+        }
         let engine = Engine::new(&config).map_err(wasm_error("engine"))?;
         let module = Module::new(&engine, wasm).map_err(wasm_error("compile"))?;
         let mut linker = Linker::new(&engine);
@@ -226,6 +236,24 @@ impl Vm {
             .map_err(wasm_error("linker"))?;
         let mut store = Store::new(&engine, Host::new(options));
         store.set_fuel(FUEL_LIMIT).map_err(wasm_error("fuel"))?;
+        if function_profile {
+            store.set_epoch_deadline(0);
+            store.epoch_deadline_callback(|mut store| {
+                let fuel = store.get_fuel()?;
+                let trace = wasmtime::WasmBacktrace::capture(&store);
+                let stack = trace
+                    .frames()
+                    .iter()
+                    .map(|frame| {
+                        frame
+                            .func_name()
+                            .map_or_else(|| format!("func {}", frame.func_index()), str::to_owned)
+                    })
+                    .collect();
+                store.data_mut().functions.stop(fuel, Some(stack));
+                Ok(wasmtime::UpdateDeadline::Continue(0))
+            });
+        }
         let instance = linker
             .instantiate(&mut store, &module)
             .map_err(wasm_error("instantiate"))?;
@@ -304,6 +332,12 @@ impl Vm {
         std::mem::take(&mut self.store.data_mut().logs)
     }
 
+    /// The function profile of every call so far, and clears it (empty
+    /// unless [`VmOptions::function_profile`] is set).
+    pub fn take_function_profile(&mut self) -> FunctionProfile {
+        std::mem::take(&mut self.store.data_mut().functions)
+    }
+
     /// The profile of every call so far, and clears it.
     pub fn take_profile(&mut self) -> Profile {
         std::mem::take(&mut self.store.data_mut().profile)
@@ -339,6 +373,7 @@ impl Vm {
         })?;
         let left = self.store.get_fuel().map_err(wasm_error("fuel"))?;
         self.store.data_mut().profile.cross("return", left);
+        self.store.data_mut().functions.stop(left, None);
         Ok(FUEL_LIMIT - left)
     }
 

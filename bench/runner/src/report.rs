@@ -113,6 +113,36 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// Prints, for each example and flavor of the shipped build, the functions
+/// that spend the most guest instructions per request.
+pub(crate) fn functions(settings: &Settings) -> Result<()> {
+    let workspace = &settings.workspace;
+    wasm::build(workspace, Variant::SmallStack)?;
+    let requests = settings.metered_requests.clamp(1, 100);
+    for example in Example::ALL {
+        for flavor in Flavor::ALL {
+            let wasm = fs::read(wasm::path(workspace, Variant::SmallStack, example, flavor))?;
+            let profile = metering::profile_functions(&wasm, example, requests)?;
+            let total: u64 = profile.exclusive.values().sum();
+            println!(
+                "\n{} ({}): {:.0} instructions per request",
+                example.name(),
+                flavor.name(),
+                total as f64 / requests as f64
+            );
+            for (title, table) in [("self", &profile.exclusive), ("total", &profile.inclusive)] {
+                let mut rows: Vec<(&String, &u64)> = table.iter().collect();
+                rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+                println!("  {title}:");
+                for (name, fuel) in rows.into_iter().take(25) {
+                    println!("  {:>9.0}  {name}", *fuel as f64 / requests as f64);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sizes, memory and guest instructions: deterministic.
 fn measure_static(settings: &Settings, results: &mut Results) -> Result<()> {
     let requests = settings.metered_requests;
