@@ -17,12 +17,12 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use fnv::FnvHashMap;
 use proxy_wasm::types::{BufferType, MapType};
 
 use crate::error::{HostError, Status};
 use crate::headers::{HeaderValue, Headers};
 use crate::host;
+use crate::tokens::TokenMap;
 
 /// The timeout of a call when the request does not set one.
 ///
@@ -53,7 +53,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Request {
-    cluster: String,
+    /// Shared with every call sent from this request and their responses.
+    cluster: Rc<str>,
     method: Cow<'static, str>,
     path: String,
     authority: Option<String>,
@@ -75,11 +76,11 @@ impl Request {
     /// ```
     pub fn new(
         method: impl Into<Cow<'static, str>>,
-        cluster: impl Into<String>,
+        cluster: impl AsRef<str>,
         path: impl Into<String>,
     ) -> Request {
         Request {
-            cluster: cluster.into(),
+            cluster: Rc::from(cluster.as_ref()),
             method: method.into(),
             path: path.into(),
             authority: None,
@@ -97,7 +98,7 @@ impl Request {
     /// let request = pwf::Request::get("httpbin", "/uuid");
     /// assert_eq!(request.cluster(), "httpbin");
     /// ```
-    pub fn get(cluster: impl Into<String>, path: impl Into<String>) -> Request {
+    pub fn get(cluster: impl AsRef<str>, path: impl Into<String>) -> Request {
         Request::new("GET", cluster, path)
     }
 
@@ -109,7 +110,7 @@ impl Request {
     ///     .body(r#"{"event":"login"}"#);
     /// assert_eq!(request.cluster(), "audit");
     /// ```
-    pub fn post(cluster: impl Into<String>, path: impl Into<String>) -> Request {
+    pub fn post(cluster: impl AsRef<str>, path: impl Into<String>) -> Request {
         Request::new("POST", cluster, path)
     }
 
@@ -134,14 +135,17 @@ impl Request {
     /// assert_eq!(request.cluster(), "auth");
     /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
-        let name = name.into();
-        match name.as_str() {
-            ":method" => self.method = Cow::Owned(value.into()),
-            ":path" => self.path = value.into(),
-            ":authority" => self.authority = Some(value.into()),
-            _ => self.headers.push((name, value.into())),
-        }
+        self.add_header(name.into(), value.into());
         self
+    }
+
+    fn add_header(&mut self, name: String, value: String) {
+        match name.as_str() {
+            ":method" => self.method = Cow::Owned(value),
+            ":path" => self.path = value,
+            ":authority" => self.authority = Some(value),
+            _ => self.headers.push((name, value)),
+        }
     }
 
     /// Adds every header of `headers`, pseudo-headers included (see
@@ -158,7 +162,7 @@ impl Request {
         self.headers.reserve(headers.len());
         for (name, value) in headers {
             if let Ok(value) = String::from_utf8(value.into_bytes()) {
-                self = self.header(name, value);
+                self.add_header(name, value);
             }
         }
         self
@@ -237,7 +241,8 @@ impl Request {
     }
 
     /// Dispatches the call. The returned [`PendingCall`] resolves when the
-    /// response arrives.
+    /// response arrives. The request is kept: the same request can be sent
+    /// again, as often as needed.
     ///
     /// Fails, naming the cluster, when the timeout is out of range or when
     /// Envoy refuses the call (an unknown cluster gives
@@ -252,54 +257,55 @@ impl Request {
     ///     Ok(String::from_utf8_lossy(response.body()).into_owned())
     /// }
     /// ```
-    pub fn send(self) -> Result<PendingCall, CallError> {
-        let status_only = self.status_only;
-        let (token, cluster) = self.dispatch()?;
-        CALLS.with(|calls| {
-            calls.borrow_mut().insert(
-                token,
-                Sink::Single {
-                    waker: None,
-                    result: None,
-                    status_only,
-                },
-            )
-        });
+    pub fn send(&self) -> Result<PendingCall, CallError> {
+        let token = self.dispatch()?;
+        let state = Rc::new(SingleState::default());
+        self.register(token, Target::Single(state.clone()));
         Ok(PendingCall {
             token,
-            cluster: Some(cluster),
+            state,
+            done: false,
         })
     }
 
     /// Sends the call for a group: its result goes straight to slot `index`.
     pub(crate) fn send_to_group(
-        self,
+        &self,
         group: &Rc<GroupState>,
         index: usize,
-    ) -> Result<(u32, String), CallError> {
-        let status_only = self.status_only;
-        let (token, cluster) = self.dispatch()?;
-        CALLS.with(|calls| {
-            calls.borrow_mut().insert(
-                token,
-                Sink::Group {
-                    group: group.clone(),
-                    index,
-                    status_only,
-                },
-            )
-        });
-        Ok((token, cluster))
+    ) -> Result<u32, CallError> {
+        let token = self.dispatch()?;
+        self.register(token, Target::Group(group.clone(), index));
+        Ok(token)
     }
 
-    /// Checks the timeout and dispatches; the token and the cluster name.
-    fn dispatch(self) -> Result<(u32, String), CallError> {
-        let millis = self.timeout.as_millis();
-        if millis == 0 {
-            return Err(CallError::new(self.cluster, CallErrorKind::ZeroTimeout));
-        }
-        if millis > u128::from(u32::MAX) {
-            return Err(CallError::new(self.cluster, CallErrorKind::TimeoutTooLong));
+    /// Routes the response of call `token` to `target`.
+    fn register(&self, token: u32, target: Target) {
+        let sink = Sink {
+            target,
+            cluster: self.cluster.clone(),
+            status_only: self.status_only,
+        };
+        CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
+    }
+
+    /// An error of this request's call.
+    fn error(&self, kind: CallErrorKind) -> CallError {
+        CallError::new(self.cluster.to_string(), kind)
+    }
+
+    /// Checks the timeout and dispatches; the call's token.
+    fn dispatch(&self) -> Result<u32, CallError> {
+        let timeout = self.timeout;
+        // Whole milliseconds, without `as_millis`' 128-bit arithmetic.
+        let millis = timeout
+            .as_secs()
+            .checked_mul(1000)
+            .and_then(|millis| millis.checked_add(u64::from(timeout.subsec_millis())));
+        match millis {
+            Some(0) => return Err(self.error(CallErrorKind::ZeroTimeout)),
+            Some(millis) if millis <= u64::from(u32::MAX) => {}
+            _ => return Err(self.error(CallErrorKind::TimeoutTooLong)),
         }
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + self.headers.len());
         headers.push((":method", &self.method));
@@ -314,19 +320,14 @@ impl Request {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        match host::dispatch_http_call(
+        host::dispatch_http_call(
             &self.cluster,
             headers,
             self.body.as_deref(),
             trailers,
-            self.timeout,
-        ) {
-            Ok(token) => Ok((token, self.cluster)),
-            Err(error) => Err(CallError::new(
-                self.cluster,
-                CallErrorKind::Dispatch(error.status()),
-            )),
-        }
+            timeout,
+        )
+        .map_err(|error| self.error(CallErrorKind::Dispatch(error.status())))
     }
 }
 
@@ -344,7 +345,7 @@ impl Request {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Response {
-    cluster: String,
+    cluster: Rc<str>,
     status: u16,
     raw_headers: Vec<u8>,
     headers: OnceCell<Headers>,
@@ -474,7 +475,7 @@ impl Response {
             Ok(self)
         } else {
             Err(CallError::new(
-                self.cluster,
+                self.cluster.to_string(),
                 CallErrorKind::Status(self.status),
             ))
         }
@@ -604,50 +605,57 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-/// Where a call's result goes.
-enum Sink {
-    /// To the one [`PendingCall`] that waits for it.
-    Single {
-        waker: Option<Waker>,
-        result: Option<Result<Response, CallErrorKind>>,
-        status_only: bool,
-    },
-    /// Into slot `index` of a group, which is woken once, when its last call lands.
-    Group {
-        group: Rc<GroupState>,
-        index: usize,
-        status_only: bool,
-    },
+/// Where a call's result goes, and how to read it.
+struct Sink {
+    target: Target,
+    cluster: Rc<str>,
+    status_only: bool,
 }
 
-impl Sink {
-    fn status_only(&self) -> bool {
-        match self {
-            Sink::Single { status_only, .. } | Sink::Group { status_only, .. } => *status_only,
-        }
-    }
+/// Who waits for a call's result.
+enum Target {
+    /// The one [`PendingCall`] that waits for it.
+    Single(Rc<SingleState>),
+    /// Slot `index` of a group, which is woken once, when its last call lands.
+    Group(Rc<GroupState>, usize),
+}
+
+/// What a [`PendingCall`] shares with the callout layer.
+#[derive(Default)]
+struct SingleState {
+    result: Cell<Option<Result<Response, CallError>>>,
+    waker: Cell<Option<Waker>>,
 }
 
 /// What a [`DispatchGroup`](crate::DispatchGroup) shares with the callout
 /// layer: the results as they land, and who to wake when the last one has.
 pub(crate) struct GroupState {
-    pub(crate) results: RefCell<Vec<Option<Result<Response, CallError>>>>,
-    pub(crate) clusters: RefCell<Vec<String>>,
+    /// One slot per call, in dispatch order; a call still pending holds a
+    /// placeholder until it lands.
+    pub(crate) results: RefCell<Vec<Result<Response, CallError>>>,
     pub(crate) pending: Cell<usize>,
-    pub(crate) waker: RefCell<Option<Waker>>,
+    pub(crate) waker: Cell<Option<Waker>>,
     pub(crate) on_landed: RefCell<Option<OnLanded>>,
+}
+
+impl GroupState {
+    /// The slot value of a call that has not landed yet; never handed out,
+    /// since the results are only read once every call has landed.
+    pub(crate) fn placeholder() -> Result<Response, CallError> {
+        Err(CallError::new(String::new(), CallErrorKind::Failed))
+    }
 }
 
 /// A group's callback for each call that lands.
 pub(crate) type OnLanded = Box<dyn FnMut(&Result<Response, CallError>, usize)>;
 
 thread_local! {
-    static CALLS: RefCell<FnvHashMap<u32, Sink>> = RefCell::default();
+    static CALLS: RefCell<TokenMap<Sink>> = const { RefCell::new(TokenMap::new()) };
 }
 
 /// Forgets call `token`: its response, if it comes, is ignored.
 pub(crate) fn forget(token: u32) {
-    let _ = CALLS.try_with(|calls| calls.borrow_mut().remove(&token));
+    let _ = CALLS.try_with(|calls| calls.borrow_mut().remove(token));
 }
 
 /// A dispatched call; resolves to its response.
@@ -673,7 +681,15 @@ pub(crate) fn forget(token: u32) {
 #[must_use = "a call's response is only seen by awaiting its PendingCall"]
 pub struct PendingCall {
     token: u32,
-    cluster: Option<String>,
+    state: Rc<SingleState>,
+    /// Whether the result was handed out (the call is no longer routed).
+    done: bool,
+}
+
+impl fmt::Debug for SingleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SingleState")
+    }
 }
 
 impl PendingCall {
@@ -693,43 +709,24 @@ impl Future for PendingCall {
     type Output = Result<Response, CallError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let token = self.token;
-        let result = CALLS.with(|calls| {
-            let mut calls = calls.borrow_mut();
-            let Some(Sink::Single { waker, result, .. }) = calls.get_mut(&token) else {
-                return None;
-            };
-            match result.take() {
-                Some(result) => {
-                    calls.remove(&token);
-                    Some(result)
-                }
-                None => {
-                    match waker {
-                        Some(waker) if waker.will_wake(cx.waker()) => {}
-                        slot => *slot = Some(cx.waker().clone()),
-                    }
-                    None
-                }
-            }
-        });
-        let Some(result) = result else {
-            return Poll::Pending;
+        if let Some(result) = self.state.result.take() {
+            self.done = true;
+            return Poll::Ready(result);
+        }
+        let waker = match self.state.waker.take() {
+            Some(waker) if waker.will_wake(cx.waker()) => waker,
+            _ => cx.waker().clone(),
         };
-        let cluster = self.cluster.take().unwrap_or_default();
-        Poll::Ready(match result {
-            Ok(mut response) => {
-                response.cluster = cluster;
-                Ok(response)
-            }
-            Err(kind) => Err(CallError::new(cluster, kind)),
-        })
+        self.state.waker.set(Some(waker));
+        Poll::Pending
     }
 }
 
 impl Drop for PendingCall {
     fn drop(&mut self) {
-        forget(self.token);
+        if !self.done && self.state.result.take().is_none() {
+            forget(self.token);
+        }
     }
 }
 
@@ -750,46 +747,25 @@ pub(crate) fn on_response(
 /// Delivers the response to call `token`, read from the host now, during
 /// `on_http_call_response`. Returns whether anyone was waiting for it.
 fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize) -> bool {
-    let Some(status_only) = CALLS.with(|calls| calls.borrow().get(&token).map(Sink::status_only))
-    else {
+    let Some(sink) = CALLS.with(|calls| calls.borrow_mut().remove(token)) else {
         return false;
     };
-    let mut result = Some(if status_only {
-        read_status(num_headers)
+    let result = if num_headers == 0 {
+        Err(CallErrorKind::Failed)
+    } else if sink.status_only {
+        read_status(&sink.cluster)
     } else {
-        read_response(num_headers, body_size, num_trailers)
-    });
-    enum Next {
-        Wake(Option<Waker>),
-        Group(Rc<GroupState>, usize),
+        read_response(&sink.cluster, body_size, num_trailers)
     }
-    let next = CALLS.with(|calls| {
-        let mut calls = calls.borrow_mut();
-        match calls.remove(&token)? {
-            Sink::Single {
-                waker, status_only, ..
-            } => {
-                calls.insert(
-                    token,
-                    Sink::Single {
-                        waker: None,
-                        result: result.take(),
-                        status_only,
-                    },
-                );
-                Some(Next::Wake(waker))
-            }
-            Sink::Group { group, index, .. } => Some(Next::Group(group, index)),
-        }
-    });
-    match next {
-        None | Some(Next::Wake(None)) => {}
-        Some(Next::Wake(Some(waker))) => waker.wake(),
-        Some(Next::Group(group, index)) => {
-            if let Some(result) = result {
-                group.land(index, result);
+    .map_err(|kind| CallError::new(sink.cluster.to_string(), kind));
+    match sink.target {
+        Target::Single(state) => {
+            state.result.set(Some(result));
+            if let Some(waker) = state.waker.take() {
+                waker.wake();
             }
         }
+        Target::Group(group, index) => group.land(index, result),
     }
     true
 }
@@ -797,70 +773,66 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
 impl GroupState {
     /// Stores the result of call `index`, tells `on_landed`, and wakes the
     /// group when it was the last.
-    fn land(&self, index: usize, result: Result<Response, CallErrorKind>) {
-        let cluster = self
-            .clusters
-            .borrow_mut()
-            .get_mut(index)
-            .map(std::mem::take)
-            .unwrap_or_default();
-        let result = match result {
-            Ok(mut response) => {
-                response.cluster = cluster;
-                Ok(response)
-            }
-            Err(kind) => Err(CallError::new(cluster, kind)),
-        };
+    fn land(&self, index: usize, result: Result<Response, CallError>) {
         let pending = self.pending.get().saturating_sub(1);
         self.pending.set(pending);
-        if let Some(on_landed) = self.on_landed.borrow_mut().as_mut() {
-            on_landed(&result, pending);
+        if let Ok(mut on_landed) = self.on_landed.try_borrow_mut() {
+            if let Some(on_landed) = on_landed.as_mut() {
+                on_landed(&result, pending);
+            }
         }
         if let Some(slot) = self.results.borrow_mut().get_mut(index) {
-            *slot = Some(result);
+            *slot = result;
         }
         if pending == 0 {
-            let waker = self.waker.borrow_mut().take();
-            if let Some(waker) = waker {
+            if let Some(waker) = self.waker.take() {
                 waker.wake();
             }
         }
     }
 }
 
-/// The response's status alone: one small host call instead of the whole
-/// header map and the body.
-fn read_status(num_headers: usize) -> Result<Response, CallErrorKind> {
-    if num_headers == 0 {
-        return Err(CallErrorKind::Failed);
-    }
-    let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-        .map_err(|error| CallErrorKind::Host(error.status()))?
-        .and_then(|value| std::str::from_utf8(&value).ok()?.parse().ok())
-        .ok_or(CallErrorKind::Failed)?;
-    Ok(Response {
-        cluster: String::new(),
+/// A response from `cluster` with only `status` read.
+fn response(cluster: &Rc<str>, status: u16) -> Response {
+    Response {
+        cluster: cluster.clone(),
         status,
         raw_headers: Vec::new(),
         headers: OnceCell::new(),
         body: Vec::new(),
         trailers: Headers::default(),
-    })
+    }
+}
+
+/// Reads a status code.
+fn parse_status(value: &[u8]) -> Option<u16> {
+    match *value {
+        [a @ b'1'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
+            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+        }
+        _ => None,
+    }
+}
+
+/// The response's status alone: one small host call instead of the whole
+/// header map and the body.
+fn read_status(cluster: &Rc<str>) -> Result<Response, CallErrorKind> {
+    let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        .map_err(|error| CallErrorKind::Host(error.status()))?
+        .and_then(|value| parse_status(&value))
+        .ok_or(CallErrorKind::Failed)?;
+    Ok(response(cluster, status))
 }
 
 fn read_response(
-    num_headers: usize,
+    cluster: &Rc<str>,
     body_size: usize,
     num_trailers: usize,
 ) -> Result<Response, CallErrorKind> {
-    if num_headers == 0 {
-        return Err(CallErrorKind::Failed);
-    }
     let host_error = |error: HostError| CallErrorKind::Host(error.status());
     let raw_headers = host::get_map_raw(MapType::HttpCallResponseHeaders).map_err(host_error)?;
     let status = host::find_in_map(&raw_headers, ":status")
-        .and_then(|value| std::str::from_utf8(value).ok())
-        .and_then(|value| value.parse().ok())
+        .and_then(parse_status)
         .ok_or(CallErrorKind::Failed)?;
     let body = if body_size > 0 {
         host::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
@@ -875,12 +847,10 @@ fn read_response(
         Headers::default()
     };
     Ok(Response {
-        cluster: String::new(),
-        status,
         raw_headers,
-        headers: OnceCell::new(),
         body,
         trailers,
+        ..response(cluster, status)
     })
 }
 

@@ -37,7 +37,6 @@ struct Slot {
     queued: bool,
 }
 
-#[derive(Default)]
 struct Executor {
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<u16>>,
@@ -51,7 +50,16 @@ struct Executor {
 }
 
 thread_local! {
-    static EXECUTOR: Executor = Executor::default();
+    static EXECUTOR: Executor = const {
+        Executor {
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            ready: RefCell::new(VecDeque::new()),
+            running: Cell::new(false),
+            live: Cell::new(0),
+            current_context: Cell::new(0),
+        }
+    };
 }
 
 /// A slot index and its generation, packed into a waker's data word.

@@ -1,5 +1,6 @@
 //! [`DispatchGroup`]: pause a stream, fan out calls, resume once all landed.
 
+use std::borrow::Borrow;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -73,20 +74,33 @@ impl DispatchGroup {
     /// assert_eq!(group.pending(), 0);
     /// ```
     pub fn new() -> DispatchGroup {
+        DispatchGroup::with_capacity(0)
+    }
+
+    /// An empty group with room for `calls` calls, so that dispatching them
+    /// does not grow it.
+    ///
+    /// ```
+    /// let group = pwf::DispatchGroup::with_capacity(10);
+    /// assert!(group.is_empty());
+    /// ```
+    pub fn with_capacity(calls: usize) -> DispatchGroup {
         DispatchGroup {
             state: Rc::new(GroupState {
-                results: RefCell::new(Vec::new()),
-                clusters: RefCell::new(Vec::new()),
+                results: RefCell::new(Vec::with_capacity(calls)),
                 pending: Cell::new(0),
-                waker: RefCell::new(None),
+                waker: Cell::new(None),
                 on_landed: RefCell::new(None),
             }),
-            tokens: Vec::new(),
+            tokens: Vec::with_capacity(calls),
         }
     }
 
     /// Sends `request` now. A call Envoy refuses is kept in the group as an
     /// error result, in its place, and also returned, so it can be logged.
+    ///
+    /// `request` can be given by reference: one request sent many times is
+    /// built once.
     ///
     /// ```no_run
     /// use pwf::{DispatchGroup, Request};
@@ -99,22 +113,18 @@ impl DispatchGroup {
     ///     }
     /// }
     /// ```
-    pub fn dispatch(&mut self, request: Request) -> Result<(), CallError> {
-        let index = self.state.results.borrow().len();
-        match request.send_to_group(&self.state, index) {
-            Ok((token, cluster)) => {
-                self.state.results.borrow_mut().push(None);
-                self.state.clusters.borrow_mut().push(cluster);
-                self.state.pending.set(self.state.pending.get() + 1);
+    pub fn dispatch(&mut self, request: impl Borrow<Request>) -> Result<(), CallError> {
+        let state = &self.state;
+        let index = state.results.borrow().len();
+        match request.borrow().send_to_group(state, index) {
+            Ok(token) => {
+                state.results.borrow_mut().push(GroupState::placeholder());
+                state.pending.set(state.pending.get() + 1);
                 self.tokens.push(token);
                 Ok(())
             }
             Err(error) => {
-                self.state
-                    .results
-                    .borrow_mut()
-                    .push(Some(Err(error.clone())));
-                self.state.clusters.borrow_mut().push(String::new());
+                state.results.borrow_mut().push(Err(error.clone()));
                 Err(error)
             }
         }
@@ -225,18 +235,14 @@ impl Future for DispatchGroup {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<CallResult>> {
         let state = &self.state;
         if state.pending.get() > 0 {
-            let mut waker = state.waker.borrow_mut();
-            match &*waker {
-                Some(current) if current.will_wake(cx.waker()) => {}
-                _ => *waker = Some(cx.waker().clone()),
-            }
+            let waker = match state.waker.take() {
+                Some(waker) if waker.will_wake(cx.waker()) => waker,
+                _ => cx.waker().clone(),
+            };
+            state.waker.set(Some(waker));
             return Poll::Pending;
         }
-        let results = std::mem::take(&mut *state.results.borrow_mut())
-            .into_iter()
-            .flatten()
-            .collect();
-        Poll::Ready(results)
+        Poll::Ready(std::mem::take(&mut *state.results.borrow_mut()))
     }
 }
 

@@ -685,16 +685,17 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     if entries.data > bytes.len() {
         return None;
     }
-    entries
-        .map(|entry| {
-            let (name, value) = entry?;
-            let name = match std::str::from_utf8(name) {
-                Ok(name) => name.to_owned(),
-                Err(_) => String::from_utf8_lossy(name).into_owned(),
-            };
-            Some((name, value.to_vec()))
-        })
-        .collect()
+    // `count` entries fit in the bytes: `data` (past the sizes) is in bounds.
+    let mut pairs = Vec::with_capacity(entries.count);
+    for entry in entries {
+        let (name, value) = entry?;
+        let name = match std::str::from_utf8(name) {
+            Ok(name) => name.to_owned(),
+            Err(_) => String::from_utf8_lossy(name).into_owned(),
+        };
+        pairs.push((name, value.to_vec()));
+    }
+    Some(pairs)
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ mod plugin;
 mod queue;
 mod shared;
 mod tcp;
+mod tokens;
 
 pub mod config;
 pub mod log;

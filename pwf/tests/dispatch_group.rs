@@ -135,9 +135,23 @@ mod fanout {
             pwf::debug!("landed {} pending={pending}", describe(result));
         });
         for target in targets.split(',') {
+            // `cluster/path*n` sends one request n times.
+            let (target, times) = match target.split_once('*') {
+                Some((target, times)) => (target, times.parse().unwrap_or(1)),
+                None => (target, 1),
+            };
             let (cluster, path) = target.split_once('/').unwrap_or((target, ""));
-            if let Err(error) = group.dispatch(Request::get(cluster, format!("/{path}"))) {
-                pwf::warn!("{error}");
+            if times == 1 {
+                if let Err(error) = group.dispatch(Request::get(cluster, format!("/{path}"))) {
+                    pwf::warn!("{error}");
+                }
+                continue;
+            }
+            let request = Request::get(cluster, format!("/{path}"));
+            for _ in 0..times {
+                if let Err(error) = group.dispatch(&request) {
+                    pwf::warn!("{error}");
+                }
             }
         }
         group.wait(http, |http, results| {
@@ -314,6 +328,38 @@ fn group_wait_completes_once_with_every_result_and_resumes_once() {
     let resumes = stream.resumes();
     assert_eq!(resumes.len(), 1);
     assert_eq!(resumes[0].direction, Direction::Request);
+}
+
+#[test]
+fn group_sends_one_request_many_times_each_call_in_its_own_slot() {
+    let host = host();
+    let stream = start::<Fanout>(&host).open_stream();
+    let headers = request(&[("x-targets", "a/same*3,nowhere/x*2,b/other")]);
+    assert_eq!(stream.request_headers(headers, true), HostAction::Pause);
+    let calls = stream.calls();
+    assert_eq!(calls.len(), 4, "3 sent to a, 2 refused, 1 sent to b");
+    for call in &calls[..3] {
+        assert_eq!(call.cluster(), "a");
+        assert_eq!(call.header(":path").as_deref(), Some("/same"));
+    }
+    assert_eq!(calls[3].header(":path").as_deref(), Some("/other"));
+    assert_eq!(
+        host.logs(LogLevel::Warn).len(),
+        2,
+        "each refused send is reported"
+    );
+    for (n, call) in calls.iter().enumerate().rev() {
+        assert_eq!(
+            call.respond(200, RESPONSE, format!("r{n}")),
+            Delivery::Delivered
+        );
+    }
+    let bad = "Dispatch(BadArgument)";
+    assert_eq!(
+        stream.request_header("x-results").as_deref(),
+        Some(format!("200:r0,200:r1,200:r2,{bad},{bad},200:r3").as_str())
+    );
+    assert_eq!(stream.resumes().len(), 1);
 }
 
 #[test]

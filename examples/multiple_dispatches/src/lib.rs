@@ -77,13 +77,13 @@ pub struct MultipleDispatchesFilter {
 impl HttpFilter for MultipleDispatchesFilter {
     fn on_response_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
         let config = &self.plugin.config;
-        let mut group = DispatchGroup::new();
+        // Only whether each call was answered counts: skip reading bodies.
+        let request = Request::get(&config.dispatch_cluster, &config.dispatch_path)
+            .timeout(config.timeout_ms)
+            .status_only();
+        let mut group = DispatchGroup::with_capacity(config.dispatch_count as usize);
         for _ in 0..config.dispatch_count {
-            // Only whether each call was answered counts: skip reading bodies.
-            let request = Request::get(&config.dispatch_cluster, &config.dispatch_path)
-                .timeout(config.timeout_ms)
-                .status_only();
-            if let Err(error) = group.dispatch(request) {
+            if let Err(error) = group.dispatch(&request) {
                 pwf::error!("{error}");
             }
         }
