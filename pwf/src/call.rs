@@ -297,16 +297,19 @@ impl Request {
     /// Checks the timeout and dispatches; the call's token.
     fn dispatch(&self) -> Result<u32, CallError> {
         let timeout = self.timeout;
-        // Whole milliseconds, without `as_millis`' 128-bit arithmetic.
-        let millis = timeout
-            .as_secs()
-            .checked_mul(1000)
-            .and_then(|millis| millis.checked_add(u64::from(timeout.subsec_millis())));
-        match millis {
+        // Whole milliseconds, in 64-bit arithmetic (`as_millis` and
+        // `checked_mul` both take a 128-bit multiplication on wasm32).
+        let secs = timeout.as_secs();
+        let millis = if secs > u64::from(u32::MAX) / 1000 + 1 {
+            None
+        } else {
+            u32::try_from(secs * 1000 + u64::from(timeout.subsec_millis())).ok()
+        };
+        let millis = match millis {
             Some(0) => return Err(self.error(CallErrorKind::ZeroTimeout)),
-            Some(millis) if millis <= u64::from(u32::MAX) => {}
-            _ => return Err(self.error(CallErrorKind::TimeoutTooLong)),
-        }
+            Some(millis) => millis,
+            None => return Err(self.error(CallErrorKind::TimeoutTooLong)),
+        };
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + self.headers.len());
         headers.push((":method", &self.method));
         headers.push((":path", &self.path));
@@ -325,7 +328,7 @@ impl Request {
             headers,
             self.body.as_deref(),
             trailers,
-            timeout,
+            Duration::from_millis(u64::from(millis)),
         )
         .map_err(|error| self.error(CallErrorKind::Dispatch(error.status())))
     }

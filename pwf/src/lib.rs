@@ -76,6 +76,7 @@ mod shared;
 mod tcp;
 mod tokens;
 
+pub mod alloc;
 pub mod config;
 pub mod log;
 pub mod metrics;
@@ -107,6 +108,15 @@ pub mod runtime {
 
 #[doc(hidden)]
 pub mod __private;
+
+/// The global allocator of a plugin VM: see [`alloc`].
+#[cfg(all(
+    feature = "allocator",
+    target_family = "wasm",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static GLOBAL: alloc::Allocator = alloc::Allocator::new();
 
 pub use call::{CallError, CallErrorKind, PendingCall, Request, Response, DEFAULT_TIMEOUT};
 pub use config::PluginConfig;

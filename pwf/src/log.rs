@@ -44,7 +44,7 @@ pub fn __log_fmt(level: LogLevel, args: std::fmt::Arguments<'_>) {
     if enabled(level) {
         match args.as_str() {
             Some(message) => log(level, message),
-            None => log(level, &args.to_string()),
+            None => log(level, &std::fmt::format(args)),
         }
     }
 }

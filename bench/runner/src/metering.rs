@@ -154,12 +154,12 @@ pub(crate) fn meter(
 }
 
 /// Where the fuel of `requests` requests (after a warm-up) goes, function
-/// by function, at level info.
+/// by function and between host calls, at level info.
 pub(crate) fn profile_functions(
     wasm: &[u8],
     example: Example,
     requests: usize,
-) -> Result<FunctionProfile> {
+) -> Result<(FunctionProfile, Profile)> {
     let options = VmOptions {
         function_profile: true,
         ..VmOptions::default()
@@ -169,10 +169,11 @@ pub(crate) fn profile_functions(
     for n in 0..10 + requests {
         if n == 10 {
             vm.take_function_profile();
+            vm.take_profile();
         }
         vm.request(&exchanges[n % exchanges.len()])?;
     }
-    Ok(vm.take_function_profile())
+    Ok((vm.take_function_profile(), vm.take_profile()))
 }
 
 /// The first request where two plugins behaved differently, described.

@@ -114,7 +114,8 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
 }
 
 /// Prints, for each example and flavor of the shipped build, the functions
-/// that spend the most guest instructions per request.
+/// that spend the most guest instructions per request, and every stretch
+/// between host calls.
 pub(crate) fn functions(settings: &Settings) -> Result<()> {
     let workspace = &settings.workspace;
     wasm::build(workspace, Variant::SmallStack)?;
@@ -122,7 +123,7 @@ pub(crate) fn functions(settings: &Settings) -> Result<()> {
     for example in Example::ALL {
         for flavor in Flavor::ALL {
             let wasm = fs::read(wasm::path(workspace, Variant::SmallStack, example, flavor))?;
-            let profile = metering::profile_functions(&wasm, example, requests)?;
+            let (profile, stretches) = metering::profile_functions(&wasm, example, requests)?;
             let total: u64 = profile.exclusive.values().sum();
             println!(
                 "\n{} ({}): {:.0} instructions per request",
@@ -137,6 +138,12 @@ pub(crate) fn functions(settings: &Settings) -> Result<()> {
                 for (name, fuel) in rows.into_iter().take(25) {
                     println!("  {:>9.0}  {name}", *fuel as f64 / requests as f64);
                 }
+            }
+            let mut rows: Vec<_> = stretches.segments.iter().collect();
+            rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+            println!("  between host calls:");
+            for ((from, to), fuel) in rows {
+                println!("  {:>9.0}  {from} -> {to}", *fuel as f64 / requests as f64);
             }
         }
     }
