@@ -49,9 +49,11 @@ fn call_timeout(timeout: &Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// The plugin: holds the configuration.
+/// The plugin: holds the configuration, and the request every call sends,
+/// built once.
 pub struct MultipleDispatches {
     config: Config,
+    request: Request,
 }
 
 impl Plugin for MultipleDispatches {
@@ -59,7 +61,11 @@ impl Plugin for MultipleDispatches {
     type Filter = MultipleDispatchesFilter;
 
     fn configure(config: Config, _: &PluginContext) -> Result<Self, Error> {
-        Ok(MultipleDispatches { config })
+        // Only whether each call was answered counts: skip reading bodies.
+        let request = Request::get(&config.dispatch_cluster, &config.dispatch_path)
+            .timeout(config.timeout_ms)
+            .status_only();
+        Ok(MultipleDispatches { config, request })
     }
 
     fn filter(plugin: &Rc<Self>, _: &Http) -> MultipleDispatchesFilter {
@@ -76,14 +82,11 @@ pub struct MultipleDispatchesFilter {
 
 impl HttpFilter for MultipleDispatchesFilter {
     fn on_response_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
-        let config = &self.plugin.config;
-        // Only whether each call was answered counts: skip reading bodies.
-        let request = Request::get(&config.dispatch_cluster, &config.dispatch_path)
-            .timeout(config.timeout_ms)
-            .status_only();
-        let mut group = DispatchGroup::with_capacity(config.dispatch_count as usize);
-        for _ in 0..config.dispatch_count {
-            if let Err(error) = group.dispatch(&request) {
+        let plugin = &self.plugin;
+        let count = plugin.config.dispatch_count;
+        let mut group = DispatchGroup::with_capacity(count as usize);
+        for _ in 0..count {
+            if let Err(error) = group.dispatch(&plugin.request) {
                 pwf::error!("{error}");
             }
         }
