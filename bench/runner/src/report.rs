@@ -63,6 +63,8 @@ struct Results {
     fuel: HashMap<(Example, Flavor, LogLevel), Metered>,
     /// Fuel per request of the `wasm-opt` output (info level).
     fuel_opt: HashMap<(Example, Flavor), f64>,
+    /// pwf without its allocator: fuel per request (info level) and size.
+    system_allocator: HashMap<Example, (f64, u64)>,
     /// Where pwf and raw behaved differently, if anywhere.
     differences: HashMap<Example, String>,
     /// Every `wrk` run, in order.
@@ -86,6 +88,7 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
     for variant in Variant::ALL {
         wasm::build(workspace, variant)?;
     }
+    wasm::build_system_allocator(workspace)?;
     measure_static(settings, &mut results)?;
     if let Some(bin) = &envoy_bin {
         results.envoy_version = Command::new(bin)
@@ -192,6 +195,12 @@ fn measure_static(settings: &Settings, results: &mut Results) -> Result<()> {
                 results.fuel.insert((example, flavor, LogLevel::Warn), warn);
             }
         }
+        let bytes = fs::read(wasm::system_allocator_path(&settings.workspace, example))?;
+        eprintln!("metering {} (pwf, system allocator)", example.name());
+        let system = metering::meter(&bytes, example, LogLevel::Info, warmup, requests)?;
+        results
+            .system_allocator
+            .insert(example, (system.per_request, bytes.len() as u64));
         if let Some(difference) =
             metering::first_difference(&outcomes[&Flavor::Pwf], &outcomes[&Flavor::Raw])
         {
@@ -616,7 +625,11 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
          metered requests after a warm-up; `http_auth_random` alternates an allowed and a \
          forbidden answer. At level *info* the host keeps the plugins' log lines; at \
          *warning* (how the Envoy runs below are set) it drops them.\n\n\
-         | example | log level | raw | pwf | pwf / raw | raw after wasm-opt | pwf after wasm-opt |\n|---|---|---|---|---|---|---|\n",
+         pwf installs its own small-object allocator in wasm builds (`pwf::alloc`, the \
+         default `allocator` feature); the raw plugins use the system allocator of \
+         `wasm32-wasip1` (wasi-libc's dlmalloc). The last column is pwf built without it \
+         (`--no-default-features`), to show what the framework costs on the same allocator.\n\n\
+         | example | log level | raw | pwf | pwf / raw | raw after wasm-opt | pwf after wasm-opt | pwf, system allocator (/ raw) |\n|---|---|---|---|---|---|---|---|\n",
     );
     for example in Example::ALL {
         for level in [LogLevel::Info, LogLevel::Warn] {
@@ -630,9 +643,15 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
                     String::new()
                 }
             };
+            let system = match (level, r.system_allocator.get(&example), get(Flavor::Raw)) {
+                (LogLevel::Info, Some((fuel, _)), Some(raw)) => {
+                    format!("{fuel:.0} ({:.3})", fuel / raw)
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {system} |",
                 example.name(),
                 if level == LogLevel::Info {
                     "info"
@@ -689,13 +708,17 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
     }
 
     // Size and memory.
-    md.push_str("## Size and memory\n\n`.wasm` size of the release build (the workspace profile: `lto`, `opt-level = 3`, `codegen-units = 1`, `panic = \"abort\"`), and after `wasm-opt -O3`.\n\n| example | raw | pwf | pwf / raw | raw after wasm-opt | pwf after wasm-opt | pwf / raw |\n|---|---|---|---|---|---|---|\n");
+    md.push_str("## Size and memory\n\n`.wasm` size of the release build (the workspace profile: `lto`, `opt-level = 3`, `codegen-units = 1`, `panic = \"abort\"`), and after `wasm-opt -O3`. The last column is pwf built without its allocator.\n\n| example | raw | pwf | pwf / raw | raw after wasm-opt | pwf after wasm-opt | pwf / raw | pwf, system allocator |\n|---|---|---|---|---|---|---|---|\n");
     for example in Example::ALL {
         let size = |flavor| r.sizes.get(&(example, flavor, Variant::Release)).copied();
         if let (Some(raw), Some(pwf)) = (size(Flavor::Raw), size(Flavor::Pwf)) {
+            let system = r
+                .system_allocator
+                .get(&example)
+                .map_or(String::new(), |(_, bytes)| bytes.to_string());
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {system} |",
                 example.name(),
                 raw.0,
                 pwf.0,

@@ -73,6 +73,43 @@ pub(crate) fn build(workspace: &Path, variant: Variant) -> Result<()> {
     Ok(())
 }
 
+/// Builds the pwf examples again without pwf's allocator
+/// (`--no-default-features`: the system allocator, as the raw plugins
+/// have), in the release variant.
+pub(crate) fn build_system_allocator(workspace: &Path) -> Result<()> {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", "wasm32-wasip1"])
+        .arg("--no-default-features")
+        .env(
+            "CARGO_TARGET_DIR",
+            target_root(workspace).join(SYSTEM_ALLOCATOR_DIR),
+        )
+        .env("RUSTFLAGS", Variant::Release.rustflags())
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    for example in Example::ALL {
+        command.args(["-p", &example.package(Flavor::Pwf)]);
+    }
+    eprintln!("building the pwf plugins with the system allocator");
+    let status = command.status()?;
+    if !status.success() {
+        return Err(format!("cargo build (system allocator) failed: {status}").into());
+    }
+    Ok(())
+}
+
+/// Where [`build_system_allocator`] builds.
+const SYSTEM_ALLOCATOR_DIR: &str = "system-allocator";
+
+/// The `.wasm` of pwf's `example` built by [`build_system_allocator`].
+pub(crate) fn system_allocator_path(workspace: &Path, example: Example) -> PathBuf {
+    target_root(workspace)
+        .join(SYSTEM_ALLOCATOR_DIR)
+        .join("wasm32-wasip1/release")
+        .join(format!("{}.wasm", example.package(Flavor::Pwf)))
+}
+
 /// The `.wasm` of `example` in `flavor`, built in `variant`.
 pub(crate) fn path(
     workspace: &Path,
