@@ -122,16 +122,24 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
 pub(crate) fn functions(settings: &Settings) -> Result<()> {
     let workspace = &settings.workspace;
     wasm::build(workspace, Variant::SmallStack)?;
+    wasm::build_system_allocator(workspace)?;
     let requests = settings.metered_requests.clamp(1, 100);
     for example in Example::ALL {
-        for flavor in Flavor::ALL {
-            let wasm = fs::read(wasm::path(workspace, Variant::SmallStack, example, flavor))?;
+        let builds = [
+            ("pwf", wasm::path(workspace, Variant::SmallStack, example, Flavor::Pwf)),
+            (
+                "pwf, system allocator",
+                wasm::system_allocator_path(workspace, example),
+            ),
+            ("raw", wasm::path(workspace, Variant::SmallStack, example, Flavor::Raw)),
+        ];
+        for (name, path) in builds {
+            let wasm = fs::read(path)?;
             let (profile, stretches) = metering::profile_functions(&wasm, example, requests)?;
             let total: u64 = profile.exclusive.values().sum();
             println!(
-                "\n{} ({}): {:.0} instructions per request",
+                "\n{} ({name}): {:.0} instructions per request",
                 example.name(),
-                flavor.name(),
                 total as f64 / requests as f64
             );
             for (title, table) in [("self", &profile.exclusive), ("total", &profile.inclusive)] {
