@@ -118,7 +118,9 @@ impl fmt::Display for Path<'_> {
                     }
                     f.write_str(key)
                 } else {
-                    write!(f, "[{key:?}]")
+                    f.write_str("[\"")?;
+                    super::show::write_escaped(f, key)?;
+                    f.write_str("\"]")
                 }
             }
             Segment::Index(parent, index) => {

@@ -1,13 +1,13 @@
 //! Reading one typed value out of JSON, with the path and a precise message on failure.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::duration::{parse_duration, DurationError};
+use super::show::Got;
 use super::{Path, Problems, Type};
 
 /// A type a configuration field can have, read from JSON with problems reported at their path.
@@ -89,46 +89,6 @@ pub trait ConfigValue: Sized {
     /// ```
     fn when_absent() -> Option<Self> {
         None
-    }
-}
-
-/// Describes a JSON value in a message: scalars as written (long strings cut), `an array`,
-/// `an object`.
-pub(crate) struct Got<'a>(pub(crate) &'a Value);
-
-/// Strings longer than this are cut in messages.
-const MAX_SHOWN_CHARS: usize = 64;
-
-impl fmt::Display for Got<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Value::Null | Value::Bool(_) | Value::Number(_) => fmt::Display::fmt(self.0, f),
-            Value::String(text) => ShownStr(text).fmt(f),
-            Value::Array(_) => f.write_str("an array"),
-            Value::Object(_) => f.write_str("an object"),
-        }
-    }
-}
-
-/// A string quoted as in JSON, cut after [`MAX_SHOWN_CHARS`] characters.
-pub(crate) struct ShownStr<'a>(pub(crate) &'a str);
-
-impl fmt::Display for ShownStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (shown, was_cut) = cut(self.0);
-        fmt::Display::fmt(&Value::String(shown.to_owned()), f)?;
-        if was_cut {
-            f.write_str("...")?;
-        }
-        Ok(())
-    }
-}
-
-/// The first [`MAX_SHOWN_CHARS`] characters of `text`, and whether that is not all of it.
-pub(crate) fn cut(text: &str) -> (&str, bool) {
-    match text.char_indices().nth(MAX_SHOWN_CHARS) {
-        Some((end, _)) => (&text[..end], true),
-        None => (text, false),
     }
 }
 
@@ -460,7 +420,13 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
     serde_json::from_slice(bytes).map_err(|error| {
         let full = error.to_string();
         let suffix = format!(" at line {} column {}", error.line(), error.column());
-        let message = full.strip_suffix(&suffix).unwrap_or(&full);
+        // Compared as bytes: a string pattern would link a substring searcher.
+        let message = match full.len().checked_sub(suffix.len()) {
+            Some(end) if full.as_bytes().ends_with(suffix.as_bytes()) => {
+                full.get(..end).unwrap_or(&full)
+            }
+            _ => &full,
+        };
         super::ConfigError::new(format!(
             "invalid JSON at line {}, column {}: {message}",
             error.line(),
