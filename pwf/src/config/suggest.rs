@@ -7,25 +7,26 @@ pub(crate) fn closest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     if unknown.len() > 200 {
         return None;
     }
-    let folded = fold(unknown);
-    if let Some(same) = known.iter().find(|key| fold(key) == folded) {
+    if let Some(same) = known.iter().find(|key| fold(key).eq(fold(unknown))) {
         return Some(same);
     }
-    known
-        .iter()
-        .map(|key| (distance(unknown, key), *key))
-        .filter(|(distance, key)| *distance <= (key.chars().count() / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, key)| key)
+    let mut best = None;
+    for key in known {
+        let distance = distance(unknown, key);
+        let close_enough = distance <= (key.chars().count() / 3).max(1);
+        if close_enough && best.is_none_or(|(best, _)| distance < best) {
+            best = Some((distance, *key));
+        }
+    }
+    best.map(|(_, key)| key)
 }
 
-/// The key without case or separators: `dispatch-count`, `DISPATCH_COUNT` and `dispatchCount`
-/// all fold to `dispatchcount`.
-fn fold(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect()
+/// The key's bytes without ASCII case or separators: `dispatch-count`, `DISPATCH_COUNT` and
+/// `dispatchCount` all fold to `dispatchcount`. Other characters stay as they are.
+fn fold(key: &str) -> impl Iterator<Item = u8> + '_ {
+    key.bytes()
+        .filter(|b| *b != b'_' && *b != b'-')
+        .map(|b| b.to_ascii_lowercase())
 }
 
 /// The Levenshtein distance: how many one-character insertions, deletions and substitutions
