@@ -111,38 +111,107 @@ pub(crate) fn expect_object<'v>(
     }
 }
 
-/// An integral number as a wide integer, also from a float with no fraction (`10.0`, which a
-/// protobuf `Struct` configuration can produce); `Err(true)` for a number with no exact
-/// integer value in range of `i128`, `Err(false)` for anything else.
-fn integral(value: &Value) -> Result<i128, bool> {
+/// What an integer field finds in a JSON value.
+enum Integral {
+    /// A number with an integral value (also a float with no fraction, such as `10.0`,
+    /// which a protobuf `Struct` configuration can produce), in range of `i64` or `u64`.
+    Value(Int),
+    /// An integral number beyond `i64` and `u64`.
+    TooLarge,
+    /// Anything else.
+    Not,
+}
+
+/// An integer of either sign. Not an `i128`, whose formatting and division a plugin
+/// would link for it.
+#[derive(Clone, Copy)]
+enum Int {
+    Negative(i64),
+    NonNegative(u64),
+}
+
+/// The integral value of `value`, if it has one.
+fn integral(value: &Value) -> Integral {
     let Value::Number(number) = value else {
-        return Err(false);
+        return Integral::Not;
     };
     if let Some(n) = number.as_u64() {
-        return Ok(i128::from(n));
+        return Integral::Value(Int::NonNegative(n));
     }
     if let Some(n) = number.as_i64() {
-        return Ok(i128::from(n));
+        return Integral::Value(Int::Negative(n));
     }
     match number.as_f64() {
-        // Every integral f64 below 2^127 in magnitude converts exactly.
-        Some(n) if n.fract() == 0.0 && n.abs() < 1.7e38 => Ok(n as i128),
-        Some(n) if n.fract() == 0.0 => Err(true),
-        _ => Err(false),
+        // 2^64 and -2^63 are exact floats; integral floats between convert exactly.
+        Some(n) if n.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&n) => {
+            Integral::Value(Int::NonNegative(n as u64))
+        }
+        Some(n) if n.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&n) => {
+            Integral::Value(Int::Negative(n as i64))
+        }
+        Some(n) if n.fract() == 0.0 => Integral::TooLarge,
+        _ => Integral::Not,
     }
+}
+
+/// The bounds of an integer type, and what it is called in messages.
+struct Bounds {
+    name: &'static str,
+    what: &'static str,
+    min: i64,
+    max: u64,
+}
+
+/// Reads an integer within `bounds`, or records why not. The one body behind every integer
+/// type's [`ConfigValue::from_config`].
+fn read_integer(
+    value: &Value,
+    path: &Path<'_>,
+    problems: &mut Problems,
+    bounds: &Bounds,
+) -> Option<Int> {
+    match integral(value) {
+        Integral::Value(n) => {
+            let fits = match n {
+                Int::Negative(n) => n >= bounds.min,
+                Int::NonNegative(n) => n <= bounds.max,
+            };
+            if fits {
+                return Some(n);
+            }
+        }
+        Integral::TooLarge => {}
+        Integral::Not => return expected(bounds.what, value, path, problems),
+    }
+    problems.push(
+        path,
+        format_args!(
+            "out of range for {} ({}..={}), got {}",
+            bounds.name,
+            bounds.min,
+            bounds.max,
+            Got(value)
+        ),
+    );
+    None
 }
 
 macro_rules! integers {
     ($($ty:ident: $what:literal),* $(,)?) => {$(
         impl ConfigValue for $ty {
             fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
-                match integral(value) {
-                    Ok(n) => match $ty::try_from(n) {
-                        Ok(n) => Some(n),
-                        Err(_) => out_of_range::<$ty>(value, path, problems),
-                    },
-                    Err(true) => out_of_range::<$ty>(value, path, problems),
-                    Err(false) => expected($what, value, path, problems),
+                const BOUNDS: Bounds = Bounds {
+                    name: stringify!($ty),
+                    what: $what,
+                    #[allow(clippy::cast_possible_wrap, clippy::unnecessary_cast)]
+                    min: $ty::MIN as i64,
+                    #[allow(clippy::unnecessary_cast)]
+                    max: $ty::MAX as u64,
+                };
+                // In range by `read_integer`, so the conversions cannot fail.
+                match read_integer(value, path, problems, &BOUNDS)? {
+                    Int::Negative(n) => $ty::try_from(n).ok(),
+                    Int::NonNegative(n) => $ty::try_from(n).ok(),
                 }
             }
 
@@ -165,40 +234,6 @@ integers! {
     i64: "an integer",
     isize: "an integer",
 }
-
-/// Records that `value` does not fit in the integer type `T`.
-fn out_of_range<T: Bounded>(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<T> {
-    problems.push(
-        path,
-        format_args!(
-            "out of range for {} ({}..={}), got {}",
-            T::NAME,
-            T::MIN,
-            T::MAX,
-            Got(value)
-        ),
-    );
-    None
-}
-
-/// The bounds of an integer type, for messages.
-trait Bounded {
-    const NAME: &'static str;
-    const MIN: i128;
-    const MAX: u128;
-}
-
-macro_rules! bounded {
-    ($($ty:ident),*) => {$(
-        impl Bounded for $ty {
-            const NAME: &'static str = stringify!($ty);
-            const MIN: i128 = $ty::MIN as i128;
-            const MAX: u128 = $ty::MAX as u128;
-        }
-    )*};
-}
-
-bounded!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
 
 impl ConfigValue for f64 {
     fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
@@ -274,9 +309,9 @@ impl ConfigValue for Duration {
                     None
                 }
             },
-            _ => match integral(value).map(u64::try_from) {
-                Ok(Ok(millis)) => Some(Duration::from_millis(millis)),
-                Ok(Err(_)) | Err(true) if value.as_f64().is_some_and(|n| n > 0.0) => {
+            _ => match integral(value) {
+                Integral::Value(Int::NonNegative(millis)) => Some(Duration::from_millis(millis)),
+                Integral::TooLarge if value.as_f64().is_some_and(|n| n > 0.0) => {
                     problems.push(path, format_args!("duration too large, got {}", Got(value)));
                     None
                 }
