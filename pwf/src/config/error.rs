@@ -255,6 +255,11 @@ impl Problems {
     /// assert_eq!(problems.len(), 1);
     /// ```
     pub fn push(&mut self, path: &Path<'_>, message: impl fmt::Display) {
+        self.push_dyn(path, &message);
+    }
+
+    /// [`Problems::push`], once for every type of message.
+    fn push_dyn(&mut self, path: &Path<'_>, message: &dyn fmt::Display) {
         self.push_problem(Problem::new(path.to_string(), message.to_string()));
     }
 
