@@ -28,38 +28,33 @@ pub(crate) enum DurationError {
 /// Numbers are decimal, with an optional fraction; units are `ns`, `us` (or `µs`), `ms`, `s`,
 /// `m` and `h`. A fraction finer than a nanosecond is truncated.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let mut rest = text;
+    // Read as bytes: every byte that ends a number is ASCII, and the units are compared
+    // whole, so no slice splits a character (and nothing links str's slicing panic).
+    let mut rest = text.as_bytes();
     let mut total = Some(Duration::ZERO);
     if rest.is_empty() {
         return Err(DurationError::Syntax);
     }
     while !rest.is_empty() {
-        let whole_len = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (whole, after) = rest.split_at(whole_len);
-        let (fraction, after) = match after.strip_prefix('.') {
-            Some(after) => {
-                let len = after
-                    .find(|c: char| !c.is_ascii_digit())
-                    .unwrap_or(after.len());
-                if len == 0 {
-                    return Err(DurationError::Syntax);
-                }
-                after.split_at(len)
-            }
-            None => ("", after),
+        let (whole, after) = split_digits(rest);
+        let (fraction, after) = match after.split_first() {
+            Some((b'.', after)) => match split_digits(after) {
+                ([], _) => return Err(DurationError::Syntax),
+                split => split,
+            },
+            _ => (&[][..], after),
         };
         if whole.is_empty() && fraction.is_empty() {
             return Err(DurationError::Syntax);
         }
         let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .iter()
+            .position(|b| b.is_ascii_digit() || *b == b'.')
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         let (_, factor, zeros) = UNITS
             .iter()
-            .find(|(name, _, _)| *name == unit)
+            .find(|(name, _, _)| name.as_bytes() == unit)
             .ok_or(DurationError::Syntax)?;
         // Past `Duration::MAX`, reading goes on: a syntax error further on wins.
         total = whole_part(whole, *factor, *zeros)
@@ -70,12 +65,21 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     total.ok_or(DurationError::TooLarge)
 }
 
+/// The ASCII digits `bytes` starts with, and the rest.
+fn split_digits(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let len = bytes
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(bytes.len());
+    bytes.split_at(len)
+}
+
 /// `digits` units of `factor * 10^zeros` nanoseconds; `None` past [`Duration::MAX`].
-fn whole_part(digits: &str, factor: u64, zeros: u32) -> Option<Duration> {
+fn whole_part(digits: &[u8], factor: u64, zeros: u32) -> Option<Duration> {
     let nanos = factor * 10_u64.pow(zeros);
     let unit = Duration::new(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32);
     let mut total = Duration::ZERO;
-    for digit in digits.bytes() {
+    for digit in digits {
         total = total
             .checked_mul(10)?
             .checked_add(unit.checked_mul(u32::from(digit - b'0'))?)?;
@@ -84,8 +88,8 @@ fn whole_part(digits: &str, factor: u64, zeros: u32) -> Option<Duration> {
 }
 
 /// `0.<digits>` units of `factor * 10^zeros` nanoseconds, truncated to whole nanoseconds.
-fn fraction_part(digits: &str, factor: u64, zeros: u32) -> Duration {
-    let mut digits = digits.bytes().map(|digit| u64::from(digit - b'0'));
+fn fraction_part(digits: &[u8], factor: u64, zeros: u32) -> Duration {
+    let mut digits = digits.iter().map(|digit| u64::from(digit - b'0'));
     // 0.<digits> * 10^zeros: the first `zeros` digits are whole...
     let mut whole: u64 = 0;
     for _ in 0..zeros {
