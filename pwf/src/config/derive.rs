@@ -223,36 +223,27 @@ pub fn unknown_keys(
         if known.contains(&key.as_str()) {
             continue;
         }
-        let shown = ShownKey(key);
+        let mut message = format!("unknown field `{}`, ", ShownKey(key));
         match super::suggest::closest(key, known) {
-            Some(close) => problems.push(
-                path,
-                format_args!("unknown field `{shown}`, did you mean `{close}`?"),
-            ),
-            None if known.is_empty() => problems.push(
-                path,
-                format_args!("unknown field `{shown}`, this configuration takes no fields"),
-            ),
-            None => problems.push(
-                path,
-                format_args!("unknown field `{shown}`, expected one of {}", Listed(known)),
-            ),
-        }
-    }
-}
-
-/// `` `a`, `b`, `c` ``.
-struct Listed<'a>(&'a [&'a str]);
-
-impl fmt::Display for Listed<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, key) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
+            Some(close) => {
+                message.push_str("did you mean `");
+                message.push_str(close);
+                message.push_str("`?");
             }
-            write!(f, "`{key}`")?;
+            None if known.is_empty() => message.push_str("this configuration takes no fields"),
+            None => {
+                message.push_str("expected one of ");
+                for (i, known) in known.iter().enumerate() {
+                    if i > 0 {
+                        message.push_str(", ");
+                    }
+                    message.push('`');
+                    message.push_str(known);
+                    message.push('`');
+                }
+            }
         }
-        Ok(())
+        problems.push(path, message);
     }
 }
 
