@@ -225,25 +225,27 @@ pub fn unknown_keys(
         }
         let mut message = format!("unknown field `{}`, ", ShownKey(key));
         match super::suggest::closest(key, known) {
-            Some(close) => {
-                message.push_str("did you mean `");
-                message.push_str(close);
-                message.push_str("`?");
+            Some(close) => push_all(&mut message, &["did you mean `", close, "`?"]),
+            None if known.is_empty() => {
+                push_all(&mut message, &["this configuration takes no fields"]);
             }
-            None if known.is_empty() => message.push_str("this configuration takes no fields"),
             None => {
                 message.push_str("expected one of ");
                 for (i, known) in known.iter().enumerate() {
-                    if i > 0 {
-                        message.push_str(", ");
-                    }
-                    message.push('`');
-                    message.push_str(known);
-                    message.push('`');
+                    let separator = if i > 0 { ", `" } else { "`" };
+                    push_all(&mut message, &[separator, known, "`"]);
                 }
             }
         }
         problems.push(path, message);
+    }
+}
+
+/// Appends each of `parts` to `text`.
+#[inline(never)]
+fn push_all(text: &mut String, parts: &[&str]) {
+    for part in parts {
+        text.push_str(part);
     }
 }
 
