@@ -33,14 +33,7 @@ pub(crate) struct ShownStr<'a>(pub(crate) &'a str);
 
 impl fmt::Display for ShownStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (shown, was_cut) = cut(self.0);
-        f.write_char('"')?;
-        write_escaped(f, shown)?;
-        f.write_char('"')?;
-        if was_cut {
-            f.write_str("...")?;
-        }
-        Ok(())
+        write_shown(f, self.0, "\"")
     }
 }
 
@@ -50,13 +43,24 @@ pub(crate) struct ShownKey<'a>(pub(crate) &'a str);
 
 impl fmt::Display for ShownKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (shown, was_cut) = cut(self.0);
-        write_escaped(f, shown)?;
-        if was_cut {
-            f.write_str("...")?;
-        }
-        Ok(())
+        write_shown(f, self.0, "")
     }
+}
+
+/// `text` escaped between two `quote`s, cut after [`MAX_SHOWN_CHARS`] characters with `...`
+/// after the closing quote.
+fn write_shown(f: &mut fmt::Formatter<'_>, text: &str, quote: &str) -> fmt::Result {
+    let (shown, was_cut) = match text.char_indices().nth(MAX_SHOWN_CHARS) {
+        Some((end, _)) => (text.get(..end).unwrap_or(text), true),
+        None => (text, false),
+    };
+    f.write_str(quote)?;
+    write_escaped(f, shown)?;
+    f.write_str(quote)?;
+    if was_cut {
+        f.write_str("...")?;
+    }
+    Ok(())
 }
 
 /// `"a", "b", "c"`: each string quoted as in JSON.
@@ -73,14 +77,6 @@ impl fmt::Display for QuotedList<'_> {
             f.write_char('"')?;
         }
         Ok(())
-    }
-}
-
-/// The first [`MAX_SHOWN_CHARS`] characters of `text`, and whether that is not all of it.
-fn cut(text: &str) -> (&str, bool) {
-    match text.char_indices().nth(MAX_SHOWN_CHARS) {
-        Some((end, _)) => (text.get(..end).unwrap_or(text), true),
-        None => (text, false),
     }
 }
 
@@ -122,7 +118,9 @@ fn write_number(f: &mut fmt::Formatter<'_>, number: &Number) -> fmt::Result {
         return fmt::Display::fmt(&n, f);
     }
     if let Some(n) = number.as_i64() {
-        return fmt::Display::fmt(&n, f);
+        // Negative: written as a sign and a u64, whose formatting is linked anyway.
+        f.write_char('-')?;
+        return fmt::Display::fmt(&n.unsigned_abs(), f);
     }
     match number.as_f64() {
         Some(n) => write_f64(f, n),
