@@ -300,23 +300,23 @@ const DURATION_FORMS: &str =
 
 impl ConfigValue for Duration {
     fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
-        match value {
-            Value::String(text) => match parse_duration(text) {
-                Ok(duration) => Some(duration),
-                Err(DurationError::Syntax) => expected(DURATION_FORMS, value, path, problems),
-                Err(DurationError::TooLarge) => {
-                    problems.push(path, format_args!("duration too large, got {}", Got(value)));
-                    None
-                }
-            },
+        let read = match value {
+            Value::String(text) => parse_duration(text),
             _ => match integral(value) {
-                Integral::Value(Int::NonNegative(millis)) => Some(Duration::from_millis(millis)),
+                Integral::Value(Int::NonNegative(millis)) => Ok(Duration::from_millis(millis)),
                 Integral::TooLarge if value.as_f64().is_some_and(|n| n > 0.0) => {
-                    problems.push(path, format_args!("duration too large, got {}", Got(value)));
-                    None
+                    Err(DurationError::TooLarge)
                 }
-                _ => expected(DURATION_FORMS, value, path, problems),
+                _ => Err(DurationError::Syntax),
             },
+        };
+        match read {
+            Ok(duration) => Some(duration),
+            Err(DurationError::Syntax) => expected(DURATION_FORMS, value, path, problems),
+            Err(DurationError::TooLarge) => {
+                problems.push(path, format_args!("duration too large, got {}", Got(value)));
+                None
+            }
         }
     }
 
