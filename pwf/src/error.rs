@@ -81,7 +81,7 @@ impl fmt::Display for Status {
 ///     }
 /// }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct HostError {
     call: &'static str,
     status: Status,
@@ -130,6 +130,17 @@ impl fmt::Display for HostError {
     }
 }
 
+impl fmt::Debug for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As derived, without linking the escaping of any string for a call name (an ABI
+        // function name: nothing to escape).
+        f.debug_struct("HostError")
+            .field("call", &format_args!("\"{}\"", self.call))
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
 impl std::error::Error for HostError {}
 
 /// The error a filter phase or a task returns: any error, boxed.
@@ -163,7 +174,7 @@ impl Error {
     /// ```
     pub fn msg(message: impl fmt::Display) -> Error {
         Error {
-            inner: message.to_string().into(),
+            inner: Box::new(Message(message.to_string())),
         }
     }
 
@@ -191,6 +202,23 @@ impl Error {
         self.inner.is::<E>()
     }
 }
+
+/// The error of [`Error::msg`]: a message and nothing else.
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Message {}
 
 impl<E: std::error::Error + 'static> From<E> for Error {
     fn from(error: E) -> Error {

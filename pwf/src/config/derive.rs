@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::duration::parse_duration;
-use super::value::{cut, expect_object as expect_object_inner, Got, ShownStr};
+use super::show::{Got, QuotedList, ShownKey, ShownStr};
+use super::value::expect_object as expect_object_inner;
 use super::{ConfigValue, Invalid, Path, PluginConfig, Problems, Type};
 
 /// Stands for the type `T` so that methods can be chosen by what `T` implements: methods on
@@ -222,55 +223,29 @@ pub fn unknown_keys(
         if known.contains(&key.as_str()) {
             continue;
         }
-        let shown = ShownKey(key);
+        let mut message = format!("unknown field `{}`, ", ShownKey(key));
         match super::suggest::closest(key, known) {
-            Some(close) => problems.push(
-                path,
-                format_args!("unknown field `{shown}`, did you mean `{close}`?"),
-            ),
-            None if known.is_empty() => problems.push(
-                path,
-                format_args!("unknown field `{shown}`, this configuration takes no fields"),
-            ),
-            None => problems.push(
-                path,
-                format_args!("unknown field `{shown}`, expected one of {}", Listed(known)),
-            ),
-        }
-    }
-}
-
-/// A key as written by the user, cut when long, with control characters escaped.
-struct ShownKey<'a>(&'a str);
-
-impl fmt::Display for ShownKey<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (shown, was_cut) = cut(self.0);
-        let quoted = Value::String(shown.to_owned()).to_string();
-        let inner = quoted
-            .strip_prefix('"')
-            .and_then(|q| q.strip_suffix('"'))
-            .unwrap_or(&quoted);
-        f.write_str(inner)?;
-        if was_cut {
-            f.write_str("...")?;
-        }
-        Ok(())
-    }
-}
-
-/// `` `a`, `b`, `c` ``.
-struct Listed<'a>(&'a [&'a str]);
-
-impl fmt::Display for Listed<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, key) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
+            Some(close) => push_all(&mut message, &["did you mean `", close, "`?"]),
+            None if known.is_empty() => {
+                push_all(&mut message, &["this configuration takes no fields"]);
             }
-            write!(f, "`{key}`")?;
+            None => {
+                message.push_str("expected one of ");
+                for (i, known) in known.iter().enumerate() {
+                    let separator = if i > 0 { ", `" } else { "`" };
+                    push_all(&mut message, &[separator, known, "`"]);
+                }
+            }
         }
-        Ok(())
+        problems.push(path, message);
+    }
+}
+
+/// Appends each of `parts` to `text`.
+#[inline(never)]
+fn push_all(text: &mut String, parts: &[&str]) {
+    for part in parts {
+        text.push_str(part);
     }
 }
 
@@ -436,28 +411,13 @@ pub fn check_one_of<T: OneOfCheck>(
                 path,
                 format_args!(
                     "must be one of {}, got {}",
-                    Quoted(accepted),
+                    QuotedList(accepted),
                     ShownStr(text)
                 ),
             );
             false
         }
         _ => true,
-    }
-}
-
-/// `"a", "b", "c"`.
-pub struct Quoted<'a>(pub &'a [&'a str]);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, text) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{text:?}")?;
-        }
-        Ok(())
     }
 }
 
@@ -492,7 +452,11 @@ pub fn read_variant(
     if position.is_none() {
         problems.push(
             path,
-            format_args!("expected one of {}, got {}", Quoted(accepted), Got(value)),
+            format_args!(
+                "expected one of {}, got {}",
+                QuotedList(accepted),
+                Got(value)
+            ),
         );
     }
     position
@@ -500,7 +464,7 @@ pub fn read_variant(
 
 /// The schema type of an enum deriving `PluginConfig`: `one of "a", "b"`.
 pub fn variants_type(accepted: &[&str]) -> Type {
-    Type::new(format!("one of {}", Quoted(accepted)))
+    Type::new(format!("one of {}", QuotedList(accepted)))
 }
 
 #[cfg(test)]

@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
-/// Nanoseconds in one of each unit a duration string can use.
-const UNITS: &[(&str, u128)] = &[
-    ("ns", 1),
-    ("us", 1_000),
-    ("µs", 1_000),
-    ("ms", 1_000_000),
-    ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
-    ("h", 3_600_000_000_000),
+/// Each unit a duration string can use: its name, and its length as `c * 10^j`
+/// nanoseconds, given as `(c, j)`.
+const UNITS: &[(&str, u64, u32)] = &[
+    ("ns", 1, 0),
+    ("us", 1, 3),
+    ("µs", 1, 3),
+    ("ms", 1, 6),
+    ("s", 1, 9),
+    ("m", 60, 9),
+    ("h", 3_600, 9),
 ];
 
 /// Why a duration string was refused.
@@ -27,76 +28,82 @@ pub(crate) enum DurationError {
 /// Numbers are decimal, with an optional fraction; units are `ns`, `us` (or `µs`), `ms`, `s`,
 /// `m` and `h`. A fraction finer than a nanosecond is truncated.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let mut rest = text;
-    let mut total: u128 = 0;
+    // Read as bytes: every byte that ends a number is ASCII, and the units are compared
+    // whole, so no slice splits a character (and nothing links str's slicing panic).
+    let mut rest = text.as_bytes();
+    let mut total = Some(Duration::ZERO);
     if rest.is_empty() {
         return Err(DurationError::Syntax);
     }
     while !rest.is_empty() {
-        let whole_len = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (whole, after) = rest.split_at(whole_len);
-        let (fraction, after) = match after.strip_prefix('.') {
-            Some(after) => {
-                let len = after
-                    .find(|c: char| !c.is_ascii_digit())
-                    .unwrap_or(after.len());
-                if len == 0 {
-                    return Err(DurationError::Syntax);
-                }
-                after.split_at(len)
-            }
-            None => ("", after),
+        let (whole, after) = split_digits(rest);
+        let (fraction, after) = match after.split_first() {
+            Some((b'.', after)) => match split_digits(after) {
+                ([], _) => return Err(DurationError::Syntax),
+                split => split,
+            },
+            _ => (&[][..], after),
         };
         if whole.is_empty() && fraction.is_empty() {
             return Err(DurationError::Syntax);
         }
         let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .iter()
+            .position(|b| b.is_ascii_digit() || *b == b'.')
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
-        let nanos_per_unit = UNITS
+        let (_, factor, zeros) = UNITS
             .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, nanos)| *nanos)
+            .find(|(name, _, _)| name.as_bytes() == unit)
             .ok_or(DurationError::Syntax)?;
-        let part = whole_nanos(whole, nanos_per_unit)?
-            .checked_add(fraction_nanos(fraction, nanos_per_unit))
-            .ok_or(DurationError::TooLarge)?;
-        total = total.checked_add(part).ok_or(DurationError::TooLarge)?;
+        // Past `Duration::MAX`, reading goes on: a syntax error further on wins.
+        total = whole_part(whole, *factor, *zeros)
+            .and_then(|whole| whole.checked_add(fraction_part(fraction, *factor, *zeros)))
+            .and_then(|part| total?.checked_add(part));
         rest = after;
     }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| DurationError::TooLarge)?;
-    // The remainder is below 1e9, so it fits in a u32.
-    let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| DurationError::TooLarge)?;
-    Ok(Duration::new(secs, nanos))
+    total.ok_or(DurationError::TooLarge)
 }
 
-/// `digits` units, in nanoseconds.
-fn whole_nanos(digits: &str, nanos_per_unit: u128) -> Result<u128, DurationError> {
-    let mut value: u128 = 0;
-    for digit in digits.bytes() {
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u128::from(digit - b'0')))
-            .ok_or(DurationError::TooLarge)?;
+/// The ASCII digits `bytes` starts with, and the rest.
+fn split_digits(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let len = bytes
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(bytes.len());
+    bytes.split_at(len)
+}
+
+/// `digits` units of `factor * 10^zeros` nanoseconds; `None` past [`Duration::MAX`].
+fn whole_part(digits: &[u8], factor: u64, zeros: u32) -> Option<Duration> {
+    let nanos = factor * 10_u64.pow(zeros);
+    let unit = Duration::new(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32);
+    let mut total = Duration::ZERO;
+    for digit in digits {
+        total = total
+            .checked_mul(10)?
+            .checked_add(unit.checked_mul(u32::from(digit - b'0'))?)?;
     }
-    value
-        .checked_mul(nanos_per_unit)
-        .ok_or(DurationError::TooLarge)
+    Some(total)
 }
 
-/// `0.<digits>` units, in nanoseconds, truncated to whole nanoseconds.
-fn fraction_nanos(digits: &str, nanos_per_unit: u128) -> u128 {
-    let mut numerator: u128 = 0;
-    let mut denominator: u128 = 1;
-    // Past 20 digits, the fraction of an hour is already finer than a nanosecond.
-    for digit in digits.bytes().take(20) {
-        numerator = numerator * 10 + u128::from(digit - b'0');
+/// `0.<digits>` units of `factor * 10^zeros` nanoseconds, truncated to whole nanoseconds.
+fn fraction_part(digits: &[u8], factor: u64, zeros: u32) -> Duration {
+    let mut digits = digits.iter().map(|digit| u64::from(digit - b'0'));
+    // 0.<digits> * 10^zeros: the first `zeros` digits are whole...
+    let mut whole: u64 = 0;
+    for _ in 0..zeros {
+        whole = whole * 10 + digits.next().unwrap_or(0);
+    }
+    // ...and the next ones a fraction of `10^zeros` nanoseconds, read to 15 digits: past
+    // them, even in hours, what is left is finer than a nanosecond.
+    let mut numerator: u64 = 0;
+    let mut denominator: u64 = 1;
+    for digit in digits.take(15) {
+        numerator = numerator * 10 + digit;
         denominator *= 10;
     }
-    numerator * nanos_per_unit / denominator
+    Duration::from_nanos(factor * whole + factor * numerator / denominator)
 }
 
 #[cfg(test)]
@@ -120,6 +127,17 @@ mod tests {
         assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("0.0000000001s"), Ok(Duration::from_nanos(0)));
+        assert_eq!(parse_duration("0.5h"), Ok(Duration::from_secs(1800)));
+        assert_eq!(
+            parse_duration("1.0000000015m"),
+            Ok(Duration::from_nanos(60_000_000_090))
+        );
+        assert_eq!(
+            parse_duration("0.999999999999s"),
+            Ok(Duration::from_nanos(999_999_999))
+        );
+        assert_eq!(parse_duration("1.5ns"), Ok(Duration::from_nanos(1)));
+        assert_eq!(parse_duration("2.5us"), Ok(Duration::from_nanos(2_500)));
     }
 
     #[test]
@@ -144,6 +162,19 @@ mod tests {
         assert_eq!(
             parse_duration("18446744073709551615s"),
             Ok(Duration::from_secs(u64::MAX))
+        );
+        // A count of units beyond u64 is fine while the duration fits.
+        assert_eq!(
+            parse_duration("18446744073709551616000ms"),
+            Err(DurationError::TooLarge)
+        );
+        assert_eq!(
+            parse_duration("18446744073709551615000ms"),
+            Ok(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_duration("18446744073709551615s1ns"),
+            Ok(Duration::new(u64::MAX, 1))
         );
     }
 }

@@ -94,15 +94,12 @@ impl<'a> Path<'a> {
 
     /// This path followed by `relative`, written as in a problem (`rules[2].path`, `[0]`).
     pub(crate) fn join(&self, relative: &str) -> String {
-        let base = self.to_string();
-        if base.is_empty() || relative.is_empty() {
-            return base + relative;
+        let mut joined = self.to_string();
+        if !joined.is_empty() && !relative.is_empty() && !relative.starts_with('[') {
+            joined.push('.');
         }
-        if relative.starts_with('[') {
-            base + relative
-        } else {
-            base + "." + relative
-        }
+        joined.push_str(relative);
+        joined
     }
 }
 
@@ -118,7 +115,9 @@ impl fmt::Display for Path<'_> {
                     }
                     f.write_str(key)
                 } else {
-                    write!(f, "[{key:?}]")
+                    f.write_str("[\"")?;
+                    super::show::write_escaped(f, key)?;
+                    f.write_str("\"]")
                 }
             }
             Segment::Index(parent, index) => {
@@ -253,6 +252,11 @@ impl Problems {
     /// assert_eq!(problems.len(), 1);
     /// ```
     pub fn push(&mut self, path: &Path<'_>, message: impl fmt::Display) {
+        self.push_dyn(path, &message);
+    }
+
+    /// [`Problems::push`], once for every type of message.
+    fn push_dyn(&mut self, path: &Path<'_>, message: &dyn fmt::Display) {
         self.push_problem(Problem::new(path.to_string(), message.to_string()));
     }
 
@@ -536,14 +540,19 @@ impl Invalid {
     /// Records these problems, relative to the struct at `path`.
     pub(crate) fn report(self, path: &Path<'_>, problems: &mut Problems) {
         for (relative, message) in self.problems {
-            problems.push_problem(Problem::new(path.join(&relative), message));
+            problems.push_problem(Problem {
+                path: path.join(&relative),
+                message,
+            });
         }
     }
 }
 
 impl From<String> for Invalid {
     fn from(message: String) -> Self {
-        Invalid::new(message)
+        Invalid {
+            problems: vec![(String::new(), message)],
+        }
     }
 }
 

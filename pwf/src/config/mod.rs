@@ -113,6 +113,7 @@ pub(crate) mod derive;
 mod duration;
 mod error;
 mod schema;
+mod show;
 mod suggest;
 mod value;
 

@@ -7,37 +7,37 @@ pub(crate) fn closest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     if unknown.len() > 200 {
         return None;
     }
-    let folded = fold(unknown);
-    if let Some(same) = known.iter().find(|key| fold(key) == folded) {
+    if let Some(same) = known.iter().find(|key| fold(key).eq(fold(unknown))) {
         return Some(same);
     }
-    known
-        .iter()
-        .map(|key| (distance(unknown, key), *key))
-        .filter(|(distance, key)| *distance <= (key.chars().count() / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, key)| key)
+    let mut best = None;
+    for key in known {
+        let distance = distance(unknown.as_bytes(), key.as_bytes());
+        let close_enough = distance <= (key.len() / 3).max(1);
+        if close_enough && best.is_none_or(|(best, _)| distance < best) {
+            best = Some((distance, *key));
+        }
+    }
+    best.map(|(_, key)| key)
 }
 
-/// The key without case or separators: `dispatch-count`, `DISPATCH_COUNT` and `dispatchCount`
-/// all fold to `dispatchcount`.
-fn fold(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect()
+/// The key's bytes without ASCII case or separators: `dispatch-count`, `DISPATCH_COUNT` and
+/// `dispatchCount` all fold to `dispatchcount`. Other characters stay as they are.
+fn fold(key: &str) -> impl Iterator<Item = u8> + '_ {
+    key.bytes()
+        .filter(|b| *b != b'_' && *b != b'-')
+        .map(|b| b.to_ascii_lowercase())
 }
 
-/// The Levenshtein distance: how many one-character insertions, deletions and substitutions
-/// turn `a` into `b`.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
+/// The Levenshtein distance: how many one-byte insertions, deletions and substitutions turn
+/// `a` into `b` (for ASCII keys, as for any keys in a case style, one byte is one character).
+fn distance(a: &[u8], b: &[u8]) -> usize {
     let mut previous: Vec<usize> = (0..=b.len()).collect();
     let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
+    for (i, ca) in a.iter().enumerate() {
         current[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
+            let substitution = previous[j] + usize::from(ca != cb);
             current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
         }
         std::mem::swap(&mut previous, &mut current);
@@ -51,9 +51,9 @@ mod tests {
 
     #[test]
     fn distance_counts_edits() {
-        assert_eq!(distance("dispatchCont", "dispatchCount"), 1);
-        assert_eq!(distance("", "abc"), 3);
-        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance(b"dispatchCont", b"dispatchCount"), 1);
+        assert_eq!(distance(b"", b"abc"), 3);
+        assert_eq!(distance(b"kitten", b"sitting"), 3);
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Reading one typed value out of JSON, with the path and a precise message on failure.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::duration::{parse_duration, DurationError};
+use super::show::Got;
 use super::{Path, Problems, Type};
 
 /// A type a configuration field can have, read from JSON with problems reported at their path.
@@ -92,46 +92,6 @@ pub trait ConfigValue: Sized {
     }
 }
 
-/// Describes a JSON value in a message: scalars as written (long strings cut), `an array`,
-/// `an object`.
-pub(crate) struct Got<'a>(pub(crate) &'a Value);
-
-/// Strings longer than this are cut in messages.
-const MAX_SHOWN_CHARS: usize = 64;
-
-impl fmt::Display for Got<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Value::Null | Value::Bool(_) | Value::Number(_) => fmt::Display::fmt(self.0, f),
-            Value::String(text) => ShownStr(text).fmt(f),
-            Value::Array(_) => f.write_str("an array"),
-            Value::Object(_) => f.write_str("an object"),
-        }
-    }
-}
-
-/// A string quoted as in JSON, cut after [`MAX_SHOWN_CHARS`] characters.
-pub(crate) struct ShownStr<'a>(pub(crate) &'a str);
-
-impl fmt::Display for ShownStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (shown, was_cut) = cut(self.0);
-        fmt::Display::fmt(&Value::String(shown.to_owned()), f)?;
-        if was_cut {
-            f.write_str("...")?;
-        }
-        Ok(())
-    }
-}
-
-/// The first [`MAX_SHOWN_CHARS`] characters of `text`, and whether that is not all of it.
-pub(crate) fn cut(text: &str) -> (&str, bool) {
-    match text.char_indices().nth(MAX_SHOWN_CHARS) {
-        Some((end, _)) => (&text[..end], true),
-        None => (text, false),
-    }
-}
-
 /// Records `expected <what>, got <value>` and gives up.
 fn expected<T>(what: &str, value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<T> {
     problems.push(path, format_args!("expected {what}, got {}", Got(value)));
@@ -151,38 +111,107 @@ pub(crate) fn expect_object<'v>(
     }
 }
 
-/// An integral number as a wide integer, also from a float with no fraction (`10.0`, which a
-/// protobuf `Struct` configuration can produce); `Err(true)` for a number with no exact
-/// integer value in range of `i128`, `Err(false)` for anything else.
-fn integral(value: &Value) -> Result<i128, bool> {
+/// What an integer field finds in a JSON value.
+enum Integral {
+    /// A number with an integral value (also a float with no fraction, such as `10.0`,
+    /// which a protobuf `Struct` configuration can produce), in range of `i64` or `u64`.
+    Value(Int),
+    /// An integral number beyond `i64` and `u64`.
+    TooLarge,
+    /// Anything else.
+    Not,
+}
+
+/// An integer of either sign. Not an `i128`, whose formatting and division a plugin
+/// would link for it.
+#[derive(Clone, Copy)]
+enum Int {
+    Negative(i64),
+    NonNegative(u64),
+}
+
+/// The integral value of `value`, if it has one.
+fn integral(value: &Value) -> Integral {
     let Value::Number(number) = value else {
-        return Err(false);
+        return Integral::Not;
     };
     if let Some(n) = number.as_u64() {
-        return Ok(i128::from(n));
+        return Integral::Value(Int::NonNegative(n));
     }
     if let Some(n) = number.as_i64() {
-        return Ok(i128::from(n));
+        return Integral::Value(Int::Negative(n));
     }
     match number.as_f64() {
-        // Every integral f64 below 2^127 in magnitude converts exactly.
-        Some(n) if n.fract() == 0.0 && n.abs() < 1.7e38 => Ok(n as i128),
-        Some(n) if n.fract() == 0.0 => Err(true),
-        _ => Err(false),
+        // 2^64 and -2^63 are exact floats; integral floats between convert exactly.
+        Some(n) if n.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&n) => {
+            Integral::Value(Int::NonNegative(n as u64))
+        }
+        Some(n) if n.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&n) => {
+            Integral::Value(Int::Negative(n as i64))
+        }
+        Some(n) if n.fract() == 0.0 => Integral::TooLarge,
+        _ => Integral::Not,
     }
+}
+
+/// The bounds of an integer type, and what it is called in messages.
+struct Bounds {
+    name: &'static str,
+    what: &'static str,
+    min: i64,
+    max: u64,
+}
+
+/// Reads an integer within `bounds`, or records why not. The one body behind every integer
+/// type's [`ConfigValue::from_config`].
+fn read_integer(
+    value: &Value,
+    path: &Path<'_>,
+    problems: &mut Problems,
+    bounds: &Bounds,
+) -> Option<Int> {
+    match integral(value) {
+        Integral::Value(n) => {
+            let fits = match n {
+                Int::Negative(n) => n >= bounds.min,
+                Int::NonNegative(n) => n <= bounds.max,
+            };
+            if fits {
+                return Some(n);
+            }
+        }
+        Integral::TooLarge => {}
+        Integral::Not => return expected(bounds.what, value, path, problems),
+    }
+    problems.push(
+        path,
+        format_args!(
+            "out of range for {} ({}..={}), got {}",
+            bounds.name,
+            bounds.min,
+            bounds.max,
+            Got(value)
+        ),
+    );
+    None
 }
 
 macro_rules! integers {
     ($($ty:ident: $what:literal),* $(,)?) => {$(
         impl ConfigValue for $ty {
             fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
-                match integral(value) {
-                    Ok(n) => match $ty::try_from(n) {
-                        Ok(n) => Some(n),
-                        Err(_) => out_of_range::<$ty>(value, path, problems),
-                    },
-                    Err(true) => out_of_range::<$ty>(value, path, problems),
-                    Err(false) => expected($what, value, path, problems),
+                const BOUNDS: Bounds = Bounds {
+                    name: stringify!($ty),
+                    what: $what,
+                    #[allow(clippy::cast_possible_wrap, clippy::unnecessary_cast)]
+                    min: $ty::MIN as i64,
+                    #[allow(clippy::unnecessary_cast)]
+                    max: $ty::MAX as u64,
+                };
+                // In range by `read_integer`, so the conversions cannot fail.
+                match read_integer(value, path, problems, &BOUNDS)? {
+                    Int::Negative(n) => $ty::try_from(n).ok(),
+                    Int::NonNegative(n) => $ty::try_from(n).ok(),
                 }
             }
 
@@ -205,40 +234,6 @@ integers! {
     i64: "an integer",
     isize: "an integer",
 }
-
-/// Records that `value` does not fit in the integer type `T`.
-fn out_of_range<T: Bounded>(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<T> {
-    problems.push(
-        path,
-        format_args!(
-            "out of range for {} ({}..={}), got {}",
-            T::NAME,
-            T::MIN,
-            T::MAX,
-            Got(value)
-        ),
-    );
-    None
-}
-
-/// The bounds of an integer type, for messages.
-trait Bounded {
-    const NAME: &'static str;
-    const MIN: i128;
-    const MAX: u128;
-}
-
-macro_rules! bounded {
-    ($($ty:ident),*) => {$(
-        impl Bounded for $ty {
-            const NAME: &'static str = stringify!($ty);
-            const MIN: i128 = $ty::MIN as i128;
-            const MAX: u128 = $ty::MAX as u128;
-        }
-    )*};
-}
-
-bounded!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
 
 impl ConfigValue for f64 {
     fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
@@ -305,23 +300,23 @@ const DURATION_FORMS: &str =
 
 impl ConfigValue for Duration {
     fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
-        match value {
-            Value::String(text) => match parse_duration(text) {
-                Ok(duration) => Some(duration),
-                Err(DurationError::Syntax) => expected(DURATION_FORMS, value, path, problems),
-                Err(DurationError::TooLarge) => {
-                    problems.push(path, format_args!("duration too large, got {}", Got(value)));
-                    None
+        let read = match value {
+            Value::String(text) => parse_duration(text),
+            _ => match integral(value) {
+                Integral::Value(Int::NonNegative(millis)) => Ok(Duration::from_millis(millis)),
+                Integral::TooLarge if value.as_f64().is_some_and(|n| n > 0.0) => {
+                    Err(DurationError::TooLarge)
                 }
+                _ => Err(DurationError::Syntax),
             },
-            _ => match integral(value).map(u64::try_from) {
-                Ok(Ok(millis)) => Some(Duration::from_millis(millis)),
-                Ok(Err(_)) | Err(true) if value.as_f64().is_some_and(|n| n > 0.0) => {
-                    problems.push(path, format_args!("duration too large, got {}", Got(value)));
-                    None
-                }
-                _ => expected(DURATION_FORMS, value, path, problems),
-            },
+        };
+        match read {
+            Ok(duration) => Some(duration),
+            Err(DurationError::Syntax) => expected(DURATION_FORMS, value, path, problems),
+            Err(DurationError::TooLarge) => {
+                problems.push(path, format_args!("duration too large, got {}", Got(value)));
+                None
+            }
         }
     }
 
@@ -460,7 +455,13 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
     serde_json::from_slice(bytes).map_err(|error| {
         let full = error.to_string();
         let suffix = format!(" at line {} column {}", error.line(), error.column());
-        let message = full.strip_suffix(&suffix).unwrap_or(&full);
+        // Compared as bytes: a string pattern would link a substring searcher.
+        let message = match full.len().checked_sub(suffix.len()) {
+            Some(end) if full.as_bytes().ends_with(suffix.as_bytes()) => {
+                full.get(..end).unwrap_or(&full)
+            }
+            _ => &full,
+        };
         super::ConfigError::new(format!(
             "invalid JSON at line {}, column {}: {message}",
             error.line(),
