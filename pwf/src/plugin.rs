@@ -756,11 +756,16 @@ impl<K: Kind> Root<K> {
     fn plugin_name() -> String {
         match host::get_property(&["plugin_name"]) {
             Ok(Some(name)) if !name.is_empty() => String::from_utf8_lossy(&name).into_owned(),
-            _ => std::any::type_name::<K::Plugin>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("plugin")
-                .to_owned(),
+            _ => {
+                // The type's own name, after its path (a byte search: no
+                // substring searcher linked for this).
+                let full = std::any::type_name::<K::Plugin>();
+                let start = full
+                    .bytes()
+                    .rposition(|byte| byte == b':')
+                    .map_or(0, |colon| colon + 1);
+                full.get(start..).unwrap_or("plugin").to_owned()
+            }
         }
     }
 }

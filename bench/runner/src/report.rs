@@ -126,12 +126,18 @@ pub(crate) fn functions(settings: &Settings) -> Result<()> {
     let requests = settings.metered_requests.clamp(1, 100);
     for example in Example::ALL {
         let builds = [
-            ("pwf", wasm::path(workspace, Variant::SmallStack, example, Flavor::Pwf)),
+            (
+                "pwf",
+                wasm::path(workspace, Variant::SmallStack, example, Flavor::Pwf),
+            ),
             (
                 "pwf, system allocator",
                 wasm::system_allocator_path(workspace, example),
             ),
-            ("raw", wasm::path(workspace, Variant::SmallStack, example, Flavor::Raw)),
+            (
+                "raw",
+                wasm::path(workspace, Variant::SmallStack, example, Flavor::Raw),
+            ),
         ];
         for (name, path) in builds {
             let wasm = fs::read(path)?;

@@ -29,25 +29,11 @@ pub struct Config {
     #[config(default = "httpbin", non_empty)]
     pub auth_cluster: String,
     /// The call's timeout (`5000`, `"5s"`, `"250ms"`).
-    #[config(default = "5000ms", validate = call_timeout)]
+    #[config(default = "5000ms", validate = pwf::config::call_timeout)]
     pub timeout_ms: Duration,
     /// Let requests through when the auth call fails.
     #[config(default = false)]
     pub fail_open: bool,
-}
-
-/// Refuses, at load, a timeout no call could be sent with: Envoy reads 0 as
-/// "no timeout", and the ABI carries whole milliseconds as a `u32`.
-fn call_timeout(timeout: &Duration) -> Result<(), String> {
-    if timeout.as_millis() == 0 {
-        return Err(format!(
-            "must be at least 1ms (0 means no timeout to Envoy), got {timeout:?}"
-        ));
-    }
-    if timeout.as_millis() > u128::from(u32::MAX) {
-        return Err(format!("must be at most {}ms, got {timeout:?}", u32::MAX));
-    }
-    Ok(())
 }
 
 /// Whether `body` is allowed: its FNV-1a hash is even.

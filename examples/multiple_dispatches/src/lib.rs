@@ -31,22 +31,8 @@ pub struct Config {
     #[config(default = "/", non_empty)]
     pub dispatch_path: String,
     /// Each call's timeout (`5000`, `"5s"`, `"250ms"`).
-    #[config(default = "5000ms", validate = call_timeout)]
+    #[config(default = "5000ms", validate = pwf::config::call_timeout)]
     pub timeout_ms: Duration,
-}
-
-/// Refuses, at load, a timeout no call could be sent with: Envoy reads 0 as
-/// "no timeout", and the ABI carries whole milliseconds as a `u32`.
-fn call_timeout(timeout: &Duration) -> Result<(), String> {
-    if timeout.as_millis() == 0 {
-        return Err(format!(
-            "must be at least 1ms (0 means no timeout to Envoy), got {timeout:?}"
-        ));
-    }
-    if timeout.as_millis() > u128::from(u32::MAX) {
-        return Err(format!("must be at most {}ms, got {timeout:?}", u32::MAX));
-    }
-    Ok(())
 }
 
 /// The plugin: holds the configuration, and the request every call sends,

@@ -1,6 +1,9 @@
 //! Durations written as `"250ms"`, `"1.5s"`, `"1m30s"`, or as integer milliseconds.
 
+use std::fmt;
 use std::time::Duration;
+
+use super::Invalid;
 
 /// Each unit a duration string can use: its name, and its length as `c * 10^j`
 /// nanoseconds, given as `(c, j)`.
@@ -106,9 +109,109 @@ fn fraction_part(digits: &[u8], factor: u64, zeros: u32) -> Duration {
     Duration::from_nanos(factor * whole + factor * numerator / denominator)
 }
 
+/// A validator for the timeout of outbound calls: Envoy reads 0 as "no
+/// timeout", and the ABI carries whole milliseconds as a `u32`, so a timeout
+/// must be at least 1 ms and at most `u32::MAX` ms. Use it with
+/// `validate`, and a bad timeout is refused when the plugin loads instead
+/// of failing each call.
+///
+/// ```
+/// use std::time::Duration;
+/// use pwf::PluginConfig;
+///
+/// #[derive(PluginConfig, Debug)]
+/// struct Config {
+///     #[config(default = "250ms", validate = pwf::config::call_timeout)]
+///     timeout: Duration,
+/// }
+///
+/// assert_eq!(Config::parse(b"{}").unwrap().timeout, Duration::from_millis(250));
+/// let error = Config::parse(br#"{"timeout": "0s"}"#).unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "timeout: must be at least 1ms (0 means no timeout to Envoy), got 0ns"
+/// );
+/// ```
+pub fn call_timeout(timeout: &Duration) -> Result<(), Invalid> {
+    let secs = timeout.as_secs();
+    let millis = u64::from(timeout.subsec_millis());
+    if secs == 0 && millis == 0 {
+        return Err(Invalid::new(format_args!(
+            "must be at least 1ms (0 means no timeout to Envoy), got {}",
+            Shown(timeout)
+        )));
+    }
+    if secs > u64::from(u32::MAX) / 1000 + 1 || secs * 1000 + millis > u64::from(u32::MAX) {
+        return Err(Invalid::new(format_args!(
+            "must be at most {}ms, got {}",
+            u32::MAX,
+            Shown(timeout)
+        )));
+    }
+    Ok(())
+}
+
+/// A duration as `Debug` shows it (`250ms`, `1.5s`, `500µs`), written with
+/// integer formatting only.
+struct Shown<'a>(&'a Duration);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
+        let (whole, fraction, digits, unit) = if secs > 0 {
+            (secs, nanos, 9, "s")
+        } else if nanos >= 1_000_000 {
+            (u64::from(nanos / 1_000_000), nanos % 1_000_000, 6, "ms")
+        } else if nanos >= 1_000 {
+            (u64::from(nanos / 1_000), nanos % 1_000, 3, "µs")
+        } else {
+            (u64::from(nanos), 0, 0, "ns")
+        };
+        write!(f, "{whole}")?;
+        if fraction > 0 {
+            // The fraction's digits, without trailing zeros.
+            let mut fraction = fraction;
+            let mut digits = digits;
+            while fraction % 10 == 0 {
+                fraction /= 10;
+                digits -= 1;
+            }
+            write!(f, ".{fraction:0digits$}")?;
+        }
+        f.write_str(unit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_durations_read_as_debug_does() {
+        for duration in [
+            Duration::ZERO,
+            Duration::from_nanos(7),
+            Duration::from_micros(500),
+            Duration::from_nanos(1_500),
+            Duration::from_millis(250),
+            Duration::from_nanos(1_000_001),
+            Duration::from_secs(5),
+            Duration::from_millis(4_294_967_296),
+            Duration::new(3, 50),
+            Duration::MAX,
+        ] {
+            assert_eq!(Shown(&duration).to_string(), format!("{duration:?}"));
+        }
+    }
+
+    #[test]
+    fn call_timeout_takes_1ms_to_u32_max_ms() {
+        assert!(call_timeout(&Duration::from_millis(1)).is_ok());
+        assert!(call_timeout(&Duration::from_millis(u64::from(u32::MAX))).is_ok());
+        assert!(call_timeout(&Duration::from_micros(999)).is_err());
+        assert!(call_timeout(&Duration::from_millis(u64::from(u32::MAX) + 1)).is_err());
+        assert!(call_timeout(&Duration::MAX).is_err());
+    }
 
     #[test]
     fn parse_duration_reads_each_unit() {

@@ -117,6 +117,7 @@ mod show;
 mod suggest;
 mod value;
 
+pub use duration::call_timeout;
 pub use error::{ConfigError, Invalid, Path, Problem, Problems};
 pub use schema::{Field, Schema, Type};
 pub use value::ConfigValue;
