@@ -20,7 +20,7 @@ use std::time::Duration;
 use proxy_wasm::types::{BufferType, MapType};
 
 use crate::error::{HostError, Status};
-use crate::headers::{HeaderValue, Headers};
+use crate::headers::{HeaderValue, Headers, NO_HEADERS};
 use crate::host;
 use crate::tokens::TokenMap;
 
@@ -350,6 +350,14 @@ impl Request {
 pub struct Response {
     cluster: Rc<str>,
     status: u16,
+    /// Everything but the status; none for a status-only call, which keeps
+    /// the response small where it is moved and stored.
+    parts: Option<Box<Parts>>,
+}
+
+/// What a response read whole holds besides its status.
+#[derive(Clone, Debug)]
+struct Parts {
     raw_headers: Vec<u8>,
     headers: OnceCell<Headers>,
     body: Vec<u8>,
@@ -405,8 +413,12 @@ impl Response {
     /// }
     /// ```
     pub fn headers(&self) -> &Headers {
-        self.headers
-            .get_or_init(|| Headers::from(host::decode_map(&self.raw_headers).unwrap_or_default()))
+        match &self.parts {
+            Some(parts) => parts.headers.get_or_init(|| {
+                Headers::from(host::decode_map(&parts.raw_headers).unwrap_or_default())
+            }),
+            None => &NO_HEADERS,
+        }
     }
 
     /// The body (empty when there was none).
@@ -418,7 +430,7 @@ impl Response {
     /// }
     /// ```
     pub fn body(&self) -> &[u8] {
-        &self.body
+        self.parts.as_ref().map_or(&[], |parts| &parts.body)
     }
 
     /// Takes the body out of the response.
@@ -430,7 +442,7 @@ impl Response {
     /// }
     /// ```
     pub fn into_body(self) -> Vec<u8> {
-        self.body
+        self.parts.map_or_else(Vec::new, |parts| parts.body)
     }
 
     /// The trailers.
@@ -442,7 +454,9 @@ impl Response {
     /// }
     /// ```
     pub fn trailers(&self) -> &Headers {
-        &self.trailers
+        self.parts
+            .as_ref()
+            .map_or(&NO_HEADERS, |parts| &parts.trailers)
     }
 
     /// The cluster that answered.
@@ -800,10 +814,7 @@ fn response(cluster: &Rc<str>, status: u16) -> Response {
     Response {
         cluster: cluster.clone(),
         status,
-        raw_headers: Vec::new(),
-        headers: OnceCell::new(),
-        body: Vec::new(),
-        trailers: Headers::default(),
+        parts: None,
     }
 }
 
@@ -850,9 +861,12 @@ fn read_response(
         Headers::default()
     };
     Ok(Response {
-        raw_headers,
-        body,
-        trailers,
+        parts: Some(Box::new(Parts {
+            raw_headers,
+            headers: OnceCell::new(),
+            body,
+            trailers,
+        })),
         ..response(cluster, status)
     })
 }

@@ -134,6 +134,9 @@ impl fmt::Debug for HeaderValue {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, HeaderValue)>);
 
+/// No headers, to lend out where there are none.
+pub(crate) static NO_HEADERS: Headers = Headers(Vec::new());
+
 impl Headers {
     /// The first value of `name` (names compare case-insensitively).
     ///
