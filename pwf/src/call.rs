@@ -62,7 +62,18 @@ pub struct Request {
     body: Option<Vec<u8>>,
     trailers: Vec<(String, String)>,
     timeout: Duration,
-    status_only: bool,
+    read: Read,
+}
+
+/// How much of its response a call reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// Status, headers, body and trailers.
+    Whole,
+    /// The status alone.
+    Status,
+    /// Nothing: only whether a response came.
+    Nothing,
 }
 
 impl Request {
@@ -88,7 +99,7 @@ impl Request {
             body: None,
             trailers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
-            status_only: false,
+            read: Read::Whole,
         }
     }
 
@@ -216,7 +227,7 @@ impl Request {
 
     /// Keeps only the response's status: its headers, body and trailers are
     /// not read, which makes the host's callback cheaper. For callers that
-    /// only count answers, as a health probe or a fan-out does.
+    /// only look at the status, as a health probe does.
     ///
     /// ```no_run
     /// // A health probe: only the status matters.
@@ -226,7 +237,34 @@ impl Request {
     /// }
     /// ```
     pub fn status_only(mut self) -> Request {
-        self.status_only = true;
+        self.read = Read::Status;
+        self
+    }
+
+    /// Reads nothing of the response: the result only says whether one came,
+    /// which is the cheapest callback there is. For fan-outs that count
+    /// acknowledgements and do not look at them.
+    ///
+    /// The result is `Ok` when a response came, with nothing in it: its
+    /// [`status`](Response::status) is 0 (not read), no headers, no body. It
+    /// is an error of kind [`CallErrorKind::Failed`] when the call ended
+    /// without one. Envoy answers a refused connection or a timeout with a
+    /// 503 or 504 of its own, which count as responses here: use
+    /// [`status_only`](Request::status_only) to tell them apart.
+    ///
+    /// ```no_run
+    /// use pwf::{DispatchGroup, Request};
+    ///
+    /// // Tell every cache to purge; count the ones that answered.
+    /// fn purge(group: &mut DispatchGroup) {
+    ///     let purge = Request::new("PURGE", "cache", "/all").ignore_response();
+    ///     for _ in 0..3 {
+    ///         let _ = group.dispatch(&purge);
+    ///     }
+    /// }
+    /// ```
+    pub fn ignore_response(mut self) -> Request {
+        self.read = Read::Nothing;
         self
     }
 
@@ -284,7 +322,7 @@ impl Request {
         let sink = Sink {
             target,
             cluster: self.cluster.clone(),
-            status_only: self.status_only,
+            read: self.read,
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
     }
@@ -365,7 +403,8 @@ struct Parts {
 }
 
 impl Response {
-    /// The `:status` of the response.
+    /// The `:status` of the response (0 for a call sent with
+    /// [`ignore_response`](Request::ignore_response), which reads nothing).
     ///
     /// ```no_run
     /// async fn exists(path: &str) -> Result<bool, pwf::Error> {
@@ -626,7 +665,7 @@ impl std::error::Error for CallError {}
 struct Sink {
     target: Target,
     cluster: Rc<str>,
-    status_only: bool,
+    read: Read,
 }
 
 /// Who waits for a call's result.
@@ -769,10 +808,12 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
     };
     let result = if num_headers == 0 {
         Err(CallErrorKind::Failed)
-    } else if sink.status_only {
-        read_status(&sink.cluster)
     } else {
-        read_response(&sink.cluster, body_size, num_trailers)
+        match sink.read {
+            Read::Nothing => Ok(response(&sink.cluster, 0)),
+            Read::Status => read_status(&sink.cluster),
+            Read::Whole => read_response(&sink.cluster, body_size, num_trailers),
+        }
     }
     .map_err(|kind| CallError::new(sink.cluster.to_string(), kind));
     match sink.target {

@@ -170,8 +170,59 @@ mod fanout {
     }
 }
 
+/// Sends one call to `backend` reading as much of the response as the
+/// request header `x-read` says (`whole`, `status` or `nothing`), awaits it,
+/// and logs what it got: `status=.. headers=.. body=..` or the error kind.
+mod reader {
+    use super::*;
+
+    pub(super) struct Reader;
+
+    impl Plugin for Reader {
+        type Config = ();
+        type Filter = ReaderFilter;
+
+        fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+            Ok(Reader)
+        }
+
+        fn filter(_: &Rc<Self>, _: &Http) -> ReaderFilter {
+            ReaderFilter
+        }
+    }
+
+    pub(super) struct ReaderFilter;
+
+    impl HttpFilter for ReaderFilter {
+        fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+            let read = http.request_header("x-read")?.unwrap_or_default();
+            let request = Request::get("backend", "/");
+            let request = match read.to_str()? {
+                "whole" => request,
+                "status" => request.status_only(),
+                "nothing" => request.ignore_response(),
+                other => return Err(Error::msg(format!("unknown x-read {other}"))),
+            };
+            let call = request.send()?;
+            Ok(http.spawn(async move {
+                match call.await {
+                    Ok(response) => pwf::info!(
+                        "status={} headers={} body={}",
+                        response.status(),
+                        response.headers().len(),
+                        response.body().len()
+                    ),
+                    Err(error) => pwf::info!("{:?} from {}", error.kind(), error.cluster()),
+                }
+                Ok(Outcome::Continue)
+            }))
+        }
+    }
+}
+
 use caller::Caller;
 use fanout::Fanout;
+use reader::Reader;
 
 fn host() -> Host {
     Host::builder()
@@ -360,6 +411,37 @@ fn group_sends_one_request_many_times_each_call_in_its_own_slot() {
         Some(format!("200:r0,200:r1,200:r2,{bad},{bad},200:r3").as_str())
     );
     assert_eq!(stream.resumes().len(), 1);
+}
+
+#[test]
+fn a_call_reads_as_much_of_its_response_as_asked() {
+    for (read, answered) in [
+        ("whole", "status=201 headers=2 body=5"),
+        ("status", "status=201 headers=0 body=0"),
+        ("nothing", "status=0 headers=0 body=0"),
+    ] {
+        let host = host();
+        let stream = start::<Reader>(&host).open_stream();
+        stream.request_headers(request(&[("x-read", read)]), true);
+        let calls = stream.calls();
+        assert_eq!(calls.len(), 1, "{read}");
+        assert_eq!(
+            calls[0].respond(201, [("x-a", "1")], "hello"),
+            Delivery::Delivered
+        );
+        assert_eq!(host.logs(LogLevel::Info), [answered], "{read}");
+        assert_eq!(stream.resumes().len(), 1, "{read}");
+
+        // Whatever is read, a call that ends without a response fails.
+        let stream = start::<Reader>(&host).open_stream();
+        stream.request_headers(request(&[("x-read", read)]), true);
+        assert_eq!(stream.calls()[0].fail(), Delivery::Delivered);
+        assert_eq!(
+            host.logs(LogLevel::Info).last().map(String::as_str),
+            Some("Failed from backend"),
+            "{read}"
+        );
+    }
 }
 
 #[test]

@@ -47,10 +47,11 @@ impl Plugin for MultipleDispatches {
     type Filter = MultipleDispatchesFilter;
 
     fn configure(config: Config, _: &PluginContext) -> Result<Self, Error> {
-        // Only whether each call was answered counts: skip reading bodies.
+        // Only whether each call was answered counts: read nothing of the
+        // responses.
         let request = Request::get(&config.dispatch_cluster, &config.dispatch_path)
             .timeout(config.timeout_ms)
-            .status_only();
+            .ignore_response();
         Ok(MultipleDispatches { config, request })
     }
 
