@@ -806,16 +806,23 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
     let Some(sink) = CALLS.with(|calls| calls.borrow_mut().remove(token)) else {
         return false;
     };
-    let result = if num_headers == 0 {
+    let read = if num_headers == 0 {
         Err(CallErrorKind::Failed)
     } else {
         match sink.read {
-            Read::Nothing => Ok(response(&sink.cluster, 0)),
-            Read::Status => read_status(&sink.cluster),
-            Read::Whole => read_response(&sink.cluster, body_size, num_trailers),
+            Read::Nothing => Ok((0, None)),
+            Read::Status => read_status(),
+            Read::Whole => read_response(body_size, num_trailers),
         }
-    }
-    .map_err(|kind| CallError::new(sink.cluster.to_string(), kind));
+    };
+    let result = match read {
+        Ok((status, parts)) => Ok(Response {
+            cluster: sink.cluster,
+            status,
+            parts,
+        }),
+        Err(kind) => Err(CallError::new(sink.cluster.to_string(), kind)),
+    };
     match sink.target {
         Target::Single(state) => {
             state.result.set(Some(result));
@@ -850,14 +857,8 @@ impl GroupState {
     }
 }
 
-/// A response from `cluster` with only `status` read.
-fn response(cluster: &Rc<str>, status: u16) -> Response {
-    Response {
-        cluster: cluster.clone(),
-        status,
-        parts: None,
-    }
-}
+/// What a call read of its response: the status, and the rest if read.
+type Landed = Result<(u16, Option<Box<Parts>>), CallErrorKind>;
 
 /// Reads a status code.
 fn parse_status(value: &[u8]) -> Option<u16> {
@@ -871,19 +872,15 @@ fn parse_status(value: &[u8]) -> Option<u16> {
 
 /// The response's status alone: one small host call instead of the whole
 /// header map and the body.
-fn read_status(cluster: &Rc<str>) -> Result<Response, CallErrorKind> {
+fn read_status() -> Landed {
     let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
         .map_err(|error| CallErrorKind::Host(error.status()))?
         .and_then(|value| parse_status(&value))
         .ok_or(CallErrorKind::Failed)?;
-    Ok(response(cluster, status))
+    Ok((status, None))
 }
 
-fn read_response(
-    cluster: &Rc<str>,
-    body_size: usize,
-    num_trailers: usize,
-) -> Result<Response, CallErrorKind> {
+fn read_response(body_size: usize, num_trailers: usize) -> Landed {
     let host_error = |error: HostError| CallErrorKind::Host(error.status());
     let raw_headers = host::get_map_raw(MapType::HttpCallResponseHeaders).map_err(host_error)?;
     let status = host::find_in_map(&raw_headers, ":status")
@@ -901,15 +898,13 @@ fn read_response(
     } else {
         Headers::default()
     };
-    Ok(Response {
-        parts: Some(Box::new(Parts {
-            raw_headers,
-            headers: OnceCell::new(),
-            body,
-            trailers,
-        })),
-        ..response(cluster, status)
-    })
+    let parts = Parts {
+        raw_headers,
+        headers: OnceCell::new(),
+        body,
+        trailers,
+    };
+    Ok((status, Some(Box::new(parts))))
 }
 
 /// Calls in flight in this VM, for tests and diagnostics.
