@@ -287,6 +287,7 @@ impl Request {
             status_only: self.status_only,
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
+        crate::plugin::land_calls_with(on_response);
     }
 
     /// An error of this request's call.
