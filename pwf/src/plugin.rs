@@ -795,7 +795,7 @@ impl<K: Kind> Root<K> {
 
     fn plugin_name() -> String {
         match host::get_property(&["plugin_name"]) {
-            Ok(Some(name)) if !name.is_empty() => String::from_utf8_lossy(&name).into_owned(),
+            Ok(Some(name)) if !name.is_empty() => host::lossy(&name),
             _ => {
                 // The type's own name, after its path (a byte search: no
                 // substring searcher linked for this).
