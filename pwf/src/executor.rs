@@ -213,8 +213,19 @@ thread_local! {
 
 /// Polls ready tasks until none is left. A nested call returns at once.
 pub(crate) fn run_until_stalled() {
-    if let Some(drive) = DRIVE.with(Cell::get) {
-        (drive.run)();
+    // Nothing ready (the common case after a phase): nothing to do, checked here so the
+    // common case costs no call.
+    let ready = EXECUTOR.with(|executor| {
+        !executor.running.get()
+            && executor
+                .ready
+                .try_borrow()
+                .is_ok_and(|ready| !ready.is_empty())
+    });
+    if ready {
+        if let Some(drive) = DRIVE.with(Cell::get) {
+            (drive.run)();
+        }
     }
 }
 
@@ -222,6 +233,12 @@ pub(crate) fn run_until_stalled() {
 pub(crate) fn cancel_context(context_id: u32) {
     // `try_with`: contexts dropped while the thread's locals are torn down
     // have nothing left to cancel.
+    let live = EXECUTOR
+        .try_with(|executor| executor.live.get())
+        .unwrap_or(0);
+    if live == 0 {
+        return;
+    }
     if let Ok(Some(drive)) = DRIVE.try_with(Cell::get) {
         (drive.cancel)(context_id);
     }
