@@ -325,6 +325,7 @@ impl Request {
             read: self.read,
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
+        crate::plugin::land_calls_with(on_response);
     }
 
     /// An error of this request's call.

@@ -105,7 +105,10 @@ impl PartialEq<&str> for HeaderValue {
 
 impl fmt::Display for HeaderValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&String::from_utf8_lossy(&self.0), f)
+        match self.to_str() {
+            Ok(text) => fmt::Display::fmt(text, f),
+            Err(_) => fmt::Display::fmt(&crate::host::lossy(&self.0), f),
+        }
     }
 }
 
@@ -113,7 +116,7 @@ impl fmt::Debug for HeaderValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_str() {
             Ok(text) => fmt::Debug::fmt(text, f),
-            Err(_) => write!(f, "b{:?}", String::from_utf8_lossy(&self.0)),
+            Err(_) => write!(f, "b{:?}", crate::host::lossy(&self.0)),
         }
     }
 }

@@ -656,6 +656,31 @@ impl<'a> Iterator for MapEntries<'a> {
     }
 }
 
+/// `bytes` as text, each invalid UTF-8 sequence replaced by U+FFFD, as
+/// `String::from_utf8_lossy` does, in a loop over `from_utf8` (linked anyway) rather than
+/// through `Utf8Chunks`.
+pub(crate) fn lossy(mut bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => {
+                text.push_str(valid);
+                return text;
+            }
+            Err(error) => {
+                let (valid, rest) = bytes.split_at(error.valid_up_to());
+                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                text.push(char::REPLACEMENT_CHARACTER);
+                match error.error_len() {
+                    Some(invalid) => bytes = rest.get(invalid..).unwrap_or_default(),
+                    // A sequence cut short by the end: one replacement for it.
+                    None => return text,
+                }
+            }
+        }
+    }
+}
+
 fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
     let raw = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
@@ -691,7 +716,7 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
         let (name, value) = entry?;
         let name = match std::str::from_utf8(name) {
             Ok(name) => name.to_owned(),
-            Err(_) => String::from_utf8_lossy(name).into_owned(),
+            Err(_) => lossy(name),
         };
         pairs.push((name, value.to_vec()));
     }
@@ -701,6 +726,24 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lossy_replaces_as_from_utf8_lossy_does() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"plain",
+            "caf\u{e9} \u{1f600}".as_bytes(),
+            b"a\xffb",
+            b"\xff\xfe",
+            b"ok\xe2\x82",
+            b"\xe2\x82z\xf0\x9f\x98",
+            b"\xc0\xaf\xed\xa0\x80x",
+            b"\xf4\x90\x80\x80",
+        ];
+        for bytes in cases {
+            assert_eq!(lossy(bytes), String::from_utf8_lossy(bytes), "{bytes:?}");
+        }
+    }
 
     #[test]
     fn decode_map_round_trips_encode_map() {

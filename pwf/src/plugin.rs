@@ -1,6 +1,7 @@
 //! The plugin API: one type for the plugin, one per HTTP stream, one
 //! registration line. pwf supplies the SDK's root and HTTP contexts.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::error::{Error, HostError};
 use crate::http::{Action, Http, LocalResponse, Phase};
 use crate::log::{self, LogLevel};
 use crate::tcp::TcpPlugin;
-use crate::{call, executor, host};
+use crate::{executor, host};
 
 /// A plugin: its configuration and its plugin-wide state, created each time
 /// Envoy configures the plugin, and shared by every stream it filters.
@@ -736,6 +737,45 @@ fn install_panic_hook() {
     });
 }
 
+/// Lands the response to an HTTP call: context id, token, header count, body size, trailer
+/// count.
+pub(crate) type CallLanding = fn(u32, u32, usize, usize, usize);
+
+thread_local! {
+    /// Where call responses land, set when the first call is sent: a plugin that sends none
+    /// carries no landing code.
+    static CALL_LANDING: Cell<Option<CallLanding>> = const { Cell::new(None) };
+    /// What a tick fires besides the plugin's `on_tick`, set when the first timer is armed:
+    /// a plugin that never sleeps carries no timer code.
+    static TICK_TIMERS: Cell<Option<fn()>> = const { Cell::new(None) };
+}
+
+// The hooks are stored through `black_box`: seeing a single constant stored, the optimizer
+// would call it directly, and keep it linked even where nothing stores it.
+
+/// Routes call responses to `landing` from now on.
+pub(crate) fn land_calls_with(landing: CallLanding) {
+    CALL_LANDING.with(|slot| slot.set(Some(std::hint::black_box(landing))));
+}
+
+/// Fires `timers` on every tick from now on.
+pub(crate) fn tick_timers_with(timers: fn()) {
+    TICK_TIMERS.with(|slot| slot.set(Some(std::hint::black_box(timers))));
+}
+
+/// A call response for context `context_id`: lands it when a call was ever sent.
+pub(crate) fn on_call_response(
+    context_id: u32,
+    token: u32,
+    num_headers: usize,
+    body_size: usize,
+    num_trailers: usize,
+) {
+    if let Some(landing) = CALL_LANDING.with(Cell::get) {
+        landing(context_id, token, num_headers, body_size, num_trailers);
+    }
+}
+
 struct Root<K: Kind> {
     id: u32,
     vm_config: Rc<[u8]>,
@@ -755,7 +795,7 @@ impl<K: Kind> Root<K> {
 
     fn plugin_name() -> String {
         match host::get_property(&["plugin_name"]) {
-            Ok(Some(name)) if !name.is_empty() => String::from_utf8_lossy(&name).into_owned(),
+            Ok(Some(name)) if !name.is_empty() => host::lossy(&name),
             _ => {
                 // The type's own name, after its path (a byte search: no
                 // substring searcher linked for this).
@@ -778,7 +818,7 @@ impl<K: Kind> Context for Root<K> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        call::on_response(self.id, token_id, num_headers, body_size, num_trailers);
+        on_call_response(self.id, token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
@@ -867,8 +907,8 @@ impl<K: Kind> RootContext for Root<K> {
         if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
             K::on_tick(plugin, cx);
         }
-        if let Ok(now) = crate::properties::now() {
-            crate::timer::fire(now);
+        if let Some(timers) = TICK_TIMERS.with(Cell::get) {
+            timers();
         }
         executor::run_until_stalled();
     }
@@ -943,7 +983,7 @@ impl<P: Plugin> Context for Stream<P> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        call::on_response(self.id, token_id, num_headers, body_size, num_trailers);
+        on_call_response(self.id, token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {

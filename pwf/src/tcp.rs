@@ -10,7 +10,7 @@ use crate::host::{self, StreamKind};
 use crate::http::Action;
 use crate::log::{self, LogLevel};
 use crate::plugin::PluginContext;
-use crate::{call, executor, PluginConfig};
+use crate::{executor, PluginConfig};
 
 /// A TCP plugin: configuration and plugin-wide state, like [`Plugin`](crate::Plugin),
 /// with a [`TcpFilter`] per connection. Register it with [`main!`](crate::main).
@@ -528,7 +528,13 @@ impl<P: TcpPlugin> Context for Connection<P> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        call::on_response(self.tcp.id, token_id, num_headers, body_size, num_trailers);
+        crate::plugin::on_call_response(
+            self.tcp.id,
+            token_id,
+            num_headers,
+            body_size,
+            num_trailers,
+        );
     }
 
     fn on_done(&mut self) -> bool {

@@ -20,8 +20,11 @@ thread_local! {
     static TIMERS: RefCell<Vec<(SystemTime, Waker)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Wakes every timer whose deadline has passed. Runs on each tick.
-pub(crate) fn fire(now: SystemTime) {
+/// Wakes every timer whose deadline has passed. Runs on each tick once a timer was armed.
+fn fire() {
+    let Ok(now) = properties::now() else {
+        return;
+    };
     let due: Vec<Waker> = TIMERS.with(|timers| {
         let mut timers = timers.borrow_mut();
         let mut due = Vec::new();
@@ -98,7 +101,10 @@ impl Future for Sleep {
                         .find(|(at, waker)| *at == deadline && waker.will_wake(cx.waker()))
                     {
                         Some(_) => {}
-                        None => timers.push((deadline, cx.waker().clone())),
+                        None => {
+                            timers.push((deadline, cx.waker().clone()));
+                            crate::plugin::tick_timers_with(fire);
+                        }
                     }
                 });
                 Poll::Pending
