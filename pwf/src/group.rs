@@ -9,6 +9,8 @@ use std::task::{Context, Poll};
 
 use crate::call::{self, CallError, GroupState, Request, Response};
 use crate::error::Error;
+use crate::executor;
+use crate::host;
 use crate::http::{Action, Http, Outcome};
 
 /// The result of one call of a group.
@@ -91,6 +93,8 @@ impl DispatchGroup {
                 pending: Cell::new(0),
                 waker: Cell::new(None),
                 on_landed: RefCell::new(None),
+                on_done: Cell::new(None),
+                held: Cell::new(None),
             }),
             tokens: Vec::with_capacity(calls),
         }
@@ -219,11 +223,45 @@ impl DispatchGroup {
     where
         F: FnOnce(&Http, Vec<CallResult>) -> Result<Outcome, Error> + 'static,
     {
+        if executor::is_running() {
+            // Inside a task: the phase has returned, so the group runs as a
+            // task of its own and resumes the stream when done.
+            let handle = http.clone();
+            return http.spawn(async move {
+                let results = self.await;
+                done(&handle, results)
+            });
+        }
+        let state = self.state.clone();
+        if state.pending.get() == 0 {
+            let results = std::mem::take(&mut *state.results.borrow_mut());
+            return http.finish(done(http, results), true);
+        }
+        // The last landing runs `done` directly. Until then the group is
+        // held by the stream: if the stream ends first, it is dropped and
+        // its late responses are ignored.
+        let context = http.context_id();
+        let held = match executor::hold(context, self) {
+            Ok(held) => held,
+            Err(executor::Full) => {
+                let error = Error::msg("too many tasks in this VM (65536)");
+                return http.finish(Err(error), true);
+            }
+        };
         let handle = http.clone();
-        http.spawn(async move {
-            let results = self.await;
-            done(&handle, results)
-        })
+        state.on_done.set(Some(Box::new(move |results| {
+            // Landings come in the context that dispatched the calls; a
+            // group dispatched from another context's task switches back.
+            let current = executor::current_context();
+            let switched = current != context && host::set_effective_context(context).is_ok();
+            let result = done(&handle, results);
+            handle.finish(result, false);
+            if switched {
+                let _ = host::set_effective_context(current);
+            }
+        })));
+        state.held.set(Some(held));
+        Action::Pause
     }
 }
 

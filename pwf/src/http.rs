@@ -607,7 +607,7 @@ impl Http {
 
     /// Applies a task's result to the stream. `inline` says whether the phase
     /// that spawned it has not returned yet (so there is nothing to resume).
-    fn finish(&self, result: Result<Outcome, Error>, inline: bool) -> Action {
+    pub(crate) fn finish(&self, result: Result<Outcome, Error>, inline: bool) -> Action {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
