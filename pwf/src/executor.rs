@@ -192,8 +192,9 @@ pub(crate) fn spawn(
         schedule(task);
         return Ok(true);
     }
-    schedule(task);
-    run_ready();
+    // Polled at once, without a trip through the ready queue; then whatever
+    // that poll woke.
+    run(|| poll_one(task));
     Ok(EXECUTOR.with(|executor| {
         executor
             .slots
@@ -281,14 +282,17 @@ pub(crate) fn cancel_context(context_id: u32) {
 
 /// [`run_until_stalled`] once a task was stored.
 fn run_ready() {
-    let entered = EXECUTOR.with(|executor| {
-        // Nothing ready (the common case after a phase): nothing to do.
-        if executor.running.get() || executor.ready.borrow().is_empty() {
-            return false;
-        }
-        executor.running.set(true);
-        true
-    });
+    // Nothing ready (the common case after a phase): nothing to do.
+    let ready = EXECUTOR.with(|executor| !executor.ready.borrow().is_empty());
+    if ready {
+        run(|| {});
+    }
+}
+
+/// Runs `first`, then every ready task, as the one run in progress (nothing,
+/// if a run is already in progress).
+fn run(first: impl FnOnce()) {
+    let entered = EXECUTOR.with(|executor| !executor.running.replace(true));
     if !entered {
         return;
     }
@@ -300,6 +304,7 @@ fn run_ready() {
         }
     }
     let _exit = Exit;
+    first();
     while let Some(task) = EXECUTOR.with(|executor| executor.ready.borrow_mut().pop_front()) {
         poll_one(task);
     }
