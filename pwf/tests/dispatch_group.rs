@@ -358,7 +358,8 @@ fn request_send_to_an_unknown_cluster_is_a_dispatch_error_naming_it() {
 #[test]
 fn group_wait_completes_once_with_every_result_and_resumes_once() {
     let host = host();
-    let stream = start::<Fanout>(&host).open_stream();
+    let plugin = start::<Fanout>(&host);
+    let stream = plugin.open_stream();
     let headers = request(&[("x-targets", "a/0,b/1,c/2")]);
     assert_eq!(stream.request_headers(headers, true), HostAction::Pause);
     let calls = stream.calls();
@@ -379,6 +380,15 @@ fn group_wait_completes_once_with_every_result_and_resumes_once() {
     let resumes = stream.resumes();
     assert_eq!(resumes.len(), 1);
     assert_eq!(resumes[0].direction, Direction::Request);
+
+    // Nothing of the group is left behind in the VM: no call, no task.
+    plugin
+        .open_stream()
+        .request_headers(request(&[("x-report", "1")]), true);
+    assert_eq!(
+        host.logs(LogLevel::Info).last().map(String::as_str),
+        Some("pending_calls=0 live_tasks=0")
+    );
 }
 
 #[test]
