@@ -207,6 +207,11 @@ pub fn expect_object<'v>(
     expect_object_inner(value, path, problems)
 }
 
+/// The value under `key` in `object`, looked up once for every configuration type.
+pub fn field<'v>(object: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    object.get(key)
+}
+
 /// Records that the required `key` is absent from the object at `path`.
 pub fn missing(key: &str, path: &Path<'_>, problems: &mut Problems) {
     problems.push(path, format_args!("missing field `{key}`"));
