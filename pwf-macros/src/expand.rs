@@ -129,7 +129,7 @@ fn read_field(field: &Field<'_>, var: &syn::Ident, ops: &syn::Ident) -> TokenStr
     };
     let absent = absent(field, ops);
     quote! {
-        let #var: ::core::option::Option<#ty> = match __object.get(#key) {
+        let #var: ::core::option::Option<#ty> = match ::pwf::__private::field(__object, #key) {
             ::core::option::Option::Some(__value) => {
                 let __path = __path.key(#key);
                 #read

@@ -12,7 +12,7 @@ use std::fmt;
 /// assert!(retry(Status::CasMismatch));
 /// assert!(!retry(Status::BadArgument));
 /// ```
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Status {
     /// The thing asked for does not exist (a header, a property, a key).
@@ -65,6 +65,24 @@ impl fmt::Display for Status {
             Status::Unimplemented => f.write_str("unimplemented"),
             Status::Other(raw) => write!(f, "status {raw}"),
         }
+    }
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As derived, in one line: the variant's name.
+        let name = match self {
+            Status::NotFound => "NotFound",
+            Status::BadArgument => "BadArgument",
+            Status::SerializationFailure => "SerializationFailure",
+            Status::ParseFailure => "ParseFailure",
+            Status::Empty => "Empty",
+            Status::CasMismatch => "CasMismatch",
+            Status::InternalFailure => "InternalFailure",
+            Status::Unimplemented => "Unimplemented",
+            Status::Other(raw) => return write!(f, "Other({raw})"),
+        };
+        f.write_str(name)
     }
 }
 
@@ -132,12 +150,13 @@ impl fmt::Display for HostError {
 
 impl fmt::Debug for HostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // As derived, without linking the escaping of any string for a call name (an ABI
-        // function name: nothing to escape).
-        f.debug_struct("HostError")
-            .field("call", &format_args!("\"{}\"", self.call))
-            .field("status", &self.status)
-            .finish()
+        // As derived, in one line, without linking the escaping of any string for a call
+        // name (an ABI function name: nothing to escape).
+        write!(
+            f,
+            "HostError {{ call: \"{}\", status: {:?} }}",
+            self.call, self.status
+        )
     }
 }
 
@@ -243,5 +262,20 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_error_debug_reads_as_derived() {
+        let error = HostError::new("get_shared_data", Status::CasMismatch);
+        assert_eq!(
+            format!("{error:?}"),
+            r#"HostError { call: "get_shared_data", status: CasMismatch }"#
+        );
+        assert_eq!(format!("{:?}", Status::Other(5)), "Other(5)");
     }
 }

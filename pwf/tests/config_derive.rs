@@ -288,7 +288,7 @@ fn parse_integer_out_of_range_names_the_type_bounds() {
         [
             "small: out of range for u8 (0..=255), got 300",
             "count: out of range for u32 (0..=4294967295), got -1",
-            "big: out of range for u64 (0..=18446744073709551615), got 1e+30",
+            "big: out of range for u64 (0..=18446744073709551615), got 1e30",
         ]
     );
 }
@@ -302,7 +302,7 @@ fn parse_float_out_of_range_for_f32_is_refused() {
     }
     assert_eq!(
         problem::<Config>(r#"{"ratio": 1e300}"#),
-        "ratio: out of range for f32, got 1e+300"
+        "ratio: out of range for f32, got 1e300"
     );
 }
 

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::duration::parse_duration;
-use super::show::{Got, QuotedList, ShownKey, ShownStr};
+use super::show::{QuotedList, ShownKey, ShownStr};
 use super::value::expect_object as expect_object_inner;
 use super::{ConfigValue, Invalid, Path, PluginConfig, Problems, Type};
 
@@ -205,6 +205,11 @@ pub fn expect_object<'v>(
     problems: &mut Problems,
 ) -> Option<&'v Map<String, Value>> {
     expect_object_inner(value, path, problems)
+}
+
+/// The value under `key` in `object`, looked up once for every configuration type.
+pub fn field<'v>(object: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    object.get(key)
 }
 
 /// Records that the required `key` is absent from the object at `path`.
@@ -450,13 +455,10 @@ pub fn read_variant(
         .as_str()
         .and_then(|text| accepted.iter().position(|a| *a == text));
     if position.is_none() {
-        problems.push(
+        problems.push_got(
             path,
-            format_args!(
-                "expected one of {}, got {}",
-                QuotedList(accepted),
-                Got(value)
-            ),
+            format_args!("expected one of {}", QuotedList(accepted)),
+            value,
         );
     }
     position

@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+use serde_json::Value;
+
+use super::show::Got;
+
 /// Stops recording problems after this many; the rest are counted in one last line.
 const MAX_PROBLEMS: usize = 50;
 
@@ -227,6 +231,8 @@ impl fmt::Display for Problem {
 pub struct Problems {
     problems: Vec<Problem>,
     omitted: usize,
+    /// The configuration's bytes, where messages find the text of the floats they show.
+    source: Vec<u8>,
 }
 
 impl Problems {
@@ -253,6 +259,24 @@ impl Problems {
     /// ```
     pub fn push(&mut self, path: &Path<'_>, message: impl fmt::Display) {
         self.push_dyn(path, &message);
+    }
+
+    /// No problems yet, in the configuration `source`.
+    pub(crate) fn in_source(source: &[u8]) -> Self {
+        Problems {
+            source: source.to_vec(),
+            ..Problems::default()
+        }
+    }
+
+    /// Records `<message>, got <value>`, the value as the configuration wrote it.
+    pub(crate) fn push_got(&mut self, path: &Path<'_>, message: fmt::Arguments<'_>, value: &Value) {
+        let source = std::mem::take(&mut self.source);
+        self.push_dyn(
+            path,
+            &format_args!("{message}, got {}", Got(value, &source)),
+        );
+        self.source = source;
     }
 
     /// [`Problems::push`], once for every type of message.

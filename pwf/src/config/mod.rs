@@ -164,7 +164,7 @@ pub trait PluginConfig: ConfigValue {
     /// ```
     fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         let value = value::read_json(bytes)?;
-        let mut problems = Problems::new();
+        let mut problems = Problems::in_source(bytes);
         let config = Self::from_config(&value, &Path::root(), &mut problems);
         match (config, problems.into_error()) {
             (Some(config), None) => Ok(config),

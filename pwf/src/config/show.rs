@@ -1,4 +1,5 @@
-//! How values appear in messages: strings quoted as in JSON, numbers as JSON writes them.
+//! How values appear in messages: strings quoted as in JSON, numbers as the configuration
+//! wrote them.
 //!
 //! Written here rather than through `{:?}` or serde_json's serializer, so a plugin carries
 //! neither Unicode tables nor a float printer for its configuration messages.
@@ -10,9 +11,9 @@ use serde_json::{Number, Value};
 /// Strings longer than this are cut in messages.
 const MAX_SHOWN_CHARS: usize = 64;
 
-/// Describes a JSON value in a message: scalars as written (long strings cut), `an array`,
-/// `an object`.
-pub(crate) struct Got<'a>(pub(crate) &'a Value);
+/// Describes a JSON value read from `source` in a message: scalars as written (long strings
+/// cut), `an array`, `an object`.
+pub(crate) struct Got<'a>(pub(crate) &'a Value, pub(crate) &'a [u8]);
 
 impl fmt::Display for Got<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -20,7 +21,7 @@ impl fmt::Display for Got<'_> {
             Value::Null => f.write_str("null"),
             Value::Bool(true) => f.write_str("true"),
             Value::Bool(false) => f.write_str("false"),
-            Value::Number(number) => write_number(f, number),
+            Value::Number(number) => write_number(f, number, self.1),
             Value::String(text) => ShownStr(text).fmt(f),
             Value::Array(_) => f.write_str("an array"),
             Value::Object(_) => f.write_str("an object"),
@@ -111,9 +112,9 @@ pub(crate) fn write_escaped(f: &mut impl fmt::Write, text: &str) -> fmt::Result 
     f.write_str(text.get(start..).unwrap_or_default())
 }
 
-/// A JSON number as serde_json writes it: integers as they are, floats in their shortest
-/// form that reads back the same (`2.5`, `0.1`, `300.0`, `1e+300`).
-fn write_number(f: &mut fmt::Formatter<'_>, number: &Number) -> fmt::Result {
+/// A JSON number: an integer as it is, a float as `source` writes it (`2.5`, `1e300`, cut
+/// after [`MAX_SHOWN_CHARS`] characters), or `a number` when `source` does not hold it.
+fn write_number(f: &mut fmt::Formatter<'_>, number: &Number, source: &[u8]) -> fmt::Result {
     if let Some(n) = number.as_u64() {
         return fmt::Display::fmt(&n, f);
     }
@@ -122,246 +123,88 @@ fn write_number(f: &mut fmt::Formatter<'_>, number: &Number) -> fmt::Result {
         f.write_char('-')?;
         return fmt::Display::fmt(&n.unsigned_abs(), f);
     }
-    match number.as_f64() {
-        Some(n) => write_f64(f, n),
+    let text = number.as_f64().and_then(|n| float_text(source, n));
+    match text.and_then(|text| std::str::from_utf8(text).ok()) {
+        Some(text) => match text.get(..MAX_SHOWN_CHARS) {
+            Some(shown) if shown.len() < text.len() => {
+                f.write_str(shown)?;
+                f.write_str("...")
+            }
+            _ => f.write_str(text),
+        },
         None => f.write_str("a number"),
     }
 }
 
-/// A finite float in its shortest form that reads back the same: fixed notation from 1e-5
-/// up to 1e16 (`0.00001`, `2.5`, `300.0`), scientific beyond (`1e-7`, `1.5e+300`).
-pub(crate) fn write_f64(f: &mut impl fmt::Write, n: f64) -> fmt::Result {
-    if n.is_sign_negative() {
-        f.write_char('-')?;
-    }
-    let n = n.abs();
-    if n == 0.0 || !n.is_finite() {
-        // JSON has no infinities nor NaN; serde_json never produces them.
-        return f.write_str("0.0");
-    }
-    let (digits, exponent) = shortest_digits(n);
-    let digits = digits.as_str();
-    if (-5..16).contains(&exponent) {
-        // `exponent` is the power of ten of the first digit.
-        let point = exponent + 1;
-        if point <= 0 {
-            f.write_str("0.")?;
-            for _ in point..0 {
-                f.write_char('0')?;
-            }
-            f.write_str(digits)
-        } else {
-            let point = point.unsigned_abs() as usize;
-            match (digits.get(..point), digits.get(point..)) {
-                (Some(whole), Some(fraction)) if !fraction.is_empty() => {
-                    f.write_str(whole)?;
-                    f.write_char('.')?;
-                    f.write_str(fraction)
-                }
-                _ => {
-                    f.write_str(digits)?;
-                    for _ in digits.len()..point {
-                        f.write_char('0')?;
-                    }
-                    f.write_str(".0")
-                }
-            }
-        }
-    } else {
-        write_scientific(f, digits, exponent)
-    }
-}
-
-/// `d.ddde-7`, `de+300`: the digits with a point after the first, then the exponent.
-fn write_scientific(f: &mut impl fmt::Write, digits: &str, exponent: i32) -> fmt::Result {
-    let (first, rest) = (
-        digits.get(..1).unwrap_or_default(),
-        digits.get(1..).unwrap_or_default(),
-    );
-    f.write_str(first)?;
-    if !rest.is_empty() {
-        f.write_char('.')?;
-        f.write_str(rest)?;
-    }
-    let sign = if exponent < 0 { "e" } else { "e+" };
-    write!(f, "{sign}{exponent}")
-}
-
-/// The fewest significant decimal digits (at most 17, no trailing zeros) that read back as
-/// the finite, positive `n`, and the power of ten of the first.
-fn shortest_digits(n: f64) -> (String, i32) {
-    let (exact, exponent) = exact_digits(n);
-    let mut shortest = (String::new(), exponent);
-    let mut text = String::new();
-    for precision in 1..=17 {
-        shortest = round_digits(&exact, exponent, precision);
-        text.clear();
-        let _ = write_scientific(&mut text, &shortest.0, shortest.1);
-        // serde_json reads the configuration, so its reading is the one to match.
-        let read = serde_json::from_slice::<Value>(text.as_bytes())
-            .ok()
-            .and_then(|value| value.as_f64());
-        if read == Some(n) {
-            break;
-        }
-    }
-    shortest
-}
-
-/// `exact` (digits of the power of ten `exponent` first) rounded half up to `precision`
-/// digits, without trailing zeros.
-fn round_digits(exact: &[u8], exponent: i32, precision: usize) -> (String, i32) {
-    let mut kept: Vec<u8> = exact.iter().copied().take(precision).collect();
-    let mut exponent = exponent;
-    if exact.get(precision).is_some_and(|digit| *digit >= b'5') {
-        loop {
-            match kept.pop() {
-                Some(b'9') => continue,
-                Some(digit) => {
-                    kept.push(digit + 1);
-                    break;
-                }
-                None => {
-                    kept.push(b'1');
-                    exponent += 1;
-                    break;
-                }
-            }
-        }
-    }
-    while kept.len() > 1 && kept.last() == Some(&b'0') {
-        kept.pop();
-    }
-    (kept.into_iter().map(char::from).collect(), exponent)
-}
-
-/// Every decimal digit of the finite, positive `n` (exactly, as a binary float has a finite
-/// decimal expansion), and the power of ten of the first.
-fn exact_digits(n: f64) -> (Vec<u8>, i32) {
-    const BASE: u64 = 1_000_000_000;
-    let bits = n.to_bits();
-    let biased = ((bits >> 52) & 0x7ff) as i32;
-    let fraction = bits & ((1 << 52) - 1);
-    let (mantissa, binary_exponent) = match biased {
-        0 => (fraction, -1074),
-        _ => (fraction | (1 << 52), biased - 1075),
-    };
-    // n = mantissa * 2^binary_exponent = mantissa * 5^-binary_exponent / 10^-binary_exponent:
-    // an integer in base 10^9 (least significant limb first), times a power of ten.
-    let mut limbs = vec![
-        mantissa % BASE,
-        mantissa / BASE % BASE,
-        mantissa / BASE / BASE,
-    ];
-    let (factor, step, mut count) = if binary_exponent >= 0 {
-        (2, 29, binary_exponent.unsigned_abs())
-    } else {
-        (5, 12, binary_exponent.unsigned_abs())
-    };
-    while count > 0 {
-        let power = step.min(count);
-        count -= power;
-        let multiplier = u64::pow(factor, power);
-        let mut carry = 0;
-        for limb in &mut limbs {
-            let product = *limb * multiplier + carry;
-            *limb = product % BASE;
-            carry = product / BASE;
-        }
-        while carry > 0 {
-            limbs.push(carry % BASE);
-            carry /= BASE;
-        }
-    }
-    while limbs.len() > 1 && limbs.last() == Some(&0) {
-        limbs.pop();
-    }
-    let mut digits = String::with_capacity(limbs.len() * 9);
-    for (i, limb) in limbs.iter().rev().enumerate() {
-        if i == 0 {
-            let _ = write!(digits, "{limb}");
-        } else {
-            let _ = write!(digits, "{limb:09}");
-        }
-    }
-    let fraction_digits = binary_exponent.min(0).unsigned_abs();
-    let exponent = i64::try_from(digits.len()).unwrap_or(i64::MAX) - 1 - i64::from(fraction_digits);
-    (
-        digits.into_bytes(),
-        i32::try_from(exponent).unwrap_or(i32::MAX),
-    )
+/// The first run of number characters in `source` that serde_json reads as the float `n`,
+/// bit for bit: the text the configuration wrote for it (inside a string, the same float
+/// written the same way).
+fn float_text(source: &[u8], n: f64) -> Option<&[u8]> {
+    source
+        .split(|byte| !matches!(byte, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+        .find(|run| {
+            !run.is_empty()
+                && matches!(
+                    serde_json::from_slice::<Value>(run),
+                    Ok(Value::Number(read)) if read.is_f64()
+                        && read.as_f64().map(f64::to_bits) == Some(n.to_bits())
+                )
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn shown_f64(n: f64) -> String {
-        let mut text = String::new();
-        write_f64(&mut text, n).unwrap();
-        text
-    }
-
-    /// What serde_json writes for the same float.
-    fn serde_json_f64(n: f64) -> String {
-        Value::from(n).to_string()
+    fn got(source: &str) -> String {
+        let value: Value = serde_json::from_str(source).unwrap();
+        Got(&value, source.as_bytes()).to_string()
     }
 
     #[test]
-    fn write_f64_writes_floats_as_serde_json_does() {
-        for n in [
-            1.5,
-            0.1,
-            -2.5,
-            300.0,
-            123.456,
-            1e15,
-            1e16,
-            1e21,
-            1e300,
-            1e-5,
-            1.25e-5,
-            1e-6,
-            1e-7,
-            1.5e-7,
-            5e-324,
-            f64::MAX,
-            f64::MIN_POSITIVE,
-            -0.0,
-            0.0,
-            9007199254740993.0,
-            1.2345678901234567e20,
-            2.0 / 3.0,
-            std::f64::consts::PI,
+    fn got_shows_floats_as_written() {
+        for text in [
+            "2.5",
+            "2.50",
+            "-0.0",
+            "1e300",
+            "1.5E-7",
+            "100000000000000000000",
         ] {
-            assert_eq!(shown_f64(n), serde_json_f64(n), "{n:e}");
+            assert_eq!(got(text), text);
         }
     }
 
     #[test]
-    fn write_f64_writes_arbitrary_floats_shortest_and_reading_back() {
-        // A fixed sequence of bit patterns across the whole range of finite floats.
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut checked = 0;
-        while checked < 2000 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let n = f64::from_bits(state);
-            if !n.is_finite() {
-                continue;
-            }
-            let (shown, written) = (shown_f64(n), serde_json_f64(n));
-            // serde_json writes the shortest correctly rounded digits, but its reading is not
-            // always correctly rounded. Whenever it reads its own text back as `n`, it reads
-            // the shown text back as `n` too, and that text is no longer.
-            let read = |text: &str| serde_json::from_str::<Value>(text).unwrap().as_f64();
-            if read(&written) == Some(n) {
-                assert_eq!(read(&shown), Some(n), "{n:e} shown as {shown}");
-                assert!(shown.len() <= written.len(), "{n:e} shown as {shown}");
-            }
-            checked += 1;
-        }
+    fn got_shows_integers_as_integers() {
+        assert_eq!(got("300"), "300");
+        assert_eq!(got("-7"), "-7");
+        assert_eq!(got("-9223372036854775808"), "-9223372036854775808");
+    }
+
+    #[test]
+    fn got_shows_the_float_not_an_equal_integer_before_it() {
+        let source = r#"{"a": 300, "b": "v1.5", "c": 300.0, "d": 1.50}"#;
+        let value: Value = serde_json::from_str(source).unwrap();
+        let shown = |key: &str| Got(&value[key], source.as_bytes()).to_string();
+        assert_eq!(shown("c"), "300.0");
+        // The same float inside a string comes first: written the same way, it shows the same.
+        assert_eq!(shown("d"), "1.5");
+    }
+
+    #[test]
+    fn got_cuts_long_floats() {
+        let text = format!("0.{}", "1".repeat(80));
+        assert_eq!(got(&text), format!("{}...", &text[..64]));
+    }
+
+    #[test]
+    fn got_without_its_source_says_a_number() {
+        assert_eq!(Got(&serde_json::json!(2.5), b"").to_string(), "a number");
+        assert_eq!(
+            Got(&serde_json::json!(2.5), b"2.25").to_string(),
+            "a number"
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::duration::{parse_duration, DurationError};
-use super::show::Got;
 use super::{Path, Problems, Type};
 
 /// A type a configuration field can have, read from JSON with problems reported at their path.
@@ -94,7 +93,7 @@ pub trait ConfigValue: Sized {
 
 /// Records `expected <what>, got <value>` and gives up.
 fn expected<T>(what: &str, value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<T> {
-    problems.push(path, format_args!("expected {what}, got {}", Got(value)));
+    problems.push_got(path, format_args!("expected {what}"), value);
     None
 }
 
@@ -183,15 +182,13 @@ fn read_integer(
         Integral::TooLarge => {}
         Integral::Not => return expected(bounds.what, value, path, problems),
     }
-    problems.push(
+    problems.push_got(
         path,
         format_args!(
-            "out of range for {} ({}..={}), got {}",
-            bounds.name,
-            bounds.min,
-            bounds.max,
-            Got(value)
+            "out of range for {} ({}..={})",
+            bounds.name, bounds.min, bounds.max
         ),
+        value,
     );
     None
 }
@@ -253,10 +250,7 @@ impl ConfigValue for f32 {
         match value.as_f64() {
             Some(n) if n.abs() <= f64::from(f32::MAX) => Some(n as f32),
             Some(_) => {
-                problems.push(
-                    path,
-                    format_args!("out of range for f32, got {}", Got(value)),
-                );
+                problems.push_got(path, format_args!("out of range for f32"), value);
                 None
             }
             None => expected("a number", value, path, problems),
@@ -314,7 +308,7 @@ impl ConfigValue for Duration {
             Ok(duration) => Some(duration),
             Err(DurationError::Syntax) => expected(DURATION_FORMS, value, path, problems),
             Err(DurationError::TooLarge) => {
-                problems.push(path, format_args!("duration too large, got {}", Got(value)));
+                problems.push_got(path, format_args!("duration too large"), value);
                 None
             }
         }
