@@ -12,6 +12,8 @@ pub(crate) struct TokenMap<V> {
     /// A power-of-two number of slots (or none), at most half full.
     slots: Vec<Option<(u32, V)>>,
     len: usize,
+    /// 32 minus the number of bits of a slot index.
+    shift: u32,
 }
 
 impl<V> TokenMap<V> {
@@ -20,6 +22,7 @@ impl<V> TokenMap<V> {
         TokenMap {
             slots: Vec::new(),
             len: 0,
+            shift: 32,
         }
     }
 
@@ -34,9 +37,9 @@ impl<V> TokenMap<V> {
 
     /// The slot where `token`'s probe sequence starts.
     fn home(&self, token: u32) -> usize {
-        // Fibonacci hashing: the high bits of the product are well mixed.
-        let hash = token.wrapping_mul(0x9e37_79b9);
-        (hash.rotate_left(16) as usize) & self.mask()
+        // Fibonacci hashing: the top bits of the product by 2^32 / phi.
+        // Tokens in sequence land far apart, so neighbours do not cluster.
+        (token.wrapping_mul(0x9e37_79b9) >> self.shift) as usize
     }
 
     fn find(&self, token: u32) -> Option<usize> {
@@ -106,6 +109,7 @@ impl<V> TokenMap<V> {
 
     fn grow(&mut self) {
         let capacity = (self.slots.len() * 2).max(16);
+        self.shift = 32 - capacity.trailing_zeros();
         let old = std::mem::replace(&mut self.slots, Vec::with_capacity(capacity));
         self.slots.resize_with(capacity, || None);
         self.len = 0;
