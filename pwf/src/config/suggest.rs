@@ -32,17 +32,24 @@ fn fold(key: &str) -> impl Iterator<Item = u8> + '_ {
 /// The Levenshtein distance: how many one-byte insertions, deletions and substitutions turn
 /// `a` into `b` (for ASCII keys, as for any keys in a case style, one byte is one character).
 fn distance(a: &[u8], b: &[u8]) -> usize {
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
+    // One row of the edit-distance table, updated in place: `row[j]` holds the distance
+    // between the prefix of `a` read so far and the first `j` bytes of `b`.
+    let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        let (mut diagonal, mut left) = (i, i + 1);
+        for (cell, cb) in row.iter_mut().skip(1).zip(b) {
+            let above = *cell;
+            left = (diagonal + usize::from(ca != cb))
+                .min(above + 1)
+                .min(left + 1);
+            diagonal = above;
+            *cell = left;
         }
-        std::mem::swap(&mut previous, &mut current);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
     }
-    previous[b.len()]
+    row.last().copied().unwrap_or(0)
 }
 
 #[cfg(test)]
