@@ -46,19 +46,22 @@ fn cas_floor() -> Result<u32, HostError> {
     if cached != 0 {
         return Ok(cached);
     }
-    let floor = match host::get_shared_data(CAS_FLOOR_KEY)? {
-        Some(entry) if entry.cas != 0 => entry.cas,
-        _ => {
-            // Any write will do: only its token matters.
-            host::set_shared_data(CAS_FLOOR_KEY, b"", 0)?;
-            match host::get_shared_data(CAS_FLOOR_KEY)? {
-                Some(entry) if entry.cas != 0 => entry.cas,
-                _ => return Err(HostError::new("get_shared_data", crate::Status::NotFound)),
+    // Read the floor key; if it is missing, write it once and read it again.
+    let mut written = false;
+    loop {
+        match host::get_shared_data(CAS_FLOOR_KEY)? {
+            Some(entry) if entry.cas != 0 => {
+                CAS_FLOOR.with(|cell| cell.set(entry.cas));
+                return Ok(entry.cas);
             }
-        }
-    };
-    CAS_FLOOR.with(|cell| cell.set(floor));
-    Ok(floor)
+            _ if written => {
+                return Err(HostError::new("get_shared_data", crate::Status::NotFound));
+            }
+            // Any write will do: only its token matters.
+            _ => host::set_shared_data(CAS_FLOOR_KEY, b"", 0)?,
+        };
+        written = true;
+    }
 }
 
 /// Why a shared update or read failed.
