@@ -4,7 +4,7 @@
 /// key written in another case style (`dispatch_count`), or few edits away (`dispatchCont`).
 pub(crate) fn closest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     // Long keys cost quadratic time to compare; nobody mistypes a 200-character key.
-    if unknown.len() > 200 {
+    if unknown.len() > MAX_COMPARED {
         return None;
     }
     if let Some(same) = known.iter().find(|key| fold(key).eq(fold(unknown))) {
@@ -12,7 +12,7 @@ pub(crate) fn closest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     }
     let mut best = None;
     for key in known {
-        let distance = distance(unknown.as_bytes(), key.as_bytes());
+        let distance = distance(key.as_bytes(), unknown.as_bytes());
         let close_enough = distance <= (key.len() / 3).max(1);
         if close_enough && best.is_none_or(|(best, _)| distance < best) {
             best = Some((distance, *key));
@@ -29,12 +29,22 @@ fn fold(key: &str) -> impl Iterator<Item = u8> + '_ {
         .map(|b| b.to_ascii_lowercase())
 }
 
+/// The longest unknown key compared with the known ones.
+const MAX_COMPARED: usize = 200;
+
 /// The Levenshtein distance: how many one-byte insertions, deletions and substitutions turn
 /// `a` into `b` (for ASCII keys, as for any keys in a case style, one byte is one character).
+/// `b` is at most [`MAX_COMPARED`] bytes long; a longer one is at `usize::MAX`.
 fn distance(a: &[u8], b: &[u8]) -> usize {
     // One row of the edit-distance table, updated in place: `row[j]` holds the distance
     // between the prefix of `a` read so far and the first `j` bytes of `b`.
-    let mut row: Vec<usize> = (0..=b.len()).collect();
+    let mut table = [0; MAX_COMPARED + 1];
+    let Some(row) = table.get_mut(..=b.len()) else {
+        return usize::MAX;
+    };
+    for (j, cell) in row.iter_mut().enumerate() {
+        *cell = j;
+    }
     for (i, ca) in a.iter().enumerate() {
         let (mut diagonal, mut left) = (i, i + 1);
         for (cell, cb) in row.iter_mut().skip(1).zip(b) {
@@ -61,6 +71,7 @@ mod tests {
         assert_eq!(distance(b"dispatchCont", b"dispatchCount"), 1);
         assert_eq!(distance(b"", b"abc"), 3);
         assert_eq!(distance(b"kitten", b"sitting"), 3);
+        assert_eq!(distance(b"a", &[b'a'; MAX_COMPARED + 1]), usize::MAX);
     }
 
     #[test]
