@@ -527,13 +527,16 @@ impl PluginContext {
         let name = self.name.clone();
         let task = async move {
             if let Err(error) = task.await {
-                log::log(LogLevel::Error, &format!("{name}: task failed: {error}"));
+                log::__log_fmt(
+                    LogLevel::Error,
+                    format_args!("{name}: task failed: {error}"),
+                );
             }
         };
         if executor::spawn(self.id, task).is_err() {
-            log::log(
+            log::__log_fmt(
                 LogLevel::Error,
-                &format!("{}: too many tasks in this VM (65536)", self.name),
+                format_args!("{}: too many tasks in this VM (65536)", self.name),
             );
         }
     }
@@ -842,9 +845,9 @@ impl<K: Kind> RootContext for Root<K> {
                 true
             }
             Err(error) => {
-                log::log(
+                log::__log_fmt(
                     LogLevel::Error,
-                    &format!("could not read the VM configuration: {error}"),
+                    format_args!("could not read the VM configuration: {error}"),
                 );
                 false
             }
@@ -861,9 +864,9 @@ impl<K: Kind> RootContext for Root<K> {
         ) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(error) => {
-                log::log(
+                log::__log_fmt(
                     LogLevel::Error,
-                    &format!("{name}: could not read the plugin configuration: {error}"),
+                    format_args!("{name}: could not read the plugin configuration: {error}"),
                 );
                 return false;
             }
@@ -872,9 +875,9 @@ impl<K: Kind> RootContext for Root<K> {
             Ok(config) => config,
             Err(error) => {
                 for problem in error.problems() {
-                    log::log(
+                    log::__log_fmt(
                         LogLevel::Error,
-                        &format!("{name}: invalid plugin configuration: {problem}"),
+                        format_args!("{name}: invalid plugin configuration: {problem}"),
                     );
                 }
                 return false;
@@ -893,9 +896,9 @@ impl<K: Kind> RootContext for Root<K> {
                 true
             }
             Err(error) => {
-                log::log(
+                log::__log_fmt(
                     LogLevel::Error,
-                    &format!("{}: configure failed: {error}", cx.name),
+                    format_args!("{}: configure failed: {error}", cx.name),
                 );
                 false
             }
@@ -958,11 +961,11 @@ impl<P: Plugin> Stream<P> {
         let action = match run(filter, &http) {
             Ok(action) => action.into(),
             Err(error) => {
-                log::log(LogLevel::Error, &format!("filter failed: {error}"));
+                log::__log_fmt(LogLevel::Error, format_args!("filter failed: {error}"));
                 if let Err(send) = P::error_response(&error).send() {
-                    log::log(
+                    log::__log_fmt(
                         LogLevel::Error,
-                        &format!("could not send the error response: {send}"),
+                        format_args!("could not send the error response: {send}"),
                     );
                 }
                 proxy_wasm::types::Action::Pause
