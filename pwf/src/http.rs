@@ -611,7 +611,7 @@ impl Http {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
-                log::log(LogLevel::Error, &format!("task failed: {error}"));
+                log::__log_fmt(LogLevel::Error, format_args!("task failed: {error}"));
                 Outcome::Respond((self.on_error)(&error))
             }
         };
@@ -619,18 +619,18 @@ impl Http {
             Outcome::Continue if inline => Action::Continue,
             Outcome::Continue => {
                 if let Err(error) = self.resume() {
-                    log::log(
+                    log::__log_fmt(
                         LogLevel::Error,
-                        &format!("could not resume the stream: {error}"),
+                        format_args!("could not resume the stream: {error}"),
                     );
                 }
                 Action::Continue
             }
             Outcome::Respond(response) => {
                 if let Err(error) = response.send() {
-                    log::log(
+                    log::__log_fmt(
                         LogLevel::Error,
-                        &format!("could not send the local response: {error}"),
+                        format_args!("could not send the local response: {error}"),
                     );
                 }
                 Action::Pause

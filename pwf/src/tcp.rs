@@ -509,7 +509,10 @@ impl<P: TcpPlugin> Connection<P> {
         let action = match run(filter, &self.tcp) {
             Ok(action) => action.into(),
             Err(error) => {
-                log::log(LogLevel::Error, &format!("filter failed, closing: {error}"));
+                log::__log_fmt(
+                    LogLevel::Error,
+                    format_args!("filter failed, closing: {error}"),
+                );
                 let _ = self.tcp.close_downstream();
                 proxy_wasm::types::Action::Pause
             }
