@@ -114,14 +114,19 @@ pub enum SharedError {
 
 impl fmt::Display for SharedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (SharedError::Contended { key, .. }
+        | SharedError::Corrupt { key, .. }
+        | SharedError::Overflow { key }
+        | SharedError::Host { key, .. }) = self;
+        write!(f, "shared key `{key}`: ")?;
         match self {
-            SharedError::Contended { key, attempts } => write!(
+            SharedError::Contended { attempts, .. } => write!(
                 f,
-                "shared key `{key}`: gave up after {attempts} attempts, each lost to a concurrent write"
+                "gave up after {attempts} attempts, each lost to a concurrent write"
             ),
-            SharedError::Corrupt { key, reason } => write!(f, "shared key `{key}`: {reason}"),
-            SharedError::Overflow { key } => write!(f, "shared key `{key}`: the value would overflow"),
-            SharedError::Host { key, error } => write!(f, "shared key `{key}`: {error}"),
+            SharedError::Corrupt { reason, .. } => f.write_str(reason),
+            SharedError::Overflow { .. } => f.write_str("the value would overflow"),
+            SharedError::Host { error, .. } => fmt::Display::fmt(error, f),
         }
     }
 }
