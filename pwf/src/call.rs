@@ -335,16 +335,7 @@ impl Request {
 
     /// Checks the timeout and dispatches; the call's token.
     fn dispatch(&self) -> Result<u32, CallError> {
-        let timeout = self.timeout;
-        // Whole milliseconds, in 64-bit arithmetic (`as_millis` and
-        // `checked_mul` both take a 128-bit multiplication on wasm32).
-        let secs = timeout.as_secs();
-        let millis = if secs > u64::from(u32::MAX) / 1000 + 1 {
-            None
-        } else {
-            u32::try_from(secs * 1000 + u64::from(timeout.subsec_millis())).ok()
-        };
-        let millis = match millis {
+        let millis = match call_millis(self.timeout) {
             Some(0) => return Err(self.error(CallErrorKind::ZeroTimeout)),
             Some(millis) => millis,
             None => return Err(self.error(CallErrorKind::TimeoutTooLong)),
@@ -371,6 +362,18 @@ impl Request {
         )
         .map_err(|error| self.error(CallErrorKind::Dispatch(error.status())))
     }
+}
+
+/// `timeout` in whole milliseconds, if it fits the `u32` the ABI carries.
+///
+/// In 64-bit arithmetic: `as_millis` and `checked_mul` both take a 128-bit
+/// multiplication on wasm32.
+pub(crate) fn call_millis(timeout: Duration) -> Option<u32> {
+    let secs = timeout.as_secs();
+    if secs > u64::from(u32::MAX) / 1000 + 1 {
+        return None;
+    }
+    u32::try_from(secs * 1000 + u64::from(timeout.subsec_millis())).ok()
 }
 
 /// The response to an HTTP call.

@@ -133,22 +133,18 @@ fn fraction_part(digits: &[u8], factor: u64, zeros: u32) -> Duration {
 /// );
 /// ```
 pub fn call_timeout(timeout: &Duration) -> Result<(), Invalid> {
-    let secs = timeout.as_secs();
-    let millis = u64::from(timeout.subsec_millis());
-    if secs == 0 && millis == 0 {
-        return Err(Invalid::new(format_args!(
+    match crate::call::call_millis(*timeout) {
+        Some(0) => Err(Invalid::new(format_args!(
             "must be at least 1ms (0 means no timeout to Envoy), got {}",
             Shown(timeout)
-        )));
-    }
-    if secs > u64::from(u32::MAX) / 1000 + 1 || secs * 1000 + millis > u64::from(u32::MAX) {
-        return Err(Invalid::new(format_args!(
+        ))),
+        Some(_) => Ok(()),
+        None => Err(Invalid::new(format_args!(
             "must be at most {}ms, got {}",
             u32::MAX,
             Shown(timeout)
-        )));
+        ))),
     }
-    Ok(())
 }
 
 /// A duration as `Debug` shows it (`250ms`, `1.5s`, `500µs`), written with
