@@ -132,6 +132,18 @@ pub(crate) fn current_context() -> u32 {
     EXECUTOR.with(|executor| executor.current_context.get())
 }
 
+/// Runs `f` with `context_id` as the host's effective context, switching
+/// from `current` and back when they differ: what a task or a completion of
+/// one context does when it runs inside another context's callback.
+pub(crate) fn in_context<R>(context_id: u32, current: u32, f: impl FnOnce() -> R) -> R {
+    let switched = context_id != current && host::set_effective_context(context_id).is_ok();
+    let result = f();
+    if switched {
+        let _ = host::set_effective_context(current);
+    }
+    result
+}
+
 pub(crate) fn enter_context(context_id: u32) {
     EXECUTOR.with(|executor| executor.current_context.set(context_id));
 }
@@ -324,12 +336,10 @@ fn poll_one(task: TaskRef) {
     let Some((mut future, context_id, current)) = taken else {
         return;
     };
-    let switched = context_id != current && host::set_effective_context(context_id).is_ok();
     let waker = waker_for(task);
-    let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
-    if switched {
-        let _ = host::set_effective_context(current);
-    }
+    let poll = in_context(context_id, current, || {
+        future.as_mut().poll(&mut Context::from_waker(&waker))
+    });
     let leftover = EXECUTOR.with(|executor| {
         let mut slots = executor.slots.borrow_mut();
         let slot = &mut slots[task.index as usize];

@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use crate::call::{self, CallError, GroupState, Request, Response};
 use crate::error::Error;
 use crate::executor;
-use crate::host;
 use crate::http::{Action, Http, Outcome};
 
 /// The result of one call of a group.
@@ -252,13 +251,10 @@ impl DispatchGroup {
         state.on_done.set(Some(Box::new(move |results| {
             // Landings come in the context that dispatched the calls; a
             // group dispatched from another context's task switches back.
-            let current = executor::current_context();
-            let switched = current != context && host::set_effective_context(context).is_ok();
-            let result = done(&handle, results);
-            handle.finish(result, false);
-            if switched {
-                let _ = host::set_effective_context(current);
-            }
+            executor::in_context(context, executor::current_context(), || {
+                let result = done(&handle, results);
+                handle.finish(result, false);
+            });
         })));
         state.held.set(Some(held));
         Action::Pause
