@@ -86,6 +86,14 @@ impl TaskRef {
 #[derive(Debug)]
 pub(crate) struct Full;
 
+impl std::fmt::Display for Full {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too many tasks in this VM (65536)")
+    }
+}
+
+impl std::error::Error for Full {}
+
 const VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, wake_raw, wake_raw, drop_raw);
 
 fn clone_raw(data: *const ()) -> RawWaker {

@@ -242,10 +242,7 @@ impl DispatchGroup {
         let context = http.context_id();
         let held = match executor::hold(context, self) {
             Ok(held) => held,
-            Err(executor::Full) => {
-                let error = Error::msg("too many tasks in this VM (65536)");
-                return http.finish(Err(error), true);
-            }
+            Err(full) => return http.finish(Err(full.into()), true),
         };
         let handle = http.clone();
         state.on_done.set(Some(Box::new(move |results| {

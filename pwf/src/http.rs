@@ -598,10 +598,7 @@ impl Http {
             Ok(false) => INLINE_ACTION
                 .with(|action| action.take())
                 .unwrap_or(Action::Continue),
-            Err(executor::Full) => {
-                let error = Error::msg("too many tasks in this VM (65536)");
-                self.finish(Err(error), true)
-            }
+            Err(full) => self.finish(Err(full.into()), true),
         }
     }
 

@@ -533,11 +533,8 @@ impl PluginContext {
                 );
             }
         };
-        if executor::spawn(self.id, task).is_err() {
-            log::__log_fmt(
-                LogLevel::Error,
-                format_args!("{}: too many tasks in this VM (65536)", self.name),
-            );
+        if let Err(full) = executor::spawn(self.id, task) {
+            log::__log_fmt(LogLevel::Error, format_args!("{}: {full}", self.name));
         }
     }
 }
