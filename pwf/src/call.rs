@@ -712,6 +712,11 @@ impl GroupState {
     pub(crate) fn placeholder() -> Result<Response, CallError> {
         Err(CallError::new(String::new(), CallErrorKind::Failed))
     }
+
+    /// Every result, in dispatch order, once the last call has landed.
+    pub(crate) fn take_results(&self) -> Vec<Result<Response, CallError>> {
+        std::mem::take(&mut *self.results.borrow_mut())
+    }
 }
 
 /// A group's callback for each call that lands.
@@ -863,8 +868,7 @@ impl GroupState {
         }
         if pending == 0 {
             if let Some(done) = self.on_done.take() {
-                let results = std::mem::take(&mut *self.results.borrow_mut());
-                done(results);
+                done(self.take_results());
                 if let Some(held) = self.held.take() {
                     crate::executor::release_held(held);
                 }

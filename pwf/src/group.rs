@@ -233,8 +233,7 @@ impl DispatchGroup {
         }
         let state = self.state.clone();
         if state.pending.get() == 0 {
-            let results = std::mem::take(&mut *state.results.borrow_mut());
-            return http.finish(done(http, results), true);
+            return http.finish(done(http, state.take_results()), true);
         }
         // The last landing runs `done` directly. Until then the group is
         // held by the stream: if the stream ends first, it is dropped and
@@ -273,7 +272,7 @@ impl Future for DispatchGroup {
             state.waker.set(Some(waker));
             return Poll::Pending;
         }
-        Poll::Ready(std::mem::take(&mut *state.results.borrow_mut()))
+        Poll::Ready(state.take_results())
     }
 }
 
