@@ -52,49 +52,59 @@ pub(crate) fn target_root(workspace: &Path) -> PathBuf {
 
 /// Builds every example, pwf and raw, in `variant`.
 pub(crate) fn build(workspace: &Path, variant: Variant) -> Result<()> {
-    let target_dir = target_root(workspace).join(variant.dir());
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .current_dir(workspace)
-        .args(["build", "--release", "--target", "wasm32-wasip1"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", variant.rustflags())
-        .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    for example in Example::ALL {
-        for flavor in Flavor::ALL {
-            command.args(["-p", &example.package(flavor)]);
-        }
-    }
-    eprintln!("building the plugins ({})", variant.name());
-    let status = command.status()?;
-    if !status.success() {
-        return Err(format!("cargo build ({}) failed: {status}", variant.name()).into());
-    }
-    Ok(())
+    let packages = Example::ALL
+        .into_iter()
+        .flat_map(|example| Flavor::ALL.map(|flavor| example.package(flavor)));
+    cargo_build(
+        workspace,
+        variant.dir(),
+        variant.rustflags(),
+        &[],
+        packages,
+        &format!("the plugins ({})", variant.name()),
+    )
 }
 
 /// Builds the pwf examples again without pwf's allocator
 /// (`--no-default-features`: the system allocator, as the raw plugins
 /// have), in the release variant.
 pub(crate) fn build_system_allocator(workspace: &Path) -> Result<()> {
+    let packages = Example::ALL.map(|example| example.package(Flavor::Pwf));
+    cargo_build(
+        workspace,
+        SYSTEM_ALLOCATOR_DIR,
+        Variant::Release.rustflags(),
+        &["--no-default-features"],
+        packages,
+        "the pwf plugins with the system allocator",
+    )
+}
+
+/// `cargo build --release --target wasm32-wasip1` of `packages`, in the
+/// bench's target directory `dir`, with exactly `rustflags`.
+fn cargo_build(
+    workspace: &Path,
+    dir: &str,
+    rustflags: &str,
+    args: &[&str],
+    packages: impl IntoIterator<Item = String>,
+    what: &str,
+) -> Result<()> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .current_dir(workspace)
         .args(["build", "--release", "--target", "wasm32-wasip1"])
-        .arg("--no-default-features")
-        .env(
-            "CARGO_TARGET_DIR",
-            target_root(workspace).join(SYSTEM_ALLOCATOR_DIR),
-        )
-        .env("RUSTFLAGS", Variant::Release.rustflags())
+        .args(args)
+        .env("CARGO_TARGET_DIR", target_root(workspace).join(dir))
+        .env("RUSTFLAGS", rustflags)
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    for example in Example::ALL {
-        command.args(["-p", &example.package(Flavor::Pwf)]);
+    for package in packages {
+        command.args(["-p", &package]);
     }
-    eprintln!("building the pwf plugins with the system allocator");
+    eprintln!("building {what}");
     let status = command.status()?;
     if !status.success() {
-        return Err(format!("cargo build (system allocator) failed: {status}").into());
+        return Err(format!("cargo build of {what} failed: {status}").into());
     }
     Ok(())
 }
