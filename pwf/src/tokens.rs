@@ -1,14 +1,120 @@
 //! [`TokenMap`]: the calls in flight, by the host's token.
 //!
 //! Every call inserts one entry when it is dispatched and removes it when it
-//! lands, so this map is on the hot path of every outbound call. Keys are
-//! `u32` tokens, which Envoy hands out in sequence: a multiplicative hash
-//! spreads them, linear probing finds them in one or two steps, and removal
-//! shifts the following entries back instead of leaving tombstones, so the
-//! table never needs rebuilding under churn.
+//! lands, so this map is on the hot path of every outbound call. Envoy hands
+//! out tokens in sequence (HTTP calls get every other number), so the calls
+//! in flight at any time hold a narrow window of tokens. A direct-mapped
+//! table indexed by the token's low bits holds them with no probing: one slot
+//! to look at on insert and on removal. A token whose slot is taken (an old
+//! call still in flight a whole table ago) goes to a small open-addressing
+//! map instead, and the direct table doubles when it is half full.
 
-/// An open-addressing map from call tokens to `V`.
+/// A map from call tokens to `V`: a direct-mapped table, with an
+/// open-addressing map for the tokens whose slot is taken.
 pub(crate) struct TokenMap<V> {
+    /// A power-of-two number of slots (or none); a token lives in slot
+    /// [`direct_index`] or in `overflow`.
+    direct: Vec<Option<(u32, V)>>,
+    /// Entries in `direct`.
+    direct_len: usize,
+    overflow: Probing<V>,
+}
+
+/// The direct table's slot for `token`: its low bits, through a Gray code so
+/// that tokens in steps of 2 use every slot as tokens in steps of 1 do.
+fn direct_index(token: u32, mask: usize) -> usize {
+    (token ^ (token >> 1)) as usize & mask
+}
+
+/// The direct table's first size, and the largest it doubles to: past that,
+/// collisions go to the overflow map.
+const DIRECT_MIN: usize = 16;
+const DIRECT_MAX: usize = 1 << 12;
+
+impl<V> TokenMap<V> {
+    /// An empty map; allocates on the first insert.
+    pub(crate) const fn new() -> TokenMap<V> {
+        TokenMap {
+            direct: Vec::new(),
+            direct_len: 0,
+            overflow: Probing::new(),
+        }
+    }
+
+    /// The number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.direct_len + self.overflow.len()
+    }
+
+    /// Inserts `value` under `token`, which is not in the map: the host
+    /// never hands out a token still in flight (the SDK's own dispatcher
+    /// refuses one before this is reached).
+    #[inline]
+    pub(crate) fn insert(&mut self, token: u32, value: V) {
+        if self.direct_len * 2 >= self.direct.len() && self.direct.len() < DIRECT_MAX {
+            self.grow();
+        }
+        let mask = self.direct.len().wrapping_sub(1);
+        match self.direct.get_mut(direct_index(token, mask)) {
+            Some(slot @ None) => {
+                *slot = Some((token, value));
+                self.direct_len += 1;
+            }
+            _ => self.overflow.insert(token, value),
+        }
+    }
+
+    /// Removes and returns the value under `token`.
+    #[inline]
+    pub(crate) fn remove(&mut self, token: u32) -> Option<V> {
+        let mask = self.direct.len().wrapping_sub(1);
+        if let Some(slot) = self.direct.get_mut(direct_index(token, mask)) {
+            if matches!(slot, Some((key, _)) if *key == token) {
+                self.direct_len -= 1;
+                return slot.take().map(|(_, value)| value);
+            }
+        }
+        if self.overflow.len() == 0 {
+            return None;
+        }
+        self.overflow.remove(token)
+    }
+
+    /// Doubles the direct table, moving each entry to its new slot (or to
+    /// the overflow map, if that slot is taken).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let capacity = (self.direct.len() * 2).max(DIRECT_MIN);
+        let old = std::mem::replace(&mut self.direct, Vec::with_capacity(capacity));
+        self.direct.resize_with(capacity, || None);
+        let mask = capacity - 1;
+        for (token, value) in old.into_iter().flatten() {
+            match &mut self.direct[direct_index(token, mask)] {
+                slot @ None => *slot = Some((token, value)),
+                Some(_) => {
+                    self.direct_len -= 1;
+                    self.overflow.insert(token, value);
+                }
+            }
+        }
+    }
+
+    /// Every token in the map, sorted.
+    #[cfg(test)]
+    fn tokens(&self) -> Vec<u32> {
+        let mut tokens: Vec<u32> = self.direct.iter().flatten().map(|(t, _)| *t).collect();
+        tokens.extend(self.overflow.tokens());
+        tokens.sort_unstable();
+        tokens
+    }
+}
+
+/// An open-addressing map from call tokens to `V`: linear probing from a
+/// multiplicative hash, and removal that shifts the following entries back
+/// instead of leaving tombstones, so the table never needs rebuilding under
+/// churn.
+struct Probing<V> {
     /// A power-of-two number of slots (or none), at most half full.
     slots: Vec<Option<(u32, V)>>,
     len: usize,
@@ -16,10 +122,10 @@ pub(crate) struct TokenMap<V> {
     shift: u32,
 }
 
-impl<V> TokenMap<V> {
+impl<V> Probing<V> {
     /// An empty map; allocates on the first insert.
-    pub(crate) const fn new() -> TokenMap<V> {
-        TokenMap {
+    const fn new() -> Probing<V> {
+        Probing {
             slots: Vec::new(),
             len: 0,
             shift: 32,
@@ -57,9 +163,8 @@ impl<V> TokenMap<V> {
         }
     }
 
-    /// Inserts `value` under `token`, which is not in the map: the host
-    /// never hands out a token still in flight (the SDK's own dispatcher
-    /// refuses one before this is reached).
+    /// Inserts `value` under `token`, which is not in the map.
+    #[inline(never)]
     pub(crate) fn insert(&mut self, token: u32, value: V) {
         debug_assert!(self.find(token).is_none(), "token {token} is in flight");
         if (self.len + 1) * 2 > self.slots.len() {
@@ -75,6 +180,7 @@ impl<V> TokenMap<V> {
     }
 
     /// Removes and returns the value under `token`.
+    #[inline(never)]
     pub(crate) fn remove(&mut self, token: u32) -> Option<V> {
         let mut hole = self.find(token)?;
         let (_, value) = self.slots[hole].take()?;
@@ -125,12 +231,42 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn behaves_like_a_map_under_churn() {
-        let mut map = TokenMap::new();
+    /// The operations both maps share, to run the same checks on each.
+    trait Map {
+        fn insert(&mut self, token: u32, value: u32);
+        fn remove(&mut self, token: u32) -> Option<u32>;
+        fn len(&self) -> usize;
+    }
+
+    impl Map for TokenMap<u32> {
+        fn insert(&mut self, token: u32, value: u32) {
+            TokenMap::insert(self, token, value)
+        }
+        fn remove(&mut self, token: u32) -> Option<u32> {
+            TokenMap::remove(self, token)
+        }
+        fn len(&self) -> usize {
+            TokenMap::len(self)
+        }
+    }
+
+    impl Map for Probing<u32> {
+        fn insert(&mut self, token: u32, value: u32) {
+            Probing::insert(self, token, value)
+        }
+        fn remove(&mut self, token: u32) -> Option<u32> {
+            Probing::remove(self, token)
+        }
+        fn len(&self) -> usize {
+            Probing::len(self)
+        }
+    }
+
+    /// A deterministic mix of inserts and removes over clustered and
+    /// scattered tokens, enough to grow the tables, wrap the probes and fill
+    /// the overflow map; checked against a `BTreeMap` at every step.
+    fn churn(map: &mut impl Map) -> BTreeMap<u32, u32> {
         let mut model = BTreeMap::new();
-        // A deterministic mix of inserts and removes over clustered and
-        // scattered tokens, enough to grow the table and wrap its probes.
         let mut seed = 0x2545_f491_u32;
         for step in 0..20_000u32 {
             seed ^= seed << 13;
@@ -147,13 +283,33 @@ mod tests {
             }
             assert_eq!(map.len(), model.len());
         }
+        model
+    }
+
+    #[test]
+    fn behaves_like_a_map_under_churn() {
+        let mut map = TokenMap::new();
+        let model = churn(&mut map);
+        assert!(
+            map.overflow.len() > 0,
+            "the churn never reached the overflow map"
+        );
         assert_eq!(map.tokens(), model.keys().copied().collect::<Vec<_>>());
-        for (token, value) in &model {
-            assert_eq!(
-                map.find(*token).map(|i| map.slots[i].as_ref().unwrap().1),
-                Some(*value)
-            );
+        for (token, value) in model {
+            assert_eq!(map.remove(token), Some(value), "token {token}");
         }
+        assert_eq!(map.len(), 0);
+    }
+
+    #[test]
+    fn overflow_map_behaves_like_a_map_under_churn() {
+        let mut map = Probing::new();
+        let model = churn(&mut map);
+        assert_eq!(map.tokens(), model.keys().copied().collect::<Vec<_>>());
+        for (token, value) in model {
+            assert_eq!(map.remove(token), Some(value), "token {token}");
+        }
+        assert_eq!(map.len(), 0);
     }
 
     #[test]
@@ -164,18 +320,56 @@ mod tests {
     }
 
     #[test]
-    fn removal_keeps_colliding_entries_reachable() {
+    fn tokens_in_sequence_take_no_probing() {
+        // Envoy's HTTP call tokens go up in steps of 2; steps of 1 too.
+        for step in [1, 2] {
+            let mut map = TokenMap::new();
+            let tokens: Vec<u32> = (0..200).map(|i| 7 + i * step).collect();
+            for &token in &tokens {
+                map.insert(token, token * 10);
+            }
+            assert_eq!(map.overflow.len(), 0, "step {step}");
+            assert_eq!(map.len(), 200);
+            for &token in &tokens {
+                assert_eq!(map.remove(token), Some(token * 10), "step {step}");
+            }
+            assert_eq!(map.len(), 0);
+        }
+    }
+
+    #[test]
+    fn a_call_stuck_in_flight_neither_blocks_nor_grows_the_table() {
         let mut map = TokenMap::new();
-        // Sequential tokens, as Envoy hands them out.
-        for token in 1..=40 {
-            map.insert(token, token * 10);
+        // One call that never lands, then ten thousand that do, ten at a time.
+        map.insert(1, 1);
+        let mut next = 3;
+        for _ in 0..1_000 {
+            let batch: Vec<u32> = (0..10).map(|i| next + 2 * i).collect();
+            next += 20;
+            for &token in &batch {
+                map.insert(token, token);
+            }
+            for &token in &batch {
+                assert_eq!(map.remove(token), Some(token));
+            }
+            assert_eq!(map.len(), 1);
         }
-        for token in (1..=40).step_by(2) {
-            assert_eq!(map.remove(token), Some(token * 10));
+        assert!(map.direct.len() <= 32, "grew to {}", map.direct.len());
+        assert_eq!(map.remove(1), Some(1));
+        assert_eq!(map.len(), 0);
+    }
+
+    #[test]
+    fn tokens_colliding_in_the_direct_table_stay_reachable() {
+        let mut map = TokenMap::new();
+        // Tokens a whole table apart share a slot.
+        let tokens: Vec<u32> = (0..8).map(|i| 5 + i * (DIRECT_MAX as u32) * 2).collect();
+        for &token in &tokens {
+            map.insert(token, token);
         }
-        for token in 1..=40 {
-            let expected = (token % 2 == 0).then_some(token * 10);
-            assert_eq!(map.remove(token), expected, "token {token}");
+        assert!(map.overflow.len() > 0);
+        for &token in tokens.iter().rev() {
+            assert_eq!(map.remove(token), Some(token));
         }
         assert_eq!(map.len(), 0);
     }
