@@ -2,28 +2,26 @@
 //!
 //! Every call inserts one entry when it is dispatched and removes it when it
 //! lands, so this map is on the hot path of every outbound call. Envoy hands
-//! out tokens in sequence (HTTP calls get every other number), so the calls
-//! in flight at any time hold a narrow window of tokens. A direct-mapped
-//! table indexed by the token's low bits holds them with no probing: one slot
-//! to look at on insert and on removal. A token whose slot is taken (an old
-//! call still in flight a whole table ago) goes to a small open-addressing
-//! map instead, and the direct table doubles when it is half full.
+//! out tokens in sequence, in steps of a power of two (Envoy 1.40 here: 4),
+//! so the calls in flight at any time hold a narrow window of tokens. A
+//! direct-mapped table indexed by the token's bits above that step holds them
+//! with no probing: one slot to look at on insert and on removal. A token
+//! whose slot is taken (an old call still in flight a whole table ago) goes
+//! to a small open-addressing map instead, and the direct table doubles when
+//! it is half full.
 
 /// A map from call tokens to `V`: a direct-mapped table, with an
 /// open-addressing map for the tokens whose slot is taken.
 pub(crate) struct TokenMap<V> {
     /// A power-of-two number of slots (or none); a token lives in slot
-    /// [`direct_index`] or in `overflow`.
+    /// [`TokenMap::index`] or in `overflow`.
     direct: Vec<Option<(u32, V)>>,
     /// Entries in `direct`.
     direct_len: usize,
+    /// The trailing zero bits every token seen so far has: the step between
+    /// tokens, which the index leaves out (at most 31).
+    step: u32,
     overflow: Probing<V>,
-}
-
-/// The direct table's slot for `token`: its low bits, through a Gray code so
-/// that tokens in steps of 2 use every slot as tokens in steps of 1 do.
-fn direct_index(token: u32, mask: usize) -> usize {
-    (token ^ (token >> 1)) as usize & mask
 }
 
 /// The direct table's first size, and the largest it doubles to: past that,
@@ -37,6 +35,7 @@ impl<V> TokenMap<V> {
         TokenMap {
             direct: Vec::new(),
             direct_len: 0,
+            step: 31,
             overflow: Probing::new(),
         }
     }
@@ -46,16 +45,25 @@ impl<V> TokenMap<V> {
         self.direct_len + self.overflow.len()
     }
 
+    /// The direct table's slot for `token`: its bits above the step, so
+    /// tokens in sequence take consecutive slots.
+    fn index(&self, token: u32) -> usize {
+        (token >> self.step) as usize & self.direct.len().wrapping_sub(1)
+    }
+
     /// Inserts `value` under `token`, which is not in the map: the host
     /// never hands out a token still in flight (the SDK's own dispatcher
     /// refuses one before this is reached).
     #[inline]
     pub(crate) fn insert(&mut self, token: u32, value: V) {
-        if self.direct_len * 2 >= self.direct.len() && self.direct.len() < DIRECT_MAX {
-            self.grow();
+        let step = token.trailing_zeros().min(self.step);
+        if self.direct_len * 2 >= self.direct.len() && self.direct.len() < DIRECT_MAX
+            || step != self.step
+        {
+            self.rebuild(step);
         }
-        let mask = self.direct.len().wrapping_sub(1);
-        match self.direct.get_mut(direct_index(token, mask)) {
+        let index = self.index(token);
+        match self.direct.get_mut(index) {
             Some(slot @ None) => {
                 *slot = Some((token, value));
                 self.direct_len += 1;
@@ -67,8 +75,8 @@ impl<V> TokenMap<V> {
     /// Removes and returns the value under `token`.
     #[inline]
     pub(crate) fn remove(&mut self, token: u32) -> Option<V> {
-        let mask = self.direct.len().wrapping_sub(1);
-        if let Some(slot) = self.direct.get_mut(direct_index(token, mask)) {
+        let index = self.index(token);
+        if let Some(slot) = self.direct.get_mut(index) {
             if matches!(slot, Some((key, _)) if *key == token) {
                 self.direct_len -= 1;
                 return slot.take().map(|(_, value)| value);
@@ -80,22 +88,28 @@ impl<V> TokenMap<V> {
         self.overflow.remove(token)
     }
 
-    /// Doubles the direct table, moving each entry to its new slot (or to
-    /// the overflow map, if that slot is taken).
+    /// Moves every entry to its slot in a direct table indexed with `step`,
+    /// doubled if it is half full (an entry whose slot is taken goes to the
+    /// overflow map).
     #[cold]
     #[inline(never)]
-    fn grow(&mut self) {
-        let capacity = (self.direct.len() * 2).max(DIRECT_MIN);
+    fn rebuild(&mut self, step: u32) {
+        let mut capacity = self.direct.len().max(DIRECT_MIN);
+        if self.direct_len * 2 >= capacity && capacity < DIRECT_MAX {
+            capacity *= 2;
+        }
         let old = std::mem::replace(&mut self.direct, Vec::with_capacity(capacity));
         self.direct.resize_with(capacity, || None);
-        let mask = capacity - 1;
+        self.step = step;
+        self.direct_len = 0;
         for (token, value) in old.into_iter().flatten() {
-            match &mut self.direct[direct_index(token, mask)] {
-                slot @ None => *slot = Some((token, value)),
-                Some(_) => {
-                    self.direct_len -= 1;
-                    self.overflow.insert(token, value);
+            let index = self.index(token);
+            match &mut self.direct[index] {
+                slot @ None => {
+                    *slot = Some((token, value));
+                    self.direct_len += 1;
                 }
+                Some(_) => self.overflow.insert(token, value),
             }
         }
     }
@@ -321,10 +335,10 @@ mod tests {
 
     #[test]
     fn tokens_in_sequence_take_no_probing() {
-        // Envoy's HTTP call tokens go up in steps of 2; steps of 1 too.
-        for step in [1, 2] {
+        // Envoy's HTTP call tokens go up in steps of 4; other hosts' in 1 or 2.
+        for step in [1, 2, 4, 8] {
             let mut map = TokenMap::new();
-            let tokens: Vec<u32> = (0..200).map(|i| 7 + i * step).collect();
+            let tokens: Vec<u32> = (0..200).map(|i| (7 + i) * step).collect();
             for &token in &tokens {
                 map.insert(token, token * 10);
             }
@@ -338,14 +352,30 @@ mod tests {
     }
 
     #[test]
+    fn a_token_off_the_step_so_far_keeps_every_entry_reachable() {
+        let mut map = TokenMap::new();
+        for token in (1..=20).map(|i| i * 8) {
+            map.insert(token, token);
+        }
+        assert_eq!(map.step, 3);
+        // An odd token: the index takes every bit from now on.
+        map.insert(41, 41);
+        assert_eq!(map.step, 0);
+        for token in (1..=20).map(|i| i * 8).chain([41]) {
+            assert_eq!(map.remove(token), Some(token), "token {token}");
+        }
+        assert_eq!(map.len(), 0);
+    }
+
+    #[test]
     fn a_call_stuck_in_flight_neither_blocks_nor_grows_the_table() {
         let mut map = TokenMap::new();
         // One call that never lands, then ten thousand that do, ten at a time.
-        map.insert(1, 1);
-        let mut next = 3;
+        map.insert(4, 4);
+        let mut next = 8;
         for _ in 0..1_000 {
-            let batch: Vec<u32> = (0..10).map(|i| next + 2 * i).collect();
-            next += 20;
+            let batch: Vec<u32> = (0..10).map(|i| next + 4 * i).collect();
+            next += 40;
             for &token in &batch {
                 map.insert(token, token);
             }
@@ -355,7 +385,7 @@ mod tests {
             assert_eq!(map.len(), 1);
         }
         assert!(map.direct.len() <= 32, "grew to {}", map.direct.len());
-        assert_eq!(map.remove(1), Some(1));
+        assert_eq!(map.remove(4), Some(4));
         assert_eq!(map.len(), 0);
     }
 
@@ -363,7 +393,7 @@ mod tests {
     fn tokens_colliding_in_the_direct_table_stay_reachable() {
         let mut map = TokenMap::new();
         // Tokens a whole table apart share a slot.
-        let tokens: Vec<u32> = (0..8).map(|i| 5 + i * (DIRECT_MAX as u32) * 2).collect();
+        let tokens: Vec<u32> = (0..8).map(|i| 5 + i * (DIRECT_MAX as u32)).collect();
         for &token in &tokens {
             map.insert(token, token);
         }
