@@ -864,7 +864,9 @@ impl GroupState {
             }
         }
         if let Some(slot) = self.results.borrow_mut().get_mut(index) {
-            *slot = result;
+            // Each call lands once, over its placeholder, which owns no
+            // memory: nothing to drop.
+            std::mem::forget(std::mem::replace(slot, result));
         }
         if pending == 0 {
             if let Some(done) = self.on_done.take() {

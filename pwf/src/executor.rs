@@ -180,10 +180,12 @@ fn insert(context_id: u32, task: BoxFuture) -> Result<TaskRef, (Full, BoxFuture)
             None => return Err((Full, task)),
         };
         DRIVE.with(|drive| {
-            drive.set(Some(std::hint::black_box(Drive {
-                run: run_ready,
-                cancel: cancel_tasks,
-            })));
+            if drive.get().is_none() {
+                drive.set(Some(std::hint::black_box(Drive {
+                    run: run_ready,
+                    cancel: cancel_tasks,
+                })));
+            }
         });
         let slot = &mut slots[index as usize];
         slot.context_id = context_id;

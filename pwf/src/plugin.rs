@@ -753,9 +753,14 @@ thread_local! {
 // The hooks are stored through `black_box`: seeing a single constant stored, the optimizer
 // would call it directly, and keep it linked even where nothing stores it.
 
-/// Routes call responses to `landing` from now on.
+/// Routes call responses to `landing` from now on (the only landing there is: once set,
+/// it stays).
 pub(crate) fn land_calls_with(landing: CallLanding) {
-    CALL_LANDING.with(|slot| slot.set(Some(std::hint::black_box(landing))));
+    CALL_LANDING.with(|slot| {
+        if slot.get().is_none() {
+            slot.set(Some(std::hint::black_box(landing)));
+        }
+    });
 }
 
 /// Fires `timers` on every tick from now on.
