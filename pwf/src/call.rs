@@ -311,10 +311,10 @@ impl Request {
         &self,
         group: &Rc<GroupState>,
         index: usize,
-    ) -> Result<u32, CallError> {
+    ) -> Result<(), CallError> {
         let token = self.dispatch()?;
         self.register(token, Target::Group(group.clone(), index));
-        Ok(token)
+        Ok(())
     }
 
     /// Routes the response of call `token` to `target`.
@@ -729,6 +729,17 @@ thread_local! {
 /// Forgets call `token`: its response, if it comes, is ignored.
 pub(crate) fn forget(token: u32) {
     let _ = CALLS.try_with(|calls| calls.borrow_mut().remove(token));
+}
+
+/// Forgets every call of `group` still in flight: a group dropped before
+/// its calls landed (its stream ended). Looks through every call in flight,
+/// which a group that completes never needs.
+pub(crate) fn forget_group(group: &Rc<GroupState>) {
+    let _ = CALLS.try_with(|calls| {
+        calls.borrow_mut().retain(
+            |sink| !matches!(&sink.target, Target::Group(state, _) if Rc::ptr_eq(state, group)),
+        )
+    });
 }
 
 /// A dispatched call; resolves to its response.

@@ -55,9 +55,6 @@ pub type CallResult = Result<Response, CallError>;
 /// `let results = group.await;`.
 pub struct DispatchGroup {
     state: Rc<GroupState>,
-    /// The token of each dispatched call, to forget the ones still pending
-    /// when the group is dropped.
-    tokens: Vec<u32>,
 }
 
 impl Default for DispatchGroup {
@@ -95,7 +92,6 @@ impl DispatchGroup {
                 on_done: Cell::new(None),
                 held: Cell::new(None),
             }),
-            tokens: Vec::with_capacity(calls),
         }
     }
 
@@ -120,10 +116,9 @@ impl DispatchGroup {
         let state = &self.state;
         let index = state.results.borrow().len();
         match request.borrow().send_to_group(state, index) {
-            Ok(token) => {
+            Ok(()) => {
                 state.results.borrow_mut().push(GroupState::placeholder());
                 state.pending.set(state.pending.get() + 1);
-                self.tokens.push(token);
                 Ok(())
             }
             Err(error) => {
@@ -280,9 +275,7 @@ impl Drop for DispatchGroup {
     fn drop(&mut self) {
         // Late responses for a dropped group are ignored.
         if self.state.pending.get() > 0 {
-            for &token in &self.tokens {
-                call::forget(token);
-            }
+            call::forget_group(&self.state);
         }
     }
 }

@@ -88,6 +88,24 @@ impl<V> TokenMap<V> {
         self.overflow.remove(token)
     }
 
+    /// Keeps only the entries whose value `keep` accepts.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        for slot in &mut self.direct {
+            if matches!(slot, Some((_, value)) if !keep(value)) {
+                *slot = None;
+                self.direct_len -= 1;
+            }
+        }
+        if self.overflow.len() > 0 {
+            let old = std::mem::replace(&mut self.overflow, Probing::new());
+            for (token, value) in old.slots.into_iter().flatten() {
+                if keep(&value) {
+                    self.overflow.insert(token, value);
+                }
+            }
+        }
+    }
+
     /// Moves every entry to its slot in a direct table indexed with `step`,
     /// doubled if it is half full (an entry whose slot is taken goes to the
     /// overflow map).
@@ -321,6 +339,21 @@ mod tests {
         let model = churn(&mut map);
         assert_eq!(map.tokens(), model.keys().copied().collect::<Vec<_>>());
         for (token, value) in model {
+            assert_eq!(map.remove(token), Some(value), "token {token}");
+        }
+        assert_eq!(map.len(), 0);
+    }
+
+    #[test]
+    fn retain_keeps_exactly_the_accepted_entries() {
+        let mut map = TokenMap::new();
+        let model = churn(&mut map);
+        assert!(map.overflow.len() > 0);
+        map.retain(|value| value % 3 != 0);
+        let kept: BTreeMap<u32, u32> = model.into_iter().filter(|(_, v)| v % 3 != 0).collect();
+        assert_eq!(map.len(), kept.len());
+        assert_eq!(map.tokens(), kept.keys().copied().collect::<Vec<_>>());
+        for (token, value) in kept {
             assert_eq!(map.remove(token), Some(value), "token {token}");
         }
         assert_eq!(map.len(), 0);

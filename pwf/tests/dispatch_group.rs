@@ -571,6 +571,50 @@ fn stream_ending_before_the_group_completes_cancels_it_without_a_resume() {
 }
 
 #[test]
+fn stream_ending_forgets_its_own_groups_calls_and_no_others() {
+    let host = host();
+    let plugin = start::<Fanout>(&host);
+    let ending = plugin.open_stream();
+    let staying = plugin.open_stream();
+    let headers = request(&[("x-targets", "a/0,b/1")]);
+    assert_eq!(
+        ending.request_headers(headers.clone(), true),
+        HostAction::Pause
+    );
+    assert_eq!(staying.request_headers(headers, true), HostAction::Pause);
+    let (ending_calls, staying_calls) = (ending.calls(), staying.calls());
+
+    ending.end().unwrap();
+    plugin
+        .open_stream()
+        .request_headers(request(&[("x-report", "1")]), true);
+    assert_eq!(
+        ending_calls[0].respond(200, RESPONSE, "late"),
+        Delivery::Cancelled
+    );
+    assert_eq!(
+        staying_calls[1].respond(200, RESPONSE, "s1"),
+        Delivery::Delivered
+    );
+    assert_eq!(
+        staying_calls[0].respond(200, RESPONSE, "s0"),
+        Delivery::Delivered
+    );
+
+    assert!(ending.resumes().is_empty());
+    assert_eq!(staying.resumes().len(), 1);
+    assert_eq!(
+        staying.request_header("x-results").as_deref(),
+        Some("200:s0,200:s1")
+    );
+    assert_eq!(plugin.failure(), None);
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        ["pending_calls=2 live_tasks=1", "completed: 200:s0,200:s1"]
+    );
+}
+
+#[test]
 fn group_wait_in_the_response_phase_pauses_and_resumes_the_response() {
     let host = host();
     let stream = start::<Fanout>(&host).open_stream();
