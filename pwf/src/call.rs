@@ -696,15 +696,10 @@ pub(crate) struct GroupState {
     pub(crate) pending: Cell<usize>,
     pub(crate) waker: Cell<Option<Waker>>,
     pub(crate) on_landed: RefCell<Option<OnLanded>>,
-    /// What [`wait`](crate::DispatchGroup::wait) runs when the last call
-    /// lands, in place of waking a task.
-    pub(crate) on_done: Cell<Option<OnDone>>,
-    /// The executor slot that keeps the waiting group alive until then.
-    pub(crate) held: Cell<Option<crate::executor::TaskRef>>,
+    /// The task [`wait`](crate::DispatchGroup::wait) parked, which the last
+    /// landing polls, in place of waking it.
+    pub(crate) waiting: Cell<Option<crate::executor::TaskRef>>,
 }
-
-/// A waiting group's completion, given every result.
-pub(crate) type OnDone = Box<dyn FnOnce(Vec<Result<Response, CallError>>)>;
 
 impl GroupState {
     /// The slot value of a call that has not landed yet; never handed out,
@@ -880,11 +875,8 @@ impl GroupState {
             std::mem::forget(std::mem::replace(slot, result));
         }
         if pending == 0 {
-            if let Some(done) = self.on_done.take() {
-                done(self.take_results());
-                if let Some(held) = self.held.take() {
-                    crate::executor::release_held(held);
-                }
+            if let Some(waiting) = self.waiting.take() {
+                crate::executor::poll_now(waiting);
             } else if let Some(waker) = self.waker.take() {
                 waker.wake();
             }

@@ -134,12 +134,6 @@ fn schedule(task: TaskRef) {
     });
 }
 
-/// Records the context the host is calling into, for the duration of a callback.
-/// The context the host is calling into now.
-pub(crate) fn current_context() -> u32 {
-    EXECUTOR.with(|executor| executor.current_context.get())
-}
-
 /// Runs `f` with `context_id` as the host's effective context, switching
 /// from `current` and back when they differ: what a task or a completion of
 /// one context does when it runs inside another context's callback.
@@ -152,6 +146,7 @@ pub(crate) fn in_context<R>(context_id: u32, current: u32, f: impl FnOnce() -> R
     result
 }
 
+/// Records the context the host is calling into, for the duration of a callback.
 pub(crate) fn enter_context(context_id: u32) {
     EXECUTOR.with(|executor| executor.current_context.set(context_id));
 }
@@ -226,39 +221,30 @@ pub(crate) fn spawn(
     }))
 }
 
+/// Stores `task` for `context_id` without polling it: it is polled when
+/// [`poll_now`] is given its reference (or when something wakes it), and
+/// dropped when the context ends first. A group waiting for its calls waits
+/// this way: its last landing polls it.
+pub(crate) fn park(
+    context_id: u32,
+    task: impl Future<Output = ()> + 'static,
+) -> Result<TaskRef, Full> {
+    insert(context_id, Box::pin(task)).map_err(|(full, _)| full)
+}
+
+/// Polls `task` now, with its context effective; inside a run in progress,
+/// right after the task being polled.
+pub(crate) fn poll_now(task: TaskRef) {
+    if is_running() {
+        schedule(task);
+    } else {
+        run(|| poll_one(task));
+    }
+}
+
 /// What the callbacks drive, set when the first task is stored: a plugin that never
 /// spawns carries no executor. The hooks are stored through `black_box`: seeing one
 /// constant stored, the optimizer would call it directly and keep it linked.
-/// Keeps `value` alive as a task of `context_id` that is never polled: it
-/// is dropped when the context ends (as its tasks are), or by
-/// [`release_held`]. A group waiting for its calls is held this way.
-pub(crate) fn hold(context_id: u32, value: impl Sized + 'static) -> Result<TaskRef, Full> {
-    struct Held<T>(#[allow(dead_code)] T);
-    impl<T> Future for Held<T> {
-        type Output = ();
-        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> std::task::Poll<()> {
-            std::task::Poll::Pending
-        }
-    }
-    insert(context_id, Box::pin(Held(value))).map_err(|(full, _)| full)
-}
-
-/// Drops what [`hold`] kept, if its context has not ended first.
-pub(crate) fn release_held(task: TaskRef) {
-    let held = EXECUTOR.with(|executor| {
-        let mut slots = executor.slots.borrow_mut();
-        let slot = slots.get_mut(task.index as usize)?;
-        if !slot.live || slot.generation != task.generation {
-            return None;
-        }
-        let held = slot.task.take();
-        release(executor, slot, task.index);
-        held
-    });
-    // Dropped with no borrow held: its destructors may call into pwf.
-    drop(held);
-}
-
 #[derive(Clone, Copy)]
 struct Drive {
     run: fn(),

@@ -89,8 +89,7 @@ impl DispatchGroup {
                 pending: Cell::new(0),
                 waker: Cell::new(None),
                 on_landed: RefCell::new(None),
-                on_done: Cell::new(None),
-                held: Cell::new(None),
+                waiting: Cell::new(None),
             }),
         }
     }
@@ -226,29 +225,55 @@ impl DispatchGroup {
                 done(&handle, results)
             });
         }
-        let state = self.state.clone();
-        if state.pending.get() == 0 {
-            return http.finish(done(http, state.take_results()), true);
+        if self.state.pending.get() == 0 {
+            return http.finish(done(http, self.state.take_results()), true);
         }
-        // The last landing runs `done` directly. Until then the group is
-        // held by the stream: if the stream ends first, it is dropped and
-        // its late responses are ignored.
-        let context = http.context_id();
-        let held = match executor::hold(context, self) {
-            Ok(held) => held,
-            Err(full) => return http.finish(Err(full.into()), true),
+        // Parked as a task of the stream, polled by the last landing: if the
+        // stream ends first, it is dropped, and the group's late responses
+        // are ignored.
+        let state = self.state.clone();
+        let waiting = Waiting {
+            group: self,
+            done: Some(done),
+            http: http.clone(),
         };
-        let handle = http.clone();
-        state.on_done.set(Some(Box::new(move |results| {
-            // Landings come in the context that dispatched the calls; a
-            // group dispatched from another context's task switches back.
-            executor::in_context(context, executor::current_context(), || {
-                let result = done(&handle, results);
-                handle.finish(result, false);
-            });
-        })));
-        state.held.set(Some(held));
-        Action::Pause
+        match executor::park(http.context_id(), waiting) {
+            Ok(task) => {
+                state.waiting.set(Some(task));
+                Action::Pause
+            }
+            Err(full) => http.finish(Err(full.into()), true),
+        }
+    }
+}
+
+/// A group's [`wait`](DispatchGroup::wait): once no call is pending, runs
+/// `done` and finishes the stream with its outcome.
+struct Waiting<F> {
+    group: DispatchGroup,
+    done: Option<F>,
+    http: Http,
+}
+
+// Nothing in it is ever pinned.
+impl<F> Unpin for Waiting<F> {}
+
+impl<F> Future for Waiting<F>
+where
+    F: FnOnce(&Http, Vec<CallResult>) -> Result<Outcome, Error>,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.group.state.pending.get() > 0 {
+            return Poll::Pending;
+        }
+        if let Some(done) = this.done.take() {
+            let result = done(&this.http, this.group.state.take_results());
+            this.http.finish(result, false);
+        }
+        Poll::Ready(())
     }
 }
 
