@@ -322,7 +322,7 @@ impl Request {
         let sink = Sink {
             target,
             cluster: self.cluster.clone(),
-            read: self.read,
+            read: self.read.into(),
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
         crate::plugin::land_calls_with(on_response);
@@ -669,7 +669,27 @@ impl std::error::Error for CallError {}
 struct Sink {
     target: Target,
     cluster: Rc<str>,
-    read: Read,
+    read: SinkRead,
+}
+
+/// [`Read`] as a whole word: a [`Sink`] made of whole words moves in and out
+/// of the call table as a few loads and stores.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum SinkRead {
+    Whole,
+    Status,
+    Nothing,
+}
+
+impl From<Read> for SinkRead {
+    fn from(read: Read) -> SinkRead {
+        match read {
+            Read::Whole => SinkRead::Whole,
+            Read::Status => SinkRead::Status,
+            Read::Nothing => SinkRead::Nothing,
+        }
+    }
 }
 
 /// Who waits for a call's result.
@@ -833,9 +853,9 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
         Err(CallErrorKind::Failed)
     } else {
         match sink.read {
-            Read::Nothing => Ok((0, None)),
-            Read::Status => read_status(),
-            Read::Whole => read_response(body_size, num_trailers),
+            SinkRead::Nothing => Ok((0, None)),
+            SinkRead::Status => read_status(),
+            SinkRead::Whole => read_response(body_size, num_trailers),
         }
     };
     let result = match read {
