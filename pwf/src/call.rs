@@ -70,6 +70,8 @@ pub struct Request {
 enum Read {
     /// Status, headers, body and trailers.
     Whole,
+    /// Status, body and trailers: not the headers.
+    NoHeaders,
     /// The status alone.
     Status,
     /// Nothing: only whether a response came.
@@ -238,6 +240,26 @@ impl Request {
     /// ```
     pub fn status_only(mut self) -> Request {
         self.read = Read::Status;
+        self
+    }
+
+    /// Reads the response's status, body and trailers, but not its headers:
+    /// the host hands over one header instead of all of them. For callers
+    /// that look at the status and the body, as an auth check does;
+    /// [`headers`](Response::headers) of the response is empty.
+    ///
+    /// ```no_run
+    /// async fn verdict(token: &str) -> Result<Vec<u8>, pwf::Error> {
+    ///     let response = pwf::Request::get("auth", "/check")
+    ///         .header("authorization", token)
+    ///         .without_headers()
+    ///         .send()?
+    ///         .await?;
+    ///     Ok(response.error_for_status()?.into_body())
+    /// }
+    /// ```
+    pub fn without_headers(mut self) -> Request {
+        self.read = Read::NoHeaders;
         self
     }
 
@@ -444,7 +466,10 @@ impl Response {
         self.headers().get(name)
     }
 
-    /// Every header, pseudo-headers included, in order.
+    /// Every header, pseudo-headers included, in order (none for a call sent
+    /// with [`status_only`](Request::status_only),
+    /// [`without_headers`](Request::without_headers) or
+    /// [`ignore_response`](Request::ignore_response)).
     ///
     /// ```no_run
     /// async fn dump() -> Result<(), pwf::Error> {
@@ -678,6 +703,7 @@ struct Sink {
 #[repr(u32)]
 enum SinkRead {
     Whole,
+    NoHeaders,
     Status,
     Nothing,
 }
@@ -686,6 +712,7 @@ impl From<Read> for SinkRead {
     fn from(read: Read) -> SinkRead {
         match read {
             Read::Whole => SinkRead::Whole,
+            Read::NoHeaders => SinkRead::NoHeaders,
             Read::Status => SinkRead::Status,
             Read::Nothing => SinkRead::Nothing,
         }
@@ -855,7 +882,8 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
         match sink.read {
             SinkRead::Nothing => Ok((0, None)),
             SinkRead::Status => read_status(),
-            SinkRead::Whole => read_response(body_size, num_trailers),
+            SinkRead::Whole => read_response(body_size, num_trailers, true),
+            SinkRead::NoHeaders => read_response(body_size, num_trailers, false),
         }
     };
     let result = match read {
@@ -927,12 +955,20 @@ fn read_status() -> Landed {
     Ok((status, None))
 }
 
-fn read_response(body_size: usize, num_trailers: usize) -> Landed {
+/// Reads the status, the body, the trailers, and the headers if
+/// `with_headers`.
+fn read_response(body_size: usize, num_trailers: usize, with_headers: bool) -> Landed {
     let host_error = |error: HostError| CallErrorKind::Host(error.status());
-    let raw_headers = host::get_map_raw(MapType::HttpCallResponseHeaders).map_err(host_error)?;
-    let status = host::find_in_map(&raw_headers, ":status")
-        .and_then(parse_status)
-        .ok_or(CallErrorKind::Failed)?;
+    let (status, raw_headers) = if with_headers {
+        let raw_headers =
+            host::get_map_raw(MapType::HttpCallResponseHeaders).map_err(host_error)?;
+        let status = host::find_in_map(&raw_headers, ":status")
+            .and_then(parse_status)
+            .ok_or(CallErrorKind::Failed)?;
+        (status, raw_headers)
+    } else {
+        (read_status()?.0, Vec::new())
+    };
     let body = if body_size > 0 {
         host::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .map_err(host_error)?

@@ -171,8 +171,9 @@ mod fanout {
 }
 
 /// Sends one call to `backend` reading as much of the response as the
-/// request header `x-read` says (`whole`, `status` or `nothing`), awaits it,
-/// and logs what it got: `status=.. headers=.. body=..` or the error kind.
+/// request header `x-read` says (`whole`, `no-headers`, `status` or
+/// `nothing`), awaits it, and logs what it got: `status=.. headers=..
+/// body=..` or the error kind.
 mod reader {
     use super::*;
 
@@ -199,6 +200,7 @@ mod reader {
             let request = Request::get("backend", "/");
             let request = match read.to_str()? {
                 "whole" => request,
+                "no-headers" => request.without_headers(),
                 "status" => request.status_only(),
                 "nothing" => request.ignore_response(),
                 other => return Err(Error::msg(format!("unknown x-read {other}"))),
@@ -427,6 +429,7 @@ fn group_sends_one_request_many_times_each_call_in_its_own_slot() {
 fn a_call_reads_as_much_of_its_response_as_asked() {
     for (read, answered) in [
         ("whole", "status=201 headers=2 body=5"),
+        ("no-headers", "status=201 headers=0 body=5"),
         ("status", "status=201 headers=0 body=0"),
         ("nothing", "status=0 headers=0 body=0"),
     ] {

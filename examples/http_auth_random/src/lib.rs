@@ -77,9 +77,11 @@ pub struct HttpAuthRandomFilter {
 impl HttpFilter for HttpAuthRandomFilter {
     fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
         let config = &self.plugin.config;
+        // Only the answer's status and body count: its headers are not read.
         let request = Request::get(&config.auth_cluster, "/")
             .headers(http.request_headers()?)
-            .timeout(config.timeout_ms);
+            .timeout(config.timeout_ms)
+            .without_headers();
         let fail_open = config.fail_open;
         Ok(http.spawn(async move {
             let answer = match request.send() {
