@@ -5,13 +5,12 @@
 //! out tokens in sequence, in steps of a power of two (Envoy 1.40 here: 4),
 //! so the calls in flight at any time hold a narrow window of tokens. A
 //! direct-mapped table indexed by the token's bits above that step holds them
-//! with no probing: one slot to look at on insert and on removal. A token
-//! whose slot is taken (an old call still in flight a whole table ago) goes
-//! to a small open-addressing map instead, and the direct table doubles when
-//! it is half full.
+//! with no hashing and no probing: one slot to look at on insert and on
+//! removal. The table doubles when half full. A token whose slot is taken (a
+//! call still in flight a whole table ago) waits in a short list instead.
 
-/// A map from call tokens to `V`: a direct-mapped table, with an
-/// open-addressing map for the tokens whose slot is taken.
+/// A map from call tokens to `V`: a direct-mapped table, and a list for the
+/// tokens whose slot is taken.
 pub(crate) struct TokenMap<V> {
     /// A power-of-two number of slots (or none); a token lives in slot
     /// [`TokenMap::index`] or in `overflow`.
@@ -21,13 +20,16 @@ pub(crate) struct TokenMap<V> {
     /// The trailing zero bits every token seen so far has: the step between
     /// tokens, which the index leaves out (at most 31).
     step: u32,
-    overflow: Probing<V>,
+    /// Entries whose slot was taken, in no order. Few: a slot is taken only
+    /// by a call older than a whole table of calls after it, and each
+    /// rebuild moves them back into the table where it can.
+    overflow: Vec<(u32, V)>,
 }
 
-/// The direct table's first size, and the largest it doubles to: past that,
-/// collisions go to the overflow map.
+/// The direct table's first size, and the largest it doubles to (1.5 MiB of
+/// slots, for that many calls in flight at once).
 const DIRECT_MIN: usize = 16;
-const DIRECT_MAX: usize = 1 << 12;
+const DIRECT_MAX: usize = 1 << 16;
 
 impl<V> TokenMap<V> {
     /// An empty map; allocates on the first insert.
@@ -36,7 +38,7 @@ impl<V> TokenMap<V> {
             direct: Vec::new(),
             direct_len: 0,
             step: 31,
-            overflow: Probing::new(),
+            overflow: Vec::new(),
         }
     }
 
@@ -68,7 +70,7 @@ impl<V> TokenMap<V> {
                 *slot = Some((token, value));
                 self.direct_len += 1;
             }
-            _ => self.overflow.insert(token, value),
+            _ => self.overflow.push((token, value)),
         }
     }
 
@@ -82,10 +84,11 @@ impl<V> TokenMap<V> {
                 return slot.take().map(|(_, value)| value);
             }
         }
-        if self.overflow.len() == 0 {
+        if self.overflow.is_empty() {
             return None;
         }
-        self.overflow.remove(token)
+        let position = self.overflow.iter().position(|(key, _)| *key == token)?;
+        Some(self.overflow.swap_remove(position).1)
     }
 
     /// Keeps only the entries whose value `keep` accepts.
@@ -96,19 +99,12 @@ impl<V> TokenMap<V> {
                 self.direct_len -= 1;
             }
         }
-        if self.overflow.len() > 0 {
-            let old = std::mem::replace(&mut self.overflow, Probing::new());
-            for (token, value) in old.slots.into_iter().flatten() {
-                if keep(&value) {
-                    self.overflow.insert(token, value);
-                }
-            }
-        }
+        self.overflow.retain(|(_, value)| keep(value));
     }
 
     /// Moves every entry to its slot in a direct table indexed with `step`,
-    /// doubled if it is half full (an entry whose slot is taken goes to the
-    /// overflow map).
+    /// doubled if it is half full; an entry whose slot is taken goes to the
+    /// overflow list.
     #[cold]
     #[inline(never)]
     fn rebuild(&mut self, step: u32) {
@@ -117,17 +113,18 @@ impl<V> TokenMap<V> {
             capacity *= 2;
         }
         let old = std::mem::replace(&mut self.direct, Vec::with_capacity(capacity));
+        let overflow = std::mem::take(&mut self.overflow);
         self.direct.resize_with(capacity, || None);
         self.step = step;
         self.direct_len = 0;
-        for (token, value) in old.into_iter().flatten() {
+        for (token, value) in old.into_iter().flatten().chain(overflow) {
             let index = self.index(token);
             match &mut self.direct[index] {
                 slot @ None => {
                     *slot = Some((token, value));
                     self.direct_len += 1;
                 }
-                Some(_) => self.overflow.insert(token, value),
+                Some(_) => self.overflow.push((token, value)),
             }
         }
     }
@@ -136,124 +133,9 @@ impl<V> TokenMap<V> {
     #[cfg(test)]
     fn tokens(&self) -> Vec<u32> {
         let mut tokens: Vec<u32> = self.direct.iter().flatten().map(|(t, _)| *t).collect();
-        tokens.extend(self.overflow.tokens());
+        tokens.extend(self.overflow.iter().map(|(t, _)| *t));
         tokens.sort_unstable();
         tokens
-    }
-}
-
-/// An open-addressing map from call tokens to `V`: linear probing from a
-/// multiplicative hash, and removal that shifts the following entries back
-/// instead of leaving tombstones, so the table never needs rebuilding under
-/// churn.
-struct Probing<V> {
-    /// A power-of-two number of slots (or none), at most half full.
-    slots: Vec<Option<(u32, V)>>,
-    len: usize,
-    /// 32 minus the number of bits of a slot index.
-    shift: u32,
-}
-
-impl<V> Probing<V> {
-    /// An empty map; allocates on the first insert.
-    const fn new() -> Probing<V> {
-        Probing {
-            slots: Vec::new(),
-            len: 0,
-            shift: 32,
-        }
-    }
-
-    /// The number of entries.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    fn mask(&self) -> usize {
-        self.slots.len().wrapping_sub(1)
-    }
-
-    /// The slot where `token`'s probe sequence starts.
-    fn home(&self, token: u32) -> usize {
-        // Fibonacci hashing: the top bits of the product by 2^32 / phi.
-        // Tokens in sequence land far apart, so neighbours do not cluster.
-        (token.wrapping_mul(0x9e37_79b9) >> self.shift) as usize
-    }
-
-    fn find(&self, token: u32) -> Option<usize> {
-        if self.len == 0 {
-            return None;
-        }
-        let mask = self.mask();
-        let mut index = self.home(token);
-        loop {
-            match &self.slots[index] {
-                Some((key, _)) if *key == token => return Some(index),
-                Some(_) => index = (index + 1) & mask,
-                None => return None,
-            }
-        }
-    }
-
-    /// Inserts `value` under `token`, which is not in the map.
-    #[inline(never)]
-    pub(crate) fn insert(&mut self, token: u32, value: V) {
-        debug_assert!(self.find(token).is_none(), "token {token} is in flight");
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        let mask = self.mask();
-        let mut index = self.home(token);
-        while self.slots[index].is_some() {
-            index = (index + 1) & mask;
-        }
-        self.slots[index] = Some((token, value));
-        self.len += 1;
-    }
-
-    /// Removes and returns the value under `token`.
-    #[inline(never)]
-    pub(crate) fn remove(&mut self, token: u32) -> Option<V> {
-        let mut hole = self.find(token)?;
-        let (_, value) = self.slots[hole].take()?;
-        self.len -= 1;
-        // Shift back each following entry that may not stay past the hole.
-        let mask = self.mask();
-        let mut next = (hole + 1) & mask;
-        while let Some((key, _)) = &self.slots[next] {
-            let home = self.home(*key);
-            // The entry stays if its home lies cyclically in (hole, next].
-            let stays = if hole <= next {
-                hole < home && home <= next
-            } else {
-                hole < home || home <= next
-            };
-            if !stays {
-                self.slots[hole] = self.slots[next].take();
-                hole = next;
-            }
-            next = (next + 1) & mask;
-        }
-        Some(value)
-    }
-
-    /// Every token in the map, sorted.
-    #[cfg(test)]
-    fn tokens(&self) -> Vec<u32> {
-        let mut tokens: Vec<u32> = self.slots.iter().flatten().map(|(t, _)| *t).collect();
-        tokens.sort_unstable();
-        tokens
-    }
-
-    fn grow(&mut self) {
-        let capacity = (self.slots.len() * 2).max(16);
-        self.shift = 32 - capacity.trailing_zeros();
-        let old = std::mem::replace(&mut self.slots, Vec::with_capacity(capacity));
-        self.slots.resize_with(capacity, || None);
-        self.len = 0;
-        for (token, value) in old.into_iter().flatten() {
-            self.insert(token, value);
-        }
     }
 }
 
@@ -263,41 +145,10 @@ mod tests {
 
     use super::*;
 
-    /// The operations both maps share, to run the same checks on each.
-    trait Map {
-        fn insert(&mut self, token: u32, value: u32);
-        fn remove(&mut self, token: u32) -> Option<u32>;
-        fn len(&self) -> usize;
-    }
-
-    impl Map for TokenMap<u32> {
-        fn insert(&mut self, token: u32, value: u32) {
-            TokenMap::insert(self, token, value)
-        }
-        fn remove(&mut self, token: u32) -> Option<u32> {
-            TokenMap::remove(self, token)
-        }
-        fn len(&self) -> usize {
-            TokenMap::len(self)
-        }
-    }
-
-    impl Map for Probing<u32> {
-        fn insert(&mut self, token: u32, value: u32) {
-            Probing::insert(self, token, value)
-        }
-        fn remove(&mut self, token: u32) -> Option<u32> {
-            Probing::remove(self, token)
-        }
-        fn len(&self) -> usize {
-            Probing::len(self)
-        }
-    }
-
     /// A deterministic mix of inserts and removes over clustered and
     /// scattered tokens, enough to grow the tables, wrap the probes and fill
-    /// the overflow map; checked against a `BTreeMap` at every step.
-    fn churn(map: &mut impl Map) -> BTreeMap<u32, u32> {
+    /// the overflow list; checked against a `BTreeMap` at every step.
+    fn churn(map: &mut TokenMap<u32>) -> BTreeMap<u32, u32> {
         let mut model = BTreeMap::new();
         let mut seed = 0x2545_f491_u32;
         for step in 0..20_000u32 {
@@ -323,20 +174,9 @@ mod tests {
         let mut map = TokenMap::new();
         let model = churn(&mut map);
         assert!(
-            map.overflow.len() > 0,
-            "the churn never reached the overflow map"
+            !map.overflow.is_empty(),
+            "the churn never reached the overflow list"
         );
-        assert_eq!(map.tokens(), model.keys().copied().collect::<Vec<_>>());
-        for (token, value) in model {
-            assert_eq!(map.remove(token), Some(value), "token {token}");
-        }
-        assert_eq!(map.len(), 0);
-    }
-
-    #[test]
-    fn overflow_map_behaves_like_a_map_under_churn() {
-        let mut map = Probing::new();
-        let model = churn(&mut map);
         assert_eq!(map.tokens(), model.keys().copied().collect::<Vec<_>>());
         for (token, value) in model {
             assert_eq!(map.remove(token), Some(value), "token {token}");
@@ -348,7 +188,7 @@ mod tests {
     fn retain_keeps_exactly_the_accepted_entries() {
         let mut map = TokenMap::new();
         let model = churn(&mut map);
-        assert!(map.overflow.len() > 0);
+        assert!(!map.overflow.is_empty());
         map.retain(|value| value % 3 != 0);
         let kept: BTreeMap<u32, u32> = model.into_iter().filter(|(_, v)| v % 3 != 0).collect();
         assert_eq!(map.len(), kept.len());
@@ -375,7 +215,7 @@ mod tests {
             for &token in &tokens {
                 map.insert(token, token * 10);
             }
-            assert_eq!(map.overflow.len(), 0, "step {step}");
+            assert!(map.overflow.is_empty(), "step {step}");
             assert_eq!(map.len(), 200);
             for &token in &tokens {
                 assert_eq!(map.remove(token), Some(token * 10), "step {step}");
@@ -430,7 +270,7 @@ mod tests {
         for &token in &tokens {
             map.insert(token, token);
         }
-        assert!(map.overflow.len() > 0);
+        assert!(!map.overflow.is_empty());
         for &token in tokens.iter().rev() {
             assert_eq!(map.remove(token), Some(token));
         }
