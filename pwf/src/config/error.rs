@@ -134,10 +134,12 @@ impl fmt::Display for Path<'_> {
 
 /// Whether a key can be written bare in a path (`a.b`), or needs quoting (`a["b c"]`).
 fn is_plain_key(key: &str) -> bool {
+    // Bytes, not chars: every accepted character is ASCII, and no byte of another
+    // character is.
     !key.is_empty()
         && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// One thing wrong with a configuration: where it is and what is wrong.

@@ -51,8 +51,16 @@ impl fmt::Display for ShownKey<'_> {
 /// `text` escaped between two `quote`s, cut after [`MAX_SHOWN_CHARS`] characters with `...`
 /// after the closing quote.
 fn write_shown(f: &mut fmt::Formatter<'_>, text: &str, quote: &str) -> fmt::Result {
-    let (shown, was_cut) = match text.char_indices().nth(MAX_SHOWN_CHARS) {
-        Some((end, _)) => (text.get(..end).unwrap_or(text), true),
+    // Where character number `MAX_SHOWN_CHARS` starts, counted over the bytes that start
+    // a character (any but the continuation bytes `0b10xx_xxxx`).
+    let end = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, byte)| byte & 0xc0 != 0x80)
+        .nth(MAX_SHOWN_CHARS)
+        .map(|(end, _)| end);
+    let (shown, was_cut) = match end {
+        Some(end) => (text.get(..end).unwrap_or(text), true),
         None => (text, false),
     };
     f.write_str(quote)?;
@@ -145,7 +153,7 @@ fn float_text(source: &[u8], n: f64) -> Option<&[u8]> {
         .find(|run| {
             !run.is_empty()
                 && matches!(
-                    serde_json::from_slice::<Value>(run),
+                    super::value::read_json(run),
                     Ok(Value::Number(read)) if read.is_f64()
                         && read.as_f64().map(f64::to_bits) == Some(n.to_bits())
                 )
