@@ -153,8 +153,16 @@ fn check(call: &'static str, status: u32) -> Result<(), HostError> {
     if status == OK {
         Ok(())
     } else {
-        Err(HostError::new(call, Status::from_raw(status)))
+        Err(failed(call, status))
     }
+}
+
+/// The error of `call` answering `status`: out of line, so that no host call
+/// carries the decoding of statuses.
+#[cold]
+#[inline(never)]
+fn failed(call: &'static str, status: u32) -> HostError {
+    HostError::new(call, Status::from_raw(status))
 }
 
 /// Takes ownership of a buffer the host allocated through
@@ -188,7 +196,7 @@ unsafe fn returned(
         // SAFETY: guaranteed by the caller, as documented above.
         OK => Ok(Some(unsafe { take(data, size) })),
         status if status == absent => Ok(None),
-        status => Err(HostError::new(call, Status::from_raw(status))),
+        status => Err(failed(call, status)),
     }
 }
 
@@ -284,7 +292,7 @@ pub(crate) fn get_buffer(
         // SAFETY: the host allocated `data` with `size` bytes for us.
         OK if !data.is_null() => Ok(Some(unsafe { take(data, size) })),
         OK | NOT_FOUND => Ok(None),
-        status => Err(HostError::new("get_buffer_bytes", Status::from_raw(status))),
+        status => Err(failed("get_buffer_bytes", status)),
     }
 }
 
@@ -373,7 +381,8 @@ pub(crate) fn remove_map_value(map: MapType, key: &str) -> Result<(), HostError>
 }
 
 fn encode_path(path: &[&str]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(path.iter().map(|part| part.len() + 1).sum());
+    // Grown as it goes: a path is a few short segments, read once or twice per plugin.
+    let mut bytes = Vec::new();
     for (i, part) in path.iter().enumerate() {
         if i > 0 {
             bytes.push(0);
@@ -420,7 +429,7 @@ pub(crate) fn get_shared_data(key: &str) -> Result<Option<SharedEntry>, HostErro
             cas,
         })),
         NOT_FOUND => Ok(None),
-        status => Err(HostError::new("get_shared_data", Status::from_raw(status))),
+        status => Err(failed("get_shared_data", status)),
     }
 }
 
@@ -439,7 +448,7 @@ pub(crate) fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<CasWr
     match status {
         OK => Ok(CasWrite::Written),
         CAS_MISMATCH => Ok(CasWrite::Mismatch),
-        status => Err(HostError::new("set_shared_data", Status::from_raw(status))),
+        status => Err(failed("set_shared_data", status)),
     }
 }
 
@@ -465,10 +474,7 @@ pub(crate) fn resolve_shared_queue(vm_id: &str, name: &str) -> Result<Option<u32
     match status {
         OK => Ok(Some(id)),
         NOT_FOUND => Ok(None),
-        status => Err(HostError::new(
-            "resolve_shared_queue",
-            Status::from_raw(status),
-        )),
+        status => Err(failed("resolve_shared_queue", status)),
     }
 }
 
@@ -580,7 +586,7 @@ pub(crate) fn dispatch_http_call(
     // The SDK wrapper returns Ok, BadArgument or InternalFailure, the only
     // statuses Envoy's `http_call` produces for valid memory.
     proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, trailers, timeout)
-        .map_err(|status| HostError::new("dispatch_http_call", Status::from_raw(status as u32)))
+        .map_err(|status| failed("dispatch_http_call", status as u32))
 }
 
 /// Serializes header pairs in the proxy-wasm map format.
@@ -669,8 +675,9 @@ pub(crate) fn lossy(mut bytes: &[u8]) -> String {
             }
             Err(error) => {
                 let (valid, rest) = bytes.split_at(error.valid_up_to());
-                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
-                text.push(char::REPLACEMENT_CHARACTER);
+                // SAFETY: `from_utf8` found these bytes valid.
+                text.push_str(unsafe { std::str::from_utf8_unchecked(valid) });
+                text.push_str("\u{fffd}");
                 match error.error_len() {
                     Some(invalid) => bytes = rest.get(invalid..).unwrap_or_default(),
                     // A sequence cut short by the end: one replacement for it.
