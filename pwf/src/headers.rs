@@ -247,11 +247,8 @@ impl Headers {
         self.0.iter().map(|(key, value)| (key.as_str(), value))
     }
 
-    pub(crate) fn as_pairs(&self) -> Vec<(&str, &[u8])> {
-        self.0
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_bytes()))
-            .collect()
+    pub(crate) fn as_pairs(&self) -> &[(String, HeaderValue)] {
+        &self.0
     }
 }
 

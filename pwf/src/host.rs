@@ -328,7 +328,10 @@ pub(crate) fn get_map_raw(map: MapType) -> Result<Vec<u8>, HostError> {
     Ok(unsafe { take(data, size) })
 }
 
-pub(crate) fn set_map(map: MapType, pairs: &[(&str, &[u8])]) -> Result<(), HostError> {
+pub(crate) fn set_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    map: MapType,
+    pairs: &[(K, V)],
+) -> Result<(), HostError> {
     let bytes = encode_map(pairs);
     // SAFETY: the pointer and length describe a live buffer.
     let status =
@@ -515,9 +518,9 @@ pub(crate) fn close_stream(kind: StreamKind) -> Result<(), HostError> {
     })
 }
 
-pub(crate) fn send_local_response(
+pub(crate) fn send_local_response<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     status: u32,
-    headers: &[(&str, &[u8])],
+    headers: &[(K, V)],
     body: &[u8],
     grpc_status: i32,
 ) -> Result<(), HostError> {
@@ -590,21 +593,21 @@ pub(crate) fn dispatch_http_call(
 }
 
 /// Serializes header pairs in the proxy-wasm map format.
-pub(crate) fn encode_map(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn encode_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
     let size = 4 + pairs
         .iter()
-        .map(|(k, v)| 8 + k.len() + v.len() + 2)
+        .map(|(k, v)| 8 + k.as_ref().len() + v.as_ref().len() + 2)
         .sum::<usize>();
     let mut bytes = Vec::with_capacity(size);
     bytes.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (k, v) in pairs {
-        bytes.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(k.as_ref().len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
     }
     for (k, v) in pairs {
-        bytes.extend_from_slice(k.as_bytes());
+        bytes.extend_from_slice(k.as_ref());
         bytes.push(0);
-        bytes.extend_from_slice(v);
+        bytes.extend_from_slice(v.as_ref());
         bytes.push(0);
     }
     bytes
