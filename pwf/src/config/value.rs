@@ -447,19 +447,25 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
         ));
     }
     serde_json::from_slice(bytes).map_err(|error| {
-        let full = error.to_string();
-        let suffix = format!(" at line {} column {}", error.line(), error.column());
-        // Compared as bytes: a string pattern would link a substring searcher.
-        let message = match full.len().checked_sub(suffix.len()) {
-            Some(end) if full.as_bytes().ends_with(suffix.as_bytes()) => {
-                full.get(..end).unwrap_or(&full)
-            }
-            _ => &full,
-        };
-        super::ConfigError::new(format!(
-            "invalid JSON at line {}, column {}: {message}",
+        let mut text = format!(
+            "invalid JSON at line {}, column {}: {error}",
             error.line(),
             error.column()
-        ))
+        );
+        // serde_json ends its message with ` at line L column C`, which the start already
+        // says: the start's ` at line L` and ` column C`, without the comma and the colon.
+        let shown = text.as_bytes();
+        let comma = shown.iter().position(|&b| b == b',').unwrap_or(0);
+        let colon = shown.iter().position(|&b| b == b':').unwrap_or(0);
+        let at_line = shown.get(12..comma).unwrap_or_default();
+        let column = shown.get(comma + 1..colon).unwrap_or_default();
+        let message_end = shown.len().saturating_sub(at_line.len() + column.len());
+        if message_end > colon
+            && shown.ends_with(column)
+            && shown.get(..shown.len() - column.len()).is_some_and(|s| s.ends_with(at_line))
+        {
+            text.truncate(message_end);
+        }
+        super::ConfigError::new(text)
     })
 }
