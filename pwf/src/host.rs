@@ -396,7 +396,11 @@ fn encode_path(path: &[&str]) -> Vec<u8> {
 }
 
 pub(crate) fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-    let path = encode_path(path);
+    get_property_encoded(&encode_path(path))
+}
+
+/// [`get_property`] of a path already encoded (segments joined by NUL bytes).
+pub(crate) fn get_property_encoded(path: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: the path is a live buffer; `data` and `size` are valid places to write.
     let status =
