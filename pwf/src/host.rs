@@ -778,7 +778,8 @@ mod tests {
 
     #[test]
     fn find_in_map_reads_values_in_place() {
-        let bytes = encode_map(&[(":status", b"200"), ("X-Id", b"7"), ("x-id", b"8")]);
+        let pairs: &[(&str, &[u8])] = &[(":status", b"200"), ("X-Id", b"7"), ("x-id", b"8")];
+        let bytes = encode_map(pairs);
         assert_eq!(find_in_map(&bytes, ":status"), Some(&b"200"[..]));
         assert_eq!(
             find_in_map(&bytes, "x-id"),
