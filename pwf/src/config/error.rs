@@ -334,18 +334,20 @@ impl Problems {
 
     /// The error reporting these problems, or `None` when there are none.
     pub(crate) fn into_error(self) -> Option<ConfigError> {
-        if self.is_empty() {
-            return None;
-        }
-        let mut problems = self.problems;
-        if self.omitted > 0 {
-            let s = if self.omitted == 1 { "" } else { "s" };
+        let Problems {
+            mut problems,
+            omitted,
+            source,
+        } = self;
+        drop(source);
+        if omitted > 0 {
+            let s = if omitted == 1 { "" } else { "s" };
             problems.push(Problem::new(
                 "",
-                format!("... and {} more problem{s}", self.omitted),
+                format!("... and {omitted} more problem{s}"),
             ));
         }
-        Some(ConfigError { problems })
+        (!problems.is_empty()).then_some(ConfigError { problems })
     }
 }
 
