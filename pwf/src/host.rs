@@ -673,22 +673,26 @@ impl<'a> Iterator for MapEntries<'a> {
 /// `String::from_utf8_lossy` does, in a loop over `from_utf8` (linked anyway) rather than
 /// through `Utf8Chunks`.
 pub(crate) fn lossy(mut bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len());
+    let mut text = String::new();
     loop {
-        match std::str::from_utf8(bytes) {
-            Ok(valid) => {
-                text.push_str(valid);
-                return text;
-            }
+        let (valid, rest) = match std::str::from_utf8(bytes) {
+            Ok(valid) => (valid, None),
             Err(error) => {
                 let (valid, rest) = bytes.split_at(error.valid_up_to());
                 // SAFETY: `from_utf8` found these bytes valid.
-                text.push_str(unsafe { std::str::from_utf8_unchecked(valid) });
+                let valid = unsafe { std::str::from_utf8_unchecked(valid) };
+                // A sequence cut short by the end takes one replacement, and ends the text.
+                (valid, Some(rest.get(error.error_len().unwrap_or(rest.len())..)))
+            }
+        };
+        text.push_str(valid);
+        match rest {
+            None => return text,
+            Some(rest) => {
                 text.push_str("\u{fffd}");
-                match error.error_len() {
-                    Some(invalid) => bytes = rest.get(invalid..).unwrap_or_default(),
-                    // A sequence cut short by the end: one replacement for it.
-                    None => return text,
+                bytes = rest.unwrap_or_default();
+                if bytes.is_empty() {
+                    return text;
                 }
             }
         }
