@@ -602,17 +602,24 @@ pub(crate) fn encode_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Ve
         .iter()
         .map(|(k, v)| 8 + k.as_ref().len() + v.as_ref().len() + 2)
         .sum::<usize>();
-    let mut bytes = Vec::with_capacity(size);
-    bytes.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    // Written in place: the size is exact, so nothing grows.
+    let mut bytes = vec![0; size];
+    let mut at = 0;
+    let mut put = |data: &[u8], terminated: bool| {
+        if let Some(to) = bytes.get_mut(at..at + data.len()) {
+            to.copy_from_slice(data);
+        }
+        // The NUL after a key or a value is already there.
+        at += data.len() + usize::from(terminated);
+    };
+    put(&(pairs.len() as u32).to_le_bytes(), false);
     for (k, v) in pairs {
-        bytes.extend_from_slice(&(k.as_ref().len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
+        put(&(k.as_ref().len() as u32).to_le_bytes(), false);
+        put(&(v.as_ref().len() as u32).to_le_bytes(), false);
     }
     for (k, v) in pairs {
-        bytes.extend_from_slice(k.as_ref());
-        bytes.push(0);
-        bytes.extend_from_slice(v.as_ref());
-        bytes.push(0);
+        put(k.as_ref(), true);
+        put(v.as_ref(), true);
     }
     bytes
 }
