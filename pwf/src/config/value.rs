@@ -441,17 +441,18 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
-        return Err(super::ConfigError::new(
-            "invalid JSON at line 1, column 1: unexpected byte order mark",
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|error| {
-        let mut text = format!(
-            "invalid JSON at line {}, column {}: {error}",
-            error.line(),
-            error.column()
-        );
+    // A byte order mark is refused as serde_json's errors are, with one message format.
+    let read = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        Err(None)
+    } else {
+        serde_json::from_slice(bytes).map_err(Some)
+    };
+    read.map_err(|error| {
+        let (line, column, message): (_, _, &dyn std::fmt::Display) = match &error {
+            Some(error) => (error.line(), error.column(), error),
+            None => (1, 1, &"unexpected byte order mark"),
+        };
+        let mut text = format!("invalid JSON at line {line}, column {column}: {message}");
         // serde_json ends its message with ` at line L column C`, which the start already
         // says: the start's ` at line L` and ` column C`, without the comma and the colon.
         let shown = text.as_bytes();
