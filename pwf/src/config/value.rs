@@ -186,11 +186,25 @@ fn read_integer(
         path,
         format_args!(
             "out of range for {} ({}..={})",
-            bounds.name, bounds.min, bounds.max
+            bounds.name,
+            Signed(bounds.min),
+            bounds.max
         ),
         value,
     );
     None
+}
+
+/// An `i64` written as a sign and a `u64`, whose formatting is linked anyway.
+struct Signed(i64);
+
+impl std::fmt::Display for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        std::fmt::Display::fmt(&self.0.unsigned_abs(), f)
+    }
 }
 
 macro_rules! integers {
