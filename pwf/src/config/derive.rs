@@ -161,6 +161,8 @@ default_from_itself!(
 );
 
 impl ConfigDefault<&'static str> for String {
+    // Inlined, the caller sees it never fails and keeps no error path for it.
+    #[inline]
     fn from_default(literal: &'static str) -> Result<Self, String> {
         Ok(literal.to_owned())
     }
