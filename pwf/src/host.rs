@@ -689,14 +689,17 @@ pub(crate) fn lossy(mut bytes: &[u8]) -> String {
                 // SAFETY: `from_utf8` found these bytes valid.
                 let valid = unsafe { std::str::from_utf8_unchecked(valid) };
                 // A sequence cut short by the end takes one replacement, and ends the text.
-                (valid, Some(rest.get(error.error_len().unwrap_or(rest.len())..)))
+                (
+                    valid,
+                    Some(rest.get(error.error_len().unwrap_or(rest.len())..)),
+                )
             }
         };
         text.push_str(valid);
         match rest {
             None => return text,
             Some(rest) => {
-                text.push_str("\u{fffd}");
+                text.push(char::REPLACEMENT_CHARACTER);
                 bytes = rest.unwrap_or_default();
                 if bytes.is_empty() {
                     return text;

@@ -341,7 +341,6 @@ impl SharedCounter {
     pub fn retries(&self) -> u64 {
         self.cas.retries.get()
     }
-
 }
 
 /// A counter's stored bytes as its value.

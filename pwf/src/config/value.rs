@@ -477,7 +477,9 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
         let message_end = shown.len().saturating_sub(at_line.len() + column.len());
         if message_end > colon
             && shown.ends_with(column)
-            && shown.get(..shown.len() - column.len()).is_some_and(|s| s.ends_with(at_line))
+            && shown
+                .get(..shown.len() - column.len())
+                .is_some_and(|s| s.ends_with(at_line))
         {
             text.truncate(message_end);
         }
