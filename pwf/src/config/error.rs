@@ -566,11 +566,11 @@ impl Invalid {
     }
 
     /// Records these problems, relative to the struct at `path`.
-    pub(crate) fn report(self, path: &Path<'_>, problems: &mut Problems) {
-        for (relative, message) in self.problems {
+    pub(crate) fn report(mut self, path: &Path<'_>, problems: &mut Problems) {
+        for (relative, message) in &mut self.problems {
             problems.push_problem(Problem {
-                path: path.join(&relative),
-                message,
+                path: path.join(relative),
+                message: std::mem::take(message),
             });
         }
     }
