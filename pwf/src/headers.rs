@@ -252,6 +252,20 @@ impl Headers {
     }
 }
 
+/// The pairs as they are, in order.
+///
+/// ```
+/// use pwf::{HeaderValue, Headers};
+///
+/// let headers = Headers::from(vec![("x-id".to_owned(), HeaderValue::from("7"))]);
+/// assert_eq!(headers.get("x-id").unwrap(), "7");
+/// ```
+impl From<Vec<(String, HeaderValue)>> for Headers {
+    fn from(pairs: Vec<(String, HeaderValue)>) -> Headers {
+        Headers(pairs)
+    }
+}
+
 impl From<Vec<(String, Vec<u8>)>> for Headers {
     fn from(pairs: Vec<(String, Vec<u8>)>) -> Headers {
         Headers(

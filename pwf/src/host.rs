@@ -14,6 +14,7 @@ use std::ptr::{null, null_mut};
 use proxy_wasm::types::{BufferType, MapType, MetricType};
 
 use crate::error::{HostError, Status};
+use crate::headers::HeaderValue;
 
 mod abi {
     // The proxy-wasm 0.2.1 ABI, as Envoy exports it. Statuses are read as raw
@@ -309,7 +310,7 @@ pub(crate) fn set_buffer(
     check("set_buffer_bytes", status)
 }
 
-pub(crate) fn get_map(map: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+pub(crate) fn get_map(map: MapType) -> Result<Vec<(String, HeaderValue)>, HostError> {
     let bytes = get_map_raw(map)?;
     decode_map(&bytes).ok_or(HostError::new(
         "get_header_map_pairs",
@@ -729,7 +730,7 @@ pub(crate) fn find_in_map<'a>(bytes: &'a [u8], key: &str) -> Option<&'a [u8]> {
 /// Parses the proxy-wasm map format; `None` if the bytes are malformed.
 ///
 /// Names that are not UTF-8 are decoded lossily; values stay bytes.
-pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, HeaderValue)>> {
     if bytes.is_empty() {
         return Some(Vec::new());
     }
@@ -746,7 +747,7 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
             Ok(name) => name.to_owned(),
             Err(_) => lossy(name),
         };
-        pairs.push((name, value.to_vec()));
+        pairs.push((name, HeaderValue::from(value)));
     }
     Some(pairs)
 }
@@ -777,8 +778,14 @@ mod tests {
     fn decode_map_round_trips_encode_map() {
         let pairs: &[(&str, &[u8])] = &[(":status", b"200"), ("x-bin", &[0xff, 0x00, 0x41])];
         let decoded = decode_map(&encode_map(pairs)).unwrap();
-        assert_eq!(decoded[0], (":status".to_owned(), b"200".to_vec()));
-        assert_eq!(decoded[1], ("x-bin".to_owned(), vec![0xff, 0x00, 0x41]));
+        assert_eq!(decoded[0], (":status".to_owned(), HeaderValue::from("200")));
+        assert_eq!(
+            decoded[1],
+            (
+                "x-bin".to_owned(),
+                HeaderValue::from(vec![0xff, 0x00, 0x41])
+            )
+        );
     }
 
     #[test]
