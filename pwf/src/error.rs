@@ -66,8 +66,11 @@ impl Status {
             Status::CasMismatch => ("CAS mismatch", "CasMismatch"),
             Status::InternalFailure => ("internal failure", "InternalFailure"),
             Status::Unimplemented => ("unimplemented", "Unimplemented"),
-            Status::Other(raw) if debug => return write!(f, "Other({raw})"),
-            Status::Other(raw) => return write!(f, "status {raw}"),
+            Status::Other(raw) => {
+                f.write_str(if debug { "Other(" } else { "status " })?;
+                fmt::Display::fmt(raw, f)?;
+                return f.write_str(if debug { ")" } else { "" });
+            }
         };
         f.write_str(if debug { name } else { text })
     }
