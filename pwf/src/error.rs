@@ -280,5 +280,7 @@ mod tests {
             r#"HostError { call: "get_shared_data", status: CasMismatch }"#
         );
         assert_eq!(format!("{:?}", Status::Other(5)), "Other(5)");
+        assert_eq!(Status::Other(5).to_string(), "status 5");
+        assert_eq!(Status::CasMismatch.to_string(), "CAS mismatch");
     }
 }
