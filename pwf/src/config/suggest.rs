@@ -2,6 +2,7 @@
 
 /// The known key closest to `unknown`, if it is close enough to be a likely typo: the same
 /// key written in another case style (`dispatch_count`), or few edits away (`dispatchCont`).
+// Out of line, as `distance`: inlined into their one caller they come out larger.
 #[inline(never)]
 pub(crate) fn closest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     // Long keys cost quadratic time to compare; nobody mistypes a 200-character key.
