@@ -56,6 +56,19 @@ fn expand_struct(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
         .iter()
         .zip(&ops)
         .map(|(field, ops)| schema_field(field, ops));
+    // One match on every field read: a missing one drops the others in one place.
+    let build = if fields.is_empty() {
+        quote!(Self {})
+    } else {
+        quote! {
+            match (#(#vars,)*) {
+                (#(::core::option::Option::Some(#vars),)*) => Self {
+                    #(#idents: #vars,)*
+                },
+                _ => return ::core::option::Option::None,
+            }
+        }
+    };
     let doc = option_str(input.doc.as_deref());
     let finish = match &input.attrs.validate {
         Some((_, hook)) => quote_spanned! {hook.span()=>
@@ -86,9 +99,7 @@ fn expand_struct(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
                 let __object = ::pwf::__private::expect_object(__value, __path, __problems)?;
                 #(#reads)*
                 ::pwf::__private::unknown_keys(__object, &[#(#keys),*], __path, __problems);
-                let __this = Self {
-                    #(#idents: #vars?,)*
-                };
+                let __this = #build;
                 #finish
             }
 

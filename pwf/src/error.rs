@@ -52,37 +52,40 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Writes the status as `Display` (`not found`) or as `Debug` (`NotFound`) shows it, from
+    /// one table of names.
+    #[inline(never)]
+    fn write(&self, f: &mut fmt::Formatter<'_>, debug: bool) -> fmt::Result {
+        let (text, name) = match self {
+            Status::NotFound => ("not found", "NotFound"),
+            Status::BadArgument => ("bad argument", "BadArgument"),
+            Status::SerializationFailure => ("serialization failure", "SerializationFailure"),
+            Status::ParseFailure => ("parse failure", "ParseFailure"),
+            Status::Empty => ("empty", "Empty"),
+            Status::CasMismatch => ("CAS mismatch", "CasMismatch"),
+            Status::InternalFailure => ("internal failure", "InternalFailure"),
+            Status::Unimplemented => ("unimplemented", "Unimplemented"),
+            Status::Other(raw) => {
+                f.write_str(if debug { "Other(" } else { "status " })?;
+                fmt::Display::fmt(raw, f)?;
+                return f.write_str(if debug { ")" } else { "" });
+            }
+        };
+        f.write_str(if debug { name } else { text })
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Status::NotFound => f.write_str("not found"),
-            Status::BadArgument => f.write_str("bad argument"),
-            Status::SerializationFailure => f.write_str("serialization failure"),
-            Status::ParseFailure => f.write_str("parse failure"),
-            Status::Empty => f.write_str("empty"),
-            Status::CasMismatch => f.write_str("CAS mismatch"),
-            Status::InternalFailure => f.write_str("internal failure"),
-            Status::Unimplemented => f.write_str("unimplemented"),
-            Status::Other(raw) => write!(f, "status {raw}"),
-        }
+        self.write(f, false)
     }
 }
 
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // As derived, in one line: the variant's name.
-        let name = match self {
-            Status::NotFound => "NotFound",
-            Status::BadArgument => "BadArgument",
-            Status::SerializationFailure => "SerializationFailure",
-            Status::ParseFailure => "ParseFailure",
-            Status::Empty => "Empty",
-            Status::CasMismatch => "CasMismatch",
-            Status::InternalFailure => "InternalFailure",
-            Status::Unimplemented => "Unimplemented",
-            Status::Other(raw) => return write!(f, "Other({raw})"),
-        };
-        f.write_str(name)
+        self.write(f, true)
     }
 }
 
@@ -277,5 +280,7 @@ mod tests {
             r#"HostError { call: "get_shared_data", status: CasMismatch }"#
         );
         assert_eq!(format!("{:?}", Status::Other(5)), "Other(5)");
+        assert_eq!(Status::Other(5).to_string(), "status 5");
+        assert_eq!(Status::CasMismatch.to_string(), "CAS mismatch");
     }
 }

@@ -247,11 +247,22 @@ impl Headers {
         self.0.iter().map(|(key, value)| (key.as_str(), value))
     }
 
-    pub(crate) fn as_pairs(&self) -> Vec<(&str, &[u8])> {
-        self.0
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_bytes()))
-            .collect()
+    pub(crate) fn as_pairs(&self) -> &[(String, HeaderValue)] {
+        &self.0
+    }
+}
+
+/// The pairs as they are, in order.
+///
+/// ```
+/// use pwf::{HeaderValue, Headers};
+///
+/// let headers = Headers::from(vec![("x-id".to_owned(), HeaderValue::from("7"))]);
+/// assert_eq!(headers.get("x-id").unwrap(), "7");
+/// ```
+impl From<Vec<(String, HeaderValue)>> for Headers {
+    fn from(pairs: Vec<(String, HeaderValue)>) -> Headers {
+        Headers(pairs)
     }
 }
 

@@ -14,6 +14,7 @@ use std::ptr::{null, null_mut};
 use proxy_wasm::types::{BufferType, MapType, MetricType};
 
 use crate::error::{HostError, Status};
+use crate::headers::HeaderValue;
 
 mod abi {
     // The proxy-wasm 0.2.1 ABI, as Envoy exports it. Statuses are read as raw
@@ -153,8 +154,16 @@ fn check(call: &'static str, status: u32) -> Result<(), HostError> {
     if status == OK {
         Ok(())
     } else {
-        Err(HostError::new(call, Status::from_raw(status)))
+        Err(failed(call, status))
     }
+}
+
+/// The error of `call` answering `status`: out of line, so that no host call
+/// carries the decoding of statuses.
+#[cold]
+#[inline(never)]
+fn failed(call: &'static str, status: u32) -> HostError {
+    HostError::new(call, Status::from_raw(status))
 }
 
 /// Takes ownership of a buffer the host allocated through
@@ -188,7 +197,7 @@ unsafe fn returned(
         // SAFETY: guaranteed by the caller, as documented above.
         OK => Ok(Some(unsafe { take(data, size) })),
         status if status == absent => Ok(None),
-        status => Err(HostError::new(call, Status::from_raw(status))),
+        status => Err(failed(call, status)),
     }
 }
 
@@ -284,7 +293,7 @@ pub(crate) fn get_buffer(
         // SAFETY: the host allocated `data` with `size` bytes for us.
         OK if !data.is_null() => Ok(Some(unsafe { take(data, size) })),
         OK | NOT_FOUND => Ok(None),
-        status => Err(HostError::new("get_buffer_bytes", Status::from_raw(status))),
+        status => Err(failed("get_buffer_bytes", status)),
     }
 }
 
@@ -301,7 +310,7 @@ pub(crate) fn set_buffer(
     check("set_buffer_bytes", status)
 }
 
-pub(crate) fn get_map(map: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+pub(crate) fn get_map(map: MapType) -> Result<Vec<(String, HeaderValue)>, HostError> {
     let bytes = get_map_raw(map)?;
     decode_map(&bytes).ok_or(HostError::new(
         "get_header_map_pairs",
@@ -320,7 +329,10 @@ pub(crate) fn get_map_raw(map: MapType) -> Result<Vec<u8>, HostError> {
     Ok(unsafe { take(data, size) })
 }
 
-pub(crate) fn set_map(map: MapType, pairs: &[(&str, &[u8])]) -> Result<(), HostError> {
+pub(crate) fn set_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    map: MapType,
+    pairs: &[(K, V)],
+) -> Result<(), HostError> {
     let bytes = encode_map(pairs);
     // SAFETY: the pointer and length describe a live buffer.
     let status =
@@ -373,7 +385,8 @@ pub(crate) fn remove_map_value(map: MapType, key: &str) -> Result<(), HostError>
 }
 
 fn encode_path(path: &[&str]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(path.iter().map(|part| part.len() + 1).sum());
+    // Grown as it goes: a path is a few short segments, read once or twice per plugin.
+    let mut bytes = Vec::new();
     for (i, part) in path.iter().enumerate() {
         if i > 0 {
             bytes.push(0);
@@ -384,7 +397,11 @@ fn encode_path(path: &[&str]) -> Vec<u8> {
 }
 
 pub(crate) fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-    let path = encode_path(path);
+    get_property_encoded(&encode_path(path))
+}
+
+/// [`get_property`] of a path already encoded (segments joined by NUL bytes).
+pub(crate) fn get_property_encoded(path: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: the path is a live buffer; `data` and `size` are valid places to write.
     let status =
@@ -420,7 +437,7 @@ pub(crate) fn get_shared_data(key: &str) -> Result<Option<SharedEntry>, HostErro
             cas,
         })),
         NOT_FOUND => Ok(None),
-        status => Err(HostError::new("get_shared_data", Status::from_raw(status))),
+        status => Err(failed("get_shared_data", status)),
     }
 }
 
@@ -439,7 +456,7 @@ pub(crate) fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<CasWr
     match status {
         OK => Ok(CasWrite::Written),
         CAS_MISMATCH => Ok(CasWrite::Mismatch),
-        status => Err(HostError::new("set_shared_data", Status::from_raw(status))),
+        status => Err(failed("set_shared_data", status)),
     }
 }
 
@@ -465,10 +482,7 @@ pub(crate) fn resolve_shared_queue(vm_id: &str, name: &str) -> Result<Option<u32
     match status {
         OK => Ok(Some(id)),
         NOT_FOUND => Ok(None),
-        status => Err(HostError::new(
-            "resolve_shared_queue",
-            Status::from_raw(status),
-        )),
+        status => Err(failed("resolve_shared_queue", status)),
     }
 }
 
@@ -509,9 +523,9 @@ pub(crate) fn close_stream(kind: StreamKind) -> Result<(), HostError> {
     })
 }
 
-pub(crate) fn send_local_response(
+pub(crate) fn send_local_response<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     status: u32,
-    headers: &[(&str, &[u8])],
+    headers: &[(K, V)],
     body: &[u8],
     grpc_status: i32,
 ) -> Result<(), HostError> {
@@ -580,26 +594,33 @@ pub(crate) fn dispatch_http_call(
     // The SDK wrapper returns Ok, BadArgument or InternalFailure, the only
     // statuses Envoy's `http_call` produces for valid memory.
     proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, trailers, timeout)
-        .map_err(|status| HostError::new("dispatch_http_call", Status::from_raw(status as u32)))
+        .map_err(|status| failed("dispatch_http_call", status as u32))
 }
 
 /// Serializes header pairs in the proxy-wasm map format.
-pub(crate) fn encode_map(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn encode_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
     let size = 4 + pairs
         .iter()
-        .map(|(k, v)| 8 + k.len() + v.len() + 2)
+        .map(|(k, v)| 8 + k.as_ref().len() + v.as_ref().len() + 2)
         .sum::<usize>();
-    let mut bytes = Vec::with_capacity(size);
-    bytes.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    // Written in place: the size is exact, so nothing grows.
+    let mut bytes = vec![0; size];
+    let mut at = 0;
+    let mut put = |data: &[u8], terminated: bool| {
+        if let Some(to) = bytes.get_mut(at..at + data.len()) {
+            to.copy_from_slice(data);
+        }
+        // The NUL after a key or a value is already there.
+        at += data.len() + usize::from(terminated);
+    };
+    put(&(pairs.len() as u32).to_le_bytes(), false);
     for (k, v) in pairs {
-        bytes.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        put(&(k.as_ref().len() as u32).to_le_bytes(), false);
+        put(&(v.as_ref().len() as u32).to_le_bytes(), false);
     }
     for (k, v) in pairs {
-        bytes.extend_from_slice(k.as_bytes());
-        bytes.push(0);
-        bytes.extend_from_slice(v);
-        bytes.push(0);
+        put(k.as_ref(), true);
+        put(v.as_ref(), true);
     }
     bytes
 }
@@ -660,21 +681,29 @@ impl<'a> Iterator for MapEntries<'a> {
 /// `String::from_utf8_lossy` does, in a loop over `from_utf8` (linked anyway) rather than
 /// through `Utf8Chunks`.
 pub(crate) fn lossy(mut bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len());
+    let mut text = String::new();
     loop {
-        match std::str::from_utf8(bytes) {
-            Ok(valid) => {
-                text.push_str(valid);
-                return text;
-            }
+        let (valid, rest) = match std::str::from_utf8(bytes) {
+            Ok(valid) => (valid, None),
             Err(error) => {
                 let (valid, rest) = bytes.split_at(error.valid_up_to());
-                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                // SAFETY: `from_utf8` found these bytes valid.
+                let valid = unsafe { std::str::from_utf8_unchecked(valid) };
+                // A sequence cut short by the end takes one replacement, and ends the text.
+                (
+                    valid,
+                    Some(rest.get(error.error_len().unwrap_or(rest.len())..)),
+                )
+            }
+        };
+        text.push_str(valid);
+        match rest {
+            None => return text,
+            Some(rest) => {
                 text.push(char::REPLACEMENT_CHARACTER);
-                match error.error_len() {
-                    Some(invalid) => bytes = rest.get(invalid..).unwrap_or_default(),
-                    // A sequence cut short by the end: one replacement for it.
-                    None => return text,
+                bytes = rest.unwrap_or_default();
+                if bytes.is_empty() {
+                    return text;
                 }
             }
         }
@@ -701,7 +730,7 @@ pub(crate) fn find_in_map<'a>(bytes: &'a [u8], key: &str) -> Option<&'a [u8]> {
 /// Parses the proxy-wasm map format; `None` if the bytes are malformed.
 ///
 /// Names that are not UTF-8 are decoded lossily; values stay bytes.
-pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, HeaderValue)>> {
     if bytes.is_empty() {
         return Some(Vec::new());
     }
@@ -718,7 +747,7 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
             Ok(name) => name.to_owned(),
             Err(_) => lossy(name),
         };
-        pairs.push((name, value.to_vec()));
+        pairs.push((name, HeaderValue::from(value)));
     }
     Some(pairs)
 }
@@ -749,8 +778,14 @@ mod tests {
     fn decode_map_round_trips_encode_map() {
         let pairs: &[(&str, &[u8])] = &[(":status", b"200"), ("x-bin", &[0xff, 0x00, 0x41])];
         let decoded = decode_map(&encode_map(pairs)).unwrap();
-        assert_eq!(decoded[0], (":status".to_owned(), b"200".to_vec()));
-        assert_eq!(decoded[1], ("x-bin".to_owned(), vec![0xff, 0x00, 0x41]));
+        assert_eq!(decoded[0], (":status".to_owned(), HeaderValue::from("200")));
+        assert_eq!(
+            decoded[1],
+            (
+                "x-bin".to_owned(),
+                HeaderValue::from(vec![0xff, 0x00, 0x41])
+            )
+        );
     }
 
     #[test]
@@ -764,7 +799,8 @@ mod tests {
 
     #[test]
     fn find_in_map_reads_values_in_place() {
-        let bytes = encode_map(&[(":status", b"200"), ("X-Id", b"7"), ("x-id", b"8")]);
+        let pairs: &[(&str, &[u8])] = &[(":status", b"200"), ("X-Id", b"7"), ("x-id", b"8")];
+        let bytes = encode_map(pairs);
         assert_eq!(find_in_map(&bytes, ":status"), Some(&b"200"[..]));
         assert_eq!(
             find_in_map(&bytes, "x-id"),

@@ -182,7 +182,7 @@ impl LocalResponse {
         let grpc_status = self.grpc_status.map_or(-1, |code| code as i32);
         host::send_local_response(
             self.status,
-            &self.headers.as_pairs(),
+            self.headers.as_pairs(),
             &self.body,
             grpc_status,
         )
@@ -315,7 +315,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set_all(&self, headers: &Headers) -> Result<(), HostError> {
-            host::set_map($map, &headers.as_pairs())
+            host::set_map($map, headers.as_pairs())
         }
     };
 }

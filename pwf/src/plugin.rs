@@ -799,7 +799,7 @@ impl<K: Kind> Root<K> {
     }
 
     fn plugin_name() -> String {
-        match host::get_property(&["plugin_name"]) {
+        match host::get_property_encoded(b"plugin_name") {
             Ok(Some(name)) if !name.is_empty() => host::lossy(&name),
             _ => {
                 // The type's own name, after its path (a byte search: no

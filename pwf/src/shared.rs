@@ -47,21 +47,23 @@ fn cas_floor() -> Result<u32, HostError> {
         return Ok(cached);
     }
     // Read the floor key; if it is missing, write it once and read it again.
-    let mut written = false;
-    loop {
-        match host::get_shared_data(CAS_FLOOR_KEY)? {
-            Some(entry) if entry.cas != 0 => {
-                CAS_FLOOR.with(|cell| cell.set(entry.cas));
-                return Ok(entry.cas);
-            }
-            _ if written => {
-                return Err(HostError::new("get_shared_data", crate::Status::NotFound));
-            }
+    let floor = match floor_token()? {
+        Some(floor) => floor,
+        None => {
             // Any write will do: only its token matters.
-            _ => host::set_shared_data(CAS_FLOOR_KEY, b"", 0)?,
-        };
-        written = true;
-    }
+            host::set_shared_data(CAS_FLOOR_KEY, b"", 0)?;
+            floor_token()?.ok_or(HostError::new("get_shared_data", crate::Status::NotFound))?
+        }
+    };
+    CAS_FLOOR.with(|cell| cell.set(floor));
+    Ok(floor)
+}
+
+/// The CAS token of the floor key, if it exists and has one.
+#[inline(never)]
+fn floor_token() -> Result<Option<u32>, HostError> {
+    let entry = host::get_shared_data(CAS_FLOOR_KEY)?;
+    Ok(entry.map(|entry| entry.cas).filter(|&cas| cas != 0))
 }
 
 /// Why a shared update or read failed.
@@ -140,6 +142,14 @@ impl std::error::Error for SharedError {
     }
 }
 
+/// Why an update or a read failed, before the key is attached.
+enum Failure {
+    Host(HostError),
+    Corrupt(String),
+    Overflow,
+    Contended,
+}
+
 /// The CAS loop both types share: read, compute, write conditionally, retry.
 struct CasLoop {
     key: String,
@@ -156,27 +166,44 @@ impl CasLoop {
         }
     }
 
-    fn host_error(&self, error: HostError) -> SharedError {
-        SharedError::Host {
-            key: self.key.clone(),
-            error,
+    /// The error for `failure`, naming the key: built in one place, so each
+    /// failure costs no copy of the key until it is reported.
+    #[cold]
+    #[inline(never)]
+    fn error(&self, failure: Failure) -> SharedError {
+        let key = self.key.clone();
+        match failure {
+            Failure::Host(error) => SharedError::Host { key, error },
+            Failure::Corrupt(reason) => SharedError::Corrupt { key, reason },
+            Failure::Overflow => SharedError::Overflow { key },
+            Failure::Contended => SharedError::Contended {
+                key,
+                attempts: self.max_attempts,
+            },
         }
     }
 
     fn read(&self) -> Result<Option<Vec<u8>>, SharedError> {
         host::get_shared_data(&self.key)
             .map(|entry| entry.map(|entry| entry.value))
-            .map_err(|error| self.host_error(error))
+            .map_err(|error| self.error(Failure::Host(error)))
     }
 
     /// `next` maps the current bytes (None: the key does not exist) to the
     /// value to return and the bytes to write.
     fn update<T, B: AsRef<[u8]>>(
         &self,
-        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, B), SharedError>,
+        next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
     ) -> Result<T, SharedError> {
+        self.attempt(next).map_err(|failure| self.error(failure))
+    }
+
+    fn attempt<T, B: AsRef<[u8]>>(
+        &self,
+        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
+    ) -> Result<T, Failure> {
         for attempt in 1..=self.max_attempts {
-            let entry = host::get_shared_data(&self.key).map_err(|e| self.host_error(e))?;
+            let entry = host::get_shared_data(&self.key).map_err(Failure::Host)?;
             let (value, bytes, cas) = match &entry {
                 Some(entry) => {
                     let (value, bytes) = next(Some(&entry.value))?;
@@ -184,8 +211,7 @@ impl CasLoop {
                 }
                 None => {
                     let (value, bytes) = next(None)?;
-                    let floor = cas_floor().map_err(|e| self.host_error(e))?;
-                    (value, bytes, floor)
+                    (value, bytes, cas_floor().map_err(Failure::Host)?)
                 }
             };
             // A token of 0 would write unconditionally; Envoy never hands one out.
@@ -196,13 +222,10 @@ impl CasLoop {
                     self.retries.set(self.retries.get() + 1);
                 }
                 Ok(CasWrite::Mismatch) => break,
-                Err(error) => return Err(self.host_error(error)),
+                Err(error) => return Err(Failure::Host(error)),
             }
         }
-        Err(SharedError::Contended {
-            key: self.key.clone(),
-            attempts: self.max_attempts,
-        })
+        Err(Failure::Contended)
     }
 }
 
@@ -269,7 +292,7 @@ impl SharedCounter {
     /// ```
     pub fn get(&self) -> Result<u64, SharedError> {
         match self.cas.read()? {
-            Some(bytes) => self.decode(&bytes),
+            Some(bytes) => decode_counter(&bytes).map_err(|failure| self.cas.error(failure)),
             None => Ok(0),
         }
     }
@@ -299,14 +322,10 @@ impl SharedCounter {
     pub fn add(&self, n: u64) -> Result<u64, SharedError> {
         self.cas.update(|current| {
             let current = match current {
-                Some(bytes) => self.decode(bytes)?,
+                Some(bytes) => decode_counter(bytes)?,
                 None => 0,
             };
-            let next = current
-                .checked_add(n)
-                .ok_or_else(|| SharedError::Overflow {
-                    key: self.cas.key.clone(),
-                })?;
+            let next = current.checked_add(n).ok_or(Failure::Overflow)?;
             Ok((next, next.to_le_bytes()))
         })
     }
@@ -322,18 +341,16 @@ impl SharedCounter {
     pub fn retries(&self) -> u64 {
         self.cas.retries.get()
     }
+}
 
-    fn decode(&self, bytes: &[u8]) -> Result<u64, SharedError> {
-        match <[u8; 8]>::try_from(bytes) {
-            Ok(raw) => Ok(u64::from_le_bytes(raw)),
-            Err(_) => Err(SharedError::Corrupt {
-                key: self.cas.key.clone(),
-                reason: format!(
-                    "expected 8 bytes (a little-endian u64), found {}",
-                    bytes.len()
-                ),
-            }),
-        }
+/// A counter's stored bytes as its value.
+fn decode_counter(bytes: &[u8]) -> Result<u64, Failure> {
+    match <[u8; 8]>::try_from(bytes) {
+        Ok(raw) => Ok(u64::from_le_bytes(raw)),
+        Err(_) => Err(Failure::Corrupt(format!(
+            "expected 8 bytes (a little-endian u64), found {}",
+            bytes.len()
+        ))),
     }
 }
 
@@ -405,7 +422,7 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     pub fn get(&self) -> Result<Option<T>, SharedError> {
         self.cas
             .read()?
-            .map(|bytes| self.decode(&bytes))
+            .map(|bytes| decode_value(&bytes).map_err(|failure| self.cas.error(failure)))
             .transpose()
     }
 
@@ -429,11 +446,10 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
         T: Clone,
     {
         self.cas.update(|current| {
-            let current = current.map(|bytes| self.decode(bytes)).transpose()?;
+            let current = current.map(decode_value).transpose()?;
             let next = f(current);
-            let bytes = serde_json::to_vec(&next).map_err(|error| SharedError::Corrupt {
-                key: self.cas.key.clone(),
-                reason: format!("cannot encode the new value: {error}"),
+            let bytes = serde_json::to_vec(&next).map_err(|error| {
+                Failure::Corrupt(format!("cannot encode the new value: {error}"))
             })?;
             Ok((next, bytes))
         })
@@ -448,11 +464,10 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     pub fn retries(&self) -> u64 {
         self.cas.retries.get()
     }
+}
 
-    fn decode(&self, bytes: &[u8]) -> Result<T, SharedError> {
-        serde_json::from_slice(bytes).map_err(|error| SharedError::Corrupt {
-            key: self.cas.key.clone(),
-            reason: format!("stored value is not valid: {error}"),
-        })
-    }
+/// A value's stored bytes (JSON) as the value.
+fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| Failure::Corrupt(format!("stored value is not valid: {error}")))
 }

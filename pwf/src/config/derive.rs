@@ -161,6 +161,8 @@ default_from_itself!(
 );
 
 impl ConfigDefault<&'static str> for String {
+    // Inlined, the caller sees it never fails and keeps no error path for it.
+    #[inline]
     fn from_default(literal: &'static str) -> Result<Self, String> {
         Ok(literal.to_owned())
     }
@@ -225,25 +227,31 @@ pub fn unknown_keys(
     problems: &mut Problems,
 ) {
     for key in object.keys() {
-        if known.contains(&key.as_str()) {
-            continue;
+        if !known.contains(&key.as_str()) {
+            unknown_key(key, known, path, problems);
         }
-        let mut message = format!("unknown field `{}`, ", ShownKey(key));
-        match super::suggest::closest(key, known) {
-            Some(close) => push_all(&mut message, &["did you mean `", close, "`?"]),
-            None if known.is_empty() => {
-                push_all(&mut message, &["this configuration takes no fields"]);
-            }
-            None => {
-                message.push_str("expected one of ");
-                for (i, known) in known.iter().enumerate() {
-                    let separator = if i > 0 { ", `" } else { "`" };
-                    push_all(&mut message, &[separator, known, "`"]);
-                }
-            }
-        }
-        problems.push(path, message);
     }
+}
+
+/// Records that `key` is not one of `known`, suggesting the closest known key.
+#[cold]
+#[inline(never)]
+fn unknown_key(key: &str, known: &[&str], path: &Path<'_>, problems: &mut Problems) {
+    let mut message = format!("unknown field `{}`, ", ShownKey(key));
+    match super::suggest::closest(key, known) {
+        Some(close) => push_all(&mut message, &["did you mean `", close, "`?"]),
+        None if known.is_empty() => {
+            push_all(&mut message, &["this configuration takes no fields"]);
+        }
+        None => {
+            message.push_str("expected one of ");
+            for (i, known) in known.iter().enumerate() {
+                let separator = if i > 0 { ", `" } else { "`" };
+                push_all(&mut message, &[separator, known, "`"]);
+            }
+        }
+    }
+    problems.push(path, message);
 }
 
 /// Appends each of `parts` to `text`.

@@ -134,10 +134,12 @@ impl fmt::Display for Path<'_> {
 
 /// Whether a key can be written bare in a path (`a.b`), or needs quoting (`a["b c"]`).
 fn is_plain_key(key: &str) -> bool {
+    // Bytes, not chars: every accepted character is ASCII, and no byte of another
+    // character is.
     !key.is_empty()
         && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// One thing wrong with a configuration: where it is and what is wrong.
@@ -332,18 +334,20 @@ impl Problems {
 
     /// The error reporting these problems, or `None` when there are none.
     pub(crate) fn into_error(self) -> Option<ConfigError> {
-        if self.is_empty() {
-            return None;
-        }
-        let mut problems = self.problems;
-        if self.omitted > 0 {
-            let s = if self.omitted == 1 { "" } else { "s" };
+        let Problems {
+            mut problems,
+            omitted,
+            source,
+        } = self;
+        drop(source);
+        if omitted > 0 {
+            let s = if omitted == 1 { "" } else { "s" };
             problems.push(Problem::new(
                 "",
-                format!("... and {} more problem{s}", self.omitted),
+                format!("... and {omitted} more problem{s}"),
             ));
         }
-        Some(ConfigError { problems })
+        (!problems.is_empty()).then_some(ConfigError { problems })
     }
 }
 
@@ -562,11 +566,11 @@ impl Invalid {
     }
 
     /// Records these problems, relative to the struct at `path`.
-    pub(crate) fn report(self, path: &Path<'_>, problems: &mut Problems) {
-        for (relative, message) in self.problems {
+    pub(crate) fn report(mut self, path: &Path<'_>, problems: &mut Problems) {
+        for (relative, message) in &mut self.problems {
             problems.push_problem(Problem {
-                path: path.join(&relative),
-                message,
+                path: path.join(relative),
+                message: std::mem::take(message),
             });
         }
     }

@@ -17,15 +17,16 @@ pub(crate) struct Got<'a>(pub(crate) &'a Value, pub(crate) &'a [u8]);
 
 impl fmt::Display for Got<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Value::Null => f.write_str("null"),
-            Value::Bool(true) => f.write_str("true"),
-            Value::Bool(false) => f.write_str("false"),
-            Value::Number(number) => write_number(f, number, self.1),
-            Value::String(text) => ShownStr(text).fmt(f),
-            Value::Array(_) => f.write_str("an array"),
-            Value::Object(_) => f.write_str("an object"),
-        }
+        let text = match self.0 {
+            Value::Number(number) => return write_number(f, number, self.1),
+            Value::String(text) => return ShownStr(text).fmt(f),
+            Value::Null => "null",
+            Value::Bool(true) => "true",
+            Value::Bool(false) => "false",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        };
+        f.write_str(text)
     }
 }
 
@@ -51,8 +52,16 @@ impl fmt::Display for ShownKey<'_> {
 /// `text` escaped between two `quote`s, cut after [`MAX_SHOWN_CHARS`] characters with `...`
 /// after the closing quote.
 fn write_shown(f: &mut fmt::Formatter<'_>, text: &str, quote: &str) -> fmt::Result {
-    let (shown, was_cut) = match text.char_indices().nth(MAX_SHOWN_CHARS) {
-        Some((end, _)) => (text.get(..end).unwrap_or(text), true),
+    // Where character number `MAX_SHOWN_CHARS` starts, counted over the bytes that start
+    // a character (any but the continuation bytes `0b10xx_xxxx`).
+    let end = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, byte)| byte & 0xc0 != 0x80)
+        .nth(MAX_SHOWN_CHARS)
+        .map(|(end, _)| end);
+    let (shown, was_cut) = match end {
+        Some(end) => (text.get(..end).unwrap_or(text), true),
         None => (text, false),
     };
     f.write_str(quote)?;
@@ -124,16 +133,15 @@ fn write_number(f: &mut fmt::Formatter<'_>, number: &Number, source: &[u8]) -> f
         return fmt::Display::fmt(&n.unsigned_abs(), f);
     }
     let text = number.as_f64().and_then(|n| float_text(source, n));
-    match text.and_then(|text| std::str::from_utf8(text).ok()) {
+    let (shown, cut) = match text.and_then(|text| std::str::from_utf8(text).ok()) {
         Some(text) => match text.get(..MAX_SHOWN_CHARS) {
-            Some(shown) if shown.len() < text.len() => {
-                f.write_str(shown)?;
-                f.write_str("...")
-            }
-            _ => f.write_str(text),
+            Some(shown) if shown.len() < text.len() => (shown, "..."),
+            _ => (text, ""),
         },
-        None => f.write_str("a number"),
-    }
+        None => ("a number", ""),
+    };
+    f.write_str(shown)?;
+    f.write_str(cut)
 }
 
 /// The first run of number characters in `source` that serde_json reads as the float `n`,
@@ -145,7 +153,7 @@ fn float_text(source: &[u8], n: f64) -> Option<&[u8]> {
         .find(|run| {
             !run.is_empty()
                 && matches!(
-                    serde_json::from_slice::<Value>(run),
+                    super::value::read_json(run),
                     Ok(Value::Number(read)) if read.is_f64()
                         && read.as_f64().map(f64::to_bits) == Some(n.to_bits())
                 )

@@ -2,6 +2,8 @@
 
 /// The known key closest to `unknown`, if it is close enough to be a likely typo: the same
 /// key written in another case style (`dispatch_count`), or few edits away (`dispatchCont`).
+// Out of line, as `distance`: inlined into their one caller they come out larger.
+#[inline(never)]
 pub(crate) fn closest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     // Long keys cost quadratic time to compare; nobody mistypes a 200-character key.
     if unknown.len() > MAX_COMPARED {
@@ -35,6 +37,7 @@ const MAX_COMPARED: usize = 200;
 /// The Levenshtein distance: how many one-byte insertions, deletions and substitutions turn
 /// `a` into `b` (for ASCII keys, as for any keys in a case style, one byte is one character).
 /// `b` is at most [`MAX_COMPARED`] bytes long; a longer one is at `usize::MAX`.
+#[inline(never)]
 fn distance(a: &[u8], b: &[u8]) -> usize {
     // One row of the edit-distance table, updated in place: `row[j]` holds the distance
     // between the prefix of `a` read so far and the first `j` bytes of `b`.

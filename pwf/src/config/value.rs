@@ -186,11 +186,25 @@ fn read_integer(
         path,
         format_args!(
             "out of range for {} ({}..={})",
-            bounds.name, bounds.min, bounds.max
+            bounds.name,
+            Signed(bounds.min),
+            bounds.max
         ),
         value,
     );
     None
+}
+
+/// An `i64` written as a sign and a `u64`, whose formatting is linked anyway.
+struct Signed(i64);
+
+impl std::fmt::Display for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        std::fmt::Display::fmt(&self.0.unsigned_abs(), f)
+    }
 }
 
 macro_rules! integers {
@@ -441,25 +455,34 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
-        return Err(super::ConfigError::new(
-            "invalid JSON at line 1, column 1: unexpected byte order mark",
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|error| {
-        let full = error.to_string();
-        let suffix = format!(" at line {} column {}", error.line(), error.column());
-        // Compared as bytes: a string pattern would link a substring searcher.
-        let message = match full.len().checked_sub(suffix.len()) {
-            Some(end) if full.as_bytes().ends_with(suffix.as_bytes()) => {
-                full.get(..end).unwrap_or(&full)
-            }
-            _ => &full,
+    // A byte order mark is refused as serde_json's errors are, with one message format.
+    let read = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        Err(None)
+    } else {
+        serde_json::from_slice(bytes).map_err(Some)
+    };
+    read.map_err(|error| {
+        let (line, column, message): (_, _, &dyn std::fmt::Display) = match &error {
+            Some(error) => (error.line(), error.column(), error),
+            None => (1, 1, &"unexpected byte order mark"),
         };
-        super::ConfigError::new(format!(
-            "invalid JSON at line {}, column {}: {message}",
-            error.line(),
-            error.column()
-        ))
+        let mut text = format!("invalid JSON at line {line}, column {column}: {message}");
+        // serde_json ends its message with ` at line L column C`, which the start already
+        // says: the start's ` at line L` and ` column C`, without the comma and the colon.
+        let shown = text.as_bytes();
+        let comma = shown.iter().position(|&b| b == b',').unwrap_or(0);
+        let colon = shown.iter().position(|&b| b == b':').unwrap_or(0);
+        let at_line = shown.get(12..comma).unwrap_or_default();
+        let column = shown.get(comma + 1..colon).unwrap_or_default();
+        let message_end = shown.len().saturating_sub(at_line.len() + column.len());
+        if message_end > colon
+            && shown.ends_with(column)
+            && shown
+                .get(..shown.len() - column.len())
+                .is_some_and(|s| s.ends_with(at_line))
+        {
+            text.truncate(message_end);
+        }
+        super::ConfigError::new(text)
     })
 }
