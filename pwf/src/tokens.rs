@@ -112,20 +112,29 @@ impl<V> TokenMap<V> {
         if self.direct_len * 2 >= capacity && capacity < DIRECT_MAX {
             capacity *= 2;
         }
-        let old = std::mem::replace(&mut self.direct, Vec::with_capacity(capacity));
+        let mut slots = Vec::with_capacity(capacity);
+        slots.resize_with(capacity, || None);
+        let old = std::mem::replace(&mut self.direct, slots);
         let overflow = std::mem::take(&mut self.overflow);
-        self.direct.resize_with(capacity, || None);
         self.step = step;
         self.direct_len = 0;
-        for (token, value) in old.into_iter().flatten().chain(overflow) {
-            let index = self.index(token);
-            match &mut self.direct[index] {
-                slot @ None => {
-                    *slot = Some((token, value));
-                    self.direct_len += 1;
-                }
-                Some(_) => self.overflow.push((token, value)),
+        for (token, value) in old.into_iter().flatten() {
+            self.place(token, value);
+        }
+        for (token, value) in overflow {
+            self.place(token, value);
+        }
+    }
+
+    /// Puts an entry in its slot, or in the overflow list if that is taken.
+    fn place(&mut self, token: u32, value: V) {
+        let index = self.index(token);
+        match &mut self.direct[index] {
+            slot @ None => {
+                *slot = Some((token, value));
+                self.direct_len += 1;
             }
+            Some(_) => self.overflow.push((token, value)),
         }
     }
 
