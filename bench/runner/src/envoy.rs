@@ -72,6 +72,55 @@ impl PortPool {
     }
 }
 
+/// The CPUs this process may run on (`Cpus_allowed_list` in
+/// `/proc/self/status`, e.g. `0-3,6`).
+pub(crate) fn allowed_cpus() -> Result<Vec<usize>> {
+    let status = fs::read_to_string("/proc/self/status")?;
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .ok_or("no Cpus_allowed_list in /proc/self/status")?;
+    parse_cpu_list(list.trim()).ok_or_else(|| format!("cannot read CPU list `{list}`").into())
+}
+
+fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((first, last)) => cpus.extend(first.parse::<usize>().ok()?..=last.parse().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Restricts every thread of this process to `cpus` (`taskset -a -p`);
+/// threads it starts later inherit the restriction, and so do the
+/// processes it spawns (`wrk`).
+pub(crate) fn pin_self(cpus: &[usize]) -> Result<()> {
+    let output = Command::new("taskset")
+        .args(["-a", "-p", "-c"])
+        .arg(cpu_list(cpus))
+        .arg(std::process::id().to_string())
+        .output()
+        .map_err(|error| format!("running taskset: {error} (or run with --no-pin)"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "taskset failed: {} (or run with --no-pin)",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Where a listener sends requests that pass its filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -193,19 +242,29 @@ pub(crate) struct Envoy {
 }
 
 impl Envoy {
-    /// Starts Envoy with `config` (1 worker, log level warning) and waits
-    /// until every listener accepts connections.
+    /// Starts Envoy with `config` (1 worker, log level warning), on `cpus`
+    /// only when given (`taskset`), and waits until every listener accepts
+    /// connections.
     pub(crate) fn start(
         bin: &Path,
         dir: &Path,
         config: &str,
         listeners: &[Listener],
+        cpus: Option<&[usize]>,
     ) -> Result<Envoy> {
         fs::create_dir_all(dir)?;
         let config_path = dir.join("envoy.yaml");
         fs::write(&config_path, config)?;
         let log = dir.join("envoy.log");
-        let child = Command::new(bin)
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(cpu_list(cpus)).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .arg("-c")
             .arg(&config_path)
             .args([
@@ -245,6 +304,34 @@ impl Envoy {
         }
         Ok(envoy)
     }
+
+    /// What the scheduler has counted for Envoy's threads so far, summed
+    /// over `/proc/<pid>/task/<tid>/schedstat`.
+    pub(crate) fn sched(&self) -> Result<Sched> {
+        let mut total = Sched::default();
+        for task in fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            let Ok(text) = fs::read_to_string(task?.path().join("schedstat")) else {
+                // The thread ended between the listing and the read.
+                continue;
+            };
+            let mut fields = text.split_whitespace().map(|n| n.parse::<u64>().ok());
+            let (Some(Some(cpu)), Some(Some(wait))) = (fields.next(), fields.next()) else {
+                return Err(format!("cannot read schedstat `{}`", text.trim()).into());
+            };
+            total.cpu_ns += cpu;
+            total.wait_ns += wait;
+        }
+        Ok(total)
+    }
+}
+
+/// Scheduler time of a process, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Sched {
+    /// Time on a CPU.
+    pub(crate) cpu_ns: u64,
+    /// Time ready to run but waiting for a CPU, taken by other threads.
+    pub(crate) wait_ns: u64,
 }
 
 impl Drop for Envoy {
@@ -264,6 +351,14 @@ pub(crate) struct Load {
     pub(crate) p99_us: f64,
     /// Responses that were not 2xx or 3xx, and socket errors.
     pub(crate) errors: u64,
+    /// Responses received.
+    pub(crate) requests: u64,
+    /// Envoy's CPU time per response, in microseconds (set by the caller,
+    /// who can see Envoy).
+    pub(crate) cpu_us: f64,
+    /// The share of the run Envoy spent ready to run but waiting for a
+    /// CPU (set by the caller).
+    pub(crate) waited: f64,
 }
 
 /// Runs `wrk` against `port` and `path` for `duration`.
@@ -306,6 +401,7 @@ pub(crate) fn parse_wrk(text: &str) -> Option<Load> {
                 load.requests_per_second = value.parse().ok()?;
                 seen_rps = true;
             }
+            [count, "requests", "in", ..] => load.requests = count.parse().ok()?,
             ["Non-2xx", "or", "3xx", "responses:", count] => {
                 load.errors += count.parse::<u64>().ok()?
             }
@@ -346,5 +442,14 @@ Transfer/sec:      5.00MB
         assert_eq!(load.p50_us, 256.0);
         assert_eq!(load.p99_us, 1500.0);
         assert_eq!(load.errors, 7);
+        assert_eq!(load.requests, 123);
+    }
+
+    #[test]
+    fn parse_cpu_list_reads_ranges_and_single_cpus() {
+        assert_eq!(parse_cpu_list("0-1"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0-2,5,7-8"), Some(vec![0, 1, 2, 5, 7, 8]));
+        assert_eq!(parse_cpu_list("3"), Some(vec![3]));
+        assert_eq!(parse_cpu_list("x"), None);
     }
 }

@@ -20,6 +20,7 @@ mod envoy;
 mod http;
 mod metering;
 mod report;
+mod stats;
 mod wasm;
 
 use std::path::{Path, PathBuf};
@@ -90,9 +91,17 @@ pub(crate) struct Settings {
     pub(crate) metered_requests: usize,
     /// Whether to run the Envoy part.
     pub(crate) envoy: bool,
+    /// `--envoy-only`: skip the deterministic part (instructions, size,
+    /// memory), to study the Envoy measurement itself.
+    pub(crate) envoy_only: bool,
+    /// Whether Envoy gets a CPU of its own (`taskset`), away from `wrk`
+    /// and the upstream.
+    pub(crate) pin: bool,
+    /// The `wrk` run on each listener before the rounds.
+    pub(crate) warmup: Duration,
     /// The length of one `wrk` run.
     pub(crate) duration: Duration,
-    /// How many interleaved rounds of no filter / raw / pwf.
+    /// How many interleaved rounds of no filter / raw / raw again / pwf.
     pub(crate) rounds: usize,
     /// `wrk` connections.
     pub(crate) connections: usize,
@@ -112,8 +121,13 @@ usage: pwf-bench [options]
 
   --quick            a smoke run of a minute or two (short wrk runs, 2 rounds)
   --skip-envoy       only the deterministic part: instructions, size, memory
-  --duration SECS    the length of each wrk run (default 5)
-  --rounds N         interleaved rounds of no filter / raw / pwf (default 10)
+  --envoy-only       only the Envoy part (the report leaves the rest out)
+  --duration SECS    the length of each wrk run (default 3)
+  --rounds N         interleaved rounds of no filter / raw / raw again / pwf
+                     (default 16; a multiple of 8 balances the order)
+  --warmup SECS      a wrk run on each listener before the rounds (default 1)
+  --no-pin           let Envoy, wrk and the upstream share all CPUs (default:
+                     Envoy on the first CPU, the rest on the others)
   --connections N    wrk connections (default 16)
   --requests N       requests metered per plugin (default 1000)
   --out FILE         the report (default docs/performance.md; the chart goes
@@ -130,8 +144,11 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
         workspace,
         metered_requests: 1000,
         envoy: true,
-        duration: Duration::from_secs(5),
-        rounds: 10,
+        envoy_only: false,
+        pin: true,
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs(3),
+        rounds: 16,
         connections: 16,
         dispatch_samples: 20,
         quick: false,
@@ -152,6 +169,11 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
                 settings.dispatch_samples = 5;
             }
             "--skip-envoy" => settings.envoy = false,
+            "--envoy-only" => settings.envoy_only = true,
+            "--no-pin" => settings.pin = false,
+            "--warmup" => {
+                settings.warmup = Duration::from_secs(value("--warmup")?.parse()?);
+            }
             "--functions" => settings.functions = true,
             "--duration" => {
                 settings.duration = Duration::from_secs(value("--duration")?.parse()?);
@@ -169,6 +191,9 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
     }
     if settings.rounds == 0 {
         return Err("--rounds must be at least 1".into());
+    }
+    if settings.envoy_only && !settings.envoy {
+        return Err("--envoy-only and --skip-envoy leave nothing to run".into());
     }
     Ok(settings)
 }

@@ -12,6 +12,7 @@ use pwf_bench_meter::{LogLevel, Phase, PAGE_SIZE};
 use crate::chart::{self, Group};
 use crate::envoy::{self, Envoy, Filter, Listener, Load, Route};
 use crate::metering::{self, Metered};
+use crate::stats::{median, Summary, CONFIDENCE};
 use crate::wasm::{self, Variant};
 use crate::{http, Example, Flavor, Result, Settings};
 
@@ -34,21 +35,53 @@ const DISPATCH_DELAY: Duration = Duration::from_millis(100);
 enum Target {
     NoFilter,
     Plugin(Flavor),
+    /// The raw plugin again: the same `.wasm` on its own listener and VM.
+    /// Raw against itself (A/A) shows how far apart two identical plugins
+    /// land in this run, that is, what difference the run can resolve.
+    RawAgain,
 }
 
 impl Target {
-    const ALL: [Target; 3] = [
+    /// In the order of the report's tables.
+    const ALL: [Target; 4] = [
         Target::NoFilter,
         Target::Plugin(Flavor::Raw),
+        Target::RawAgain,
         Target::Plugin(Flavor::Pwf),
+    ];
+
+    /// The cycle the rounds rotate: raw sits between pwf and its own copy,
+    /// so that both are compared with raw from the same distance.
+    const CYCLE: [Target; 4] = [
+        Target::Plugin(Flavor::Raw),
+        Target::Plugin(Flavor::Pwf),
+        Target::NoFilter,
+        Target::RawAgain,
     ];
 
     fn name(self) -> &'static str {
         match self {
             Target::NoFilter => "no filter",
             Target::Plugin(flavor) => flavor.name(),
+            Target::RawAgain => "raw again",
         }
     }
+}
+
+/// The order of the runs in round `round`: [`Target::CYCLE`] rotated by one
+/// place each round, and run backwards in every other block of four rounds.
+/// Over any eight consecutive rounds every target runs twice in each place,
+/// and swapping pwf with the raw copy gives the same eight orders: both see
+/// raw at the same distances, before and after, and follow the same runs,
+/// so the A/A ratio and the pwf / raw ratio get the same treatment.
+fn round_order(round: usize) -> [Target; 4] {
+    let places = Target::CYCLE.len();
+    let mut order = Target::CYCLE;
+    order.rotate_left(round % places);
+    if (round / places) % 2 == 1 {
+        order.reverse();
+    }
+    order
 }
 
 #[derive(Default)]
@@ -85,11 +118,15 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
         None
     };
     let mut results = Results::default();
-    for variant in Variant::ALL {
-        wasm::build(workspace, variant)?;
+    if settings.envoy_only {
+        wasm::build(workspace, Variant::Release)?;
+    } else {
+        for variant in Variant::ALL {
+            wasm::build(workspace, variant)?;
+        }
+        wasm::build_system_allocator(workspace)?;
+        measure_static(settings, &mut results)?;
     }
-    wasm::build_system_allocator(workspace)?;
-    measure_static(settings, &mut results)?;
     if let Some(bin) = &envoy_bin {
         results.envoy_version = Command::new(bin)
             .arg("--version")
@@ -267,8 +304,68 @@ fn filter(settings: &Settings, example: Example, flavor: Flavor, dispatch: Optio
     }
 }
 
+/// The filter behind `target` of `example`, if any. The raw copy has its
+/// own VM (own vm_id), as pwf and raw do.
+fn target_filter(settings: &Settings, example: Example, target: Target) -> Option<Filter> {
+    match target {
+        Target::NoFilter => None,
+        Target::Plugin(flavor) => Some(filter(settings, example, flavor, None)),
+        Target::RawAgain => {
+            let mut filter = filter(settings, example, Flavor::Raw, None);
+            filter.vm_id.push_str("_again");
+            Some(filter)
+        }
+    }
+}
+
+/// Where Envoy and the rest run: Envoy on the first CPU this process may
+/// use, the runner with its upstream and `wrk` on the others, so that the
+/// load generator never takes the CPU from the worker it measures. `None`
+/// when pinning is off or there is only one CPU.
+struct Pinning {
+    envoy: Vec<usize>,
+    rest: Vec<usize>,
+    /// What this process had before.
+    before: Vec<usize>,
+}
+
+impl Pinning {
+    fn new(settings: &Settings) -> Result<Option<Pinning>> {
+        if !settings.pin {
+            return Ok(None);
+        }
+        let before = envoy::allowed_cpus()?;
+        let Some((&first, rest)) = before.split_first() else {
+            return Ok(None);
+        };
+        if rest.is_empty() {
+            eprintln!("one CPU only: Envoy and the load share it");
+            return Ok(None);
+        }
+        let pinning = Pinning {
+            envoy: vec![first],
+            rest: rest.to_vec(),
+            before: before.clone(),
+        };
+        envoy::pin_self(&pinning.rest)?;
+        eprintln!(
+            "Envoy on CPU {first}; wrk and the upstream on CPUs {:?}",
+            pinning.rest
+        );
+        Ok(Some(pinning))
+    }
+}
+
+impl Drop for Pinning {
+    fn drop(&mut self) {
+        let _ = envoy::pin_self(&self.before);
+    }
+}
+
 /// Throughput, latency and parallel dispatch through Envoy.
 fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Result<()> {
+    // Before the upstream starts, so that its threads inherit it.
+    let pinning = Pinning::new(settings)?;
     let upstream = envoy_upstream::Upstream::start()?;
     let path = request_path();
     let mut listeners = Vec::new();
@@ -286,10 +383,7 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
                 name: format!("{}_{}", example.name(), target.name().replace(' ', "_")),
                 port,
                 route,
-                filter: match target {
-                    Target::NoFilter => None,
-                    Target::Plugin(flavor) => Some(filter(settings, example, flavor, None)),
-                },
+                filter: target_filter(settings, example, target),
             });
         }
     }
@@ -316,33 +410,55 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
     // Envoy binds them now: release them first.
     drop(pool);
     eprintln!("starting Envoy ({} listeners)", listeners.len());
-    let envoy = Envoy::start(bin, &dir, &config, &listeners)?;
+    let envoy = Envoy::start(
+        bin,
+        &dir,
+        &config,
+        &listeners,
+        pinning.as_ref().map(|p| p.envoy.as_slice()),
+    )?;
     check_behaviour(&ports, &path)?;
 
     // Warm-up: V8 tiers up, connection pools fill.
-    for (&(example, target), &port) in &ports {
-        eprintln!("warm-up: {} {}", example.name(), target.name());
-        envoy::wrk(port, &path, settings.connections, Duration::from_secs(1))?;
+    for example in Example::ALL {
+        for target in Target::ALL {
+            eprintln!("warm-up: {} {}", example.name(), target.name());
+            envoy::wrk(
+                ports[&(example, target)],
+                &path,
+                settings.connections,
+                settings.warmup,
+            )?;
+        }
     }
     for round in 0..settings.rounds {
         for example in Example::ALL {
-            for k in 0..Target::ALL.len() {
-                let target = Target::ALL[(k + round) % Target::ALL.len()];
-                let load = envoy::wrk(
+            for target in round_order(round) {
+                let before = envoy.sched()?;
+                let start = std::time::Instant::now();
+                let mut load = envoy::wrk(
                     ports[&(example, target)],
                     &path,
                     settings.connections,
                     settings.duration,
                 )?;
+                let elapsed = start.elapsed();
+                let after = envoy.sched()?;
+                let cpu = after.cpu_ns.saturating_sub(before.cpu_ns);
+                load.cpu_us = cpu as f64 / 1e3 / load.requests.max(1) as f64;
+                load.waited = after.wait_ns.saturating_sub(before.wait_ns) as f64
+                    / elapsed.as_nanos().max(1) as f64;
                 eprintln!(
-                    "round {}/{}: {} {}: {:.0} req/s, p50 {:.0} us, p99 {:.0} us",
+                    "round {}/{}: {} {}: {:.0} req/s, p50 {:.0} us, p99 {:.0} us, Envoy {:.2} us CPU per request, waited {:.1}%",
                     round + 1,
                     settings.rounds,
                     example.name(),
                     target.name(),
                     load.requests_per_second,
                     load.p50_us,
-                    load.p99_us
+                    load.p99_us,
+                    load.cpu_us,
+                    load.waited * 100.0,
                 );
                 results
                     .loads
@@ -379,6 +495,7 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
         }
     }
     drop(envoy);
+    drop(pinning);
     Ok(())
 }
 
@@ -426,19 +543,6 @@ fn check_behaviour(ports: &HashMap<(Example, Target), u16>, path: &str) -> Resul
     Ok(())
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 impl Results {
     fn fuel_ratio(&self, example: Example, level: LogLevel) -> Option<f64> {
         let pwf = self.fuel.get(&(example, Flavor::Pwf, level))?.per_request;
@@ -466,34 +570,56 @@ impl Results {
             p50_us: median(loads.iter().map(|l| l.p50_us).collect()),
             p99_us: median(loads.iter().map(|l| l.p99_us).collect()),
             errors: loads.iter().map(|l| l.errors).sum(),
+            requests: loads.iter().map(|l| l.requests).sum(),
+            cpu_us: median(loads.iter().map(|l| l.cpu_us).collect()),
+            waited: median(loads.iter().map(|l| l.waited).collect()),
         })
     }
 
-    /// The median of the per-round pwf / raw throughput ratios: each round
-    /// runs both back to back, so the ratio of a round cancels slow drift.
-    fn throughput_ratio(&self, example: Example) -> Option<f64> {
-        let pwf = self.loads.get(&(example, Target::Plugin(Flavor::Pwf)))?;
-        let raw = self.loads.get(&(example, Target::Plugin(Flavor::Raw)))?;
-        let ratios: Vec<f64> = pwf
-            .iter()
+    /// Per round, `target`'s `measure` over raw's in the same round: each
+    /// round runs both close together, so its ratio cancels slow drift.
+    fn round_ratios(&self, example: Example, target: Target, measure: Measure) -> Vec<f64> {
+        let (Some(of), Some(raw)) = (
+            self.loads.get(&(example, target)),
+            self.loads.get(&(example, Target::Plugin(Flavor::Raw))),
+        ) else {
+            return Vec::new();
+        };
+        of.iter()
             .zip(raw)
-            .map(|(p, r)| p.requests_per_second / r.requests_per_second)
-            .collect();
-        (!ratios.is_empty()).then(|| median(ratios))
+            .map(|(a, b)| measure.of(a) / measure.of(b))
+            .collect()
     }
 
-    /// Per round pwf / raw throughput ratios (the spread of the estimate).
-    fn throughput_ratio_range(&self, example: Example) -> Option<(f64, f64)> {
-        let pwf = self.loads.get(&(example, Target::Plugin(Flavor::Pwf)))?;
-        let raw = self.loads.get(&(example, Target::Plugin(Flavor::Raw)))?;
-        let ratios: Vec<f64> = pwf
-            .iter()
-            .zip(raw)
-            .map(|(p, r)| p.requests_per_second / r.requests_per_second)
-            .collect();
-        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (!ratios.is_empty()).then_some((min, max))
+    /// The median of the per-round ratios against raw, its confidence
+    /// interval and range.
+    fn ratio_summary(&self, example: Example, target: Target, measure: Measure) -> Option<Summary> {
+        Summary::of(&self.round_ratios(example, target, measure))
+    }
+
+    /// The median of the per-round pwf / raw throughput ratios: the number
+    /// the throughput target is about.
+    fn throughput_ratio(&self, example: Example) -> Option<f64> {
+        self.ratio_summary(example, Target::Plugin(Flavor::Pwf), Measure::Throughput)
+            .map(|s| s.median)
+    }
+}
+
+/// What a per-round ratio divides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Measure {
+    /// Requests per second.
+    Throughput,
+    /// Envoy's CPU time per response.
+    Cpu,
+}
+
+impl Measure {
+    fn of(self, load: &Load) -> f64 {
+        match self {
+            Measure::Throughput => load.requests_per_second,
+            Measure::Cpu => load.cpu_us,
+        }
     }
 }
 
@@ -610,7 +736,7 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
     md.push_str("## Targets\n\n| example | guest instructions (≤ 1.05) | throughput (≥ 0.97) | size (≤ 1.15) | size after wasm-opt | memory at instantiation |\n|---|---|---|---|---|---|\n");
     for example in Example::ALL {
         let fuel = r.fuel_ratio(example, LogLevel::Info);
-        let tput = r.throughput_ratio(example);
+        let tput = r.ratio_summary(example, Target::Plugin(Flavor::Pwf), Measure::Throughput);
         let size = r.size_ratio(example, false);
         let size_opt = r.size_ratio(example, true);
         let pages = r.pages_ratio(example, Variant::Release);
@@ -620,8 +746,8 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
             example.name(),
             ratio(fuel),
             verdict(fuel, TARGET_INSTRUCTIONS, false),
-            ratio(tput),
-            verdict(tput, TARGET_THROUGHPUT, true),
+            ratio(tput.map(|s| s.median)),
+            throughput_verdict(tput),
             ratio(size),
             verdict(size, TARGET_SIZE, false),
             ratio(size_opt),
@@ -791,67 +917,7 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
 
     // Envoy.
     if !r.loads.is_empty() {
-        let _ = writeln!(
-            md,
-            "## Through Envoy\n\n\
-             Envoy with `--concurrency 1` (one worker), log level warning, on loopback; \
-             `wrk -t1 -c{}` for {} s per run. Every example has three listeners in the same \
-             Envoy: no wasm filter, raw, pwf; the runs are interleaved, the order rotating \
-             each round, and each number is the median over {} rounds. `shared_data` answers \
-             from a direct 200 route; the other two route to the project's local upstream \
-             (`envoy/upstream`, in process) and call it: `multiple_dispatches` makes 10 calls \
-             per response, `http_auth_random` one per request. Every request and call asks \
-             the upstream's `/body` route for the same 53-byte JSON answer, whose FNV-1a hash \
-             is even, so `http_auth_random` lets every request through.\n\n\
-             | example | | req/s | p50 | p99 | vs raw | vs no filter | errors |\n|---|---|---|---|---|---|---|---|",
-            settings.connections,
-            settings.duration.as_secs(),
-            settings.rounds
-        );
-        for example in Example::ALL {
-            let raw = r.load(example, Target::Plugin(Flavor::Raw));
-            let none = r.load(example, Target::NoFilter);
-            for target in Target::ALL {
-                let Some(load) = r.load(example, target) else {
-                    continue;
-                };
-                let versus = |base: Option<Load>| {
-                    base.map_or("–".into(), |b| {
-                        format!("{:.3}", load.requests_per_second / b.requests_per_second)
-                    })
-                };
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {:.0} | {:.0} µs | {:.0} µs | {} | {} | {} |",
-                    example.name(),
-                    target.name(),
-                    load.requests_per_second,
-                    load.p50_us,
-                    load.p99_us,
-                    versus(raw),
-                    versus(none),
-                    load.errors
-                );
-            }
-        }
-        md.push_str(
-            "\nThe columns *vs raw* and *vs no filter* divide the medians. The throughput \
-             target uses the median of the per-round pwf / raw ratios (each round runs both \
-             back to back, so its ratio cancels slow drift):\n\n",
-        );
-        for example in Example::ALL {
-            if let (Some(ratio), Some((lo, hi))) = (
-                r.throughput_ratio(example),
-                r.throughput_ratio_range(example),
-            ) {
-                let _ = writeln!(
-                    md,
-                    "- {}: median {ratio:.3}, rounds from {lo:.3} to {hi:.3}",
-                    example.name()
-                );
-            }
-        }
-        md.push('\n');
+        md.push_str(&render_envoy(settings, r));
     }
     if !r.dispatch.is_empty() {
         let _ = writeln!(
@@ -888,6 +954,179 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
         md.push('\n');
     }
     md
+}
+
+/// The section "Through Envoy": the medians, then the per-round ratios
+/// with their confidence intervals, pwf / raw next to raw against itself.
+fn render_envoy(settings: &Settings, r: &Results) -> String {
+    let mut md = String::new();
+    let pinned = if settings.pin {
+        "Envoy is pinned to one CPU (`taskset`), `wrk` and the upstream to the other(s), so the \
+         load never takes the CPU from the worker it measures"
+    } else {
+        "Envoy, `wrk` and the upstream share all CPUs (`--no-pin`)"
+    };
+    let _ = writeln!(
+        md,
+        "## Through Envoy\n\n\
+         Envoy with `--concurrency 1` (one worker), log level warning, on loopback; \
+         `wrk -t1 -c{connections}` for {duration} s per run, after a {warmup} s warm-up run on \
+         each listener. {pinned}. Every example has four listeners in the same Envoy: no wasm \
+         filter, raw, *raw again* (the same raw `.wasm` on its own listener and VM) and pwf. \
+         The runs are interleaved, one of each per example and round, in an order that \
+         rotates each round and reverses every four, so that pwf and raw again stand in the \
+         same places relative to raw; each number below is the median over {rounds} rounds. \
+         `shared_data` answers from a direct 200 route; the other two route to the project's \
+         local upstream (`envoy/upstream`, in process) and call it: `multiple_dispatches` \
+         makes 10 calls per response, `http_auth_random` one per request. Every request and \
+         call asks the upstream's `/body` route for the same 53-byte JSON answer, whose FNV-1a \
+         hash is even, so `http_auth_random` lets every request through. *Envoy CPU* is the \
+         time Envoy's threads spent on a CPU during the run (from the scheduler, \
+         `/proc/<pid>/task/*/schedstat`), divided by the responses: time other processes \
+         take from Envoy does not count in it, unlike in req/s.\n\n\
+         | example | | req/s | p50 | p99 | Envoy CPU per response | vs raw | vs no filter | errors |\n\
+         |---|---|---|---|---|---|---|---|---|",
+        connections = settings.connections,
+        duration = settings.duration.as_secs(),
+        warmup = settings.warmup.as_secs(),
+        rounds = settings.rounds,
+    );
+    for example in Example::ALL {
+        let raw = r.load(example, Target::Plugin(Flavor::Raw));
+        let none = r.load(example, Target::NoFilter);
+        for target in Target::ALL {
+            let Some(load) = r.load(example, target) else {
+                continue;
+            };
+            let versus = |base: Option<Load>| {
+                base.map_or("–".into(), |b| {
+                    format!("{:.3}", load.requests_per_second / b.requests_per_second)
+                })
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.0} µs | {:.0} µs | {:.2} µs | {} | {} | {} |",
+                example.name(),
+                target.name(),
+                load.requests_per_second,
+                load.p50_us,
+                load.p99_us,
+                load.cpu_us,
+                versus(raw),
+                versus(none),
+                load.errors
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nThe columns *vs raw* and *vs no filter* divide the medians. The target is about \
+         the median of the per-round ratios instead: each round runs raw, raw again and pwf \
+         close together, so a round's ratio cancels slow drift. *raw again / raw* is an A/A \
+         test: two identical plugins, whose true ratio is 1, so its spread is this run's \
+         noise, the smallest difference between pwf and raw the run can see. The interval is \
+         a {confidence:.0} % confidence interval for the median of the rounds, from order \
+         statistics (the sign test: no assumption on how the rounds are distributed, only that \
+         they are independent); a ratio whose interval holds 1 is no difference this run can \
+         resolve, and the throughput target is decided only when the interval lies wholly on \
+         one side of {TARGET_THROUGHPUT}. For Envoy CPU, lower is better.\n\n\
+         | example | measure | pwf / raw | {confidence:.0} % interval | rounds | raw again / raw (A/A) | {confidence:.0} % interval | rounds |\n\
+         |---|---|---|---|---|---|---|---|",
+        confidence = CONFIDENCE * 100.0,
+    );
+    let span = |s: &Summary| format!("{:.3}–{:.3}", s.low, s.high);
+    let range = |s: &Summary| format!("{:.3}–{:.3}", s.min, s.max);
+    for example in Example::ALL {
+        for (measure, label) in [
+            (Measure::Throughput, "req/s"),
+            (Measure::Cpu, "Envoy CPU per response"),
+        ] {
+            let (Some(pwf), Some(aa)) = (
+                r.ratio_summary(example, Target::Plugin(Flavor::Pwf), measure),
+                r.ratio_summary(example, Target::RawAgain, measure),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {label} | {:.3} | {} | {} | {:.3} | {} | {} |",
+                example.name(),
+                pwf.median,
+                span(&pwf),
+                range(&pwf),
+                aa.median,
+                span(&aa),
+                range(&aa),
+            );
+        }
+    }
+    md.push_str("\nIn words, for throughput:\n\n");
+    for example in Example::ALL {
+        let (Some(pwf), Some(aa)) = (
+            r.ratio_summary(example, Target::Plugin(Flavor::Pwf), Measure::Throughput),
+            r.ratio_summary(example, Target::RawAgain, Measure::Throughput),
+        ) else {
+            continue;
+        };
+        let _ = writeln!(
+            md,
+            "- {}: {} Raw against itself: {:.3}, interval {}, half-width {:.3}.",
+            example.name(),
+            throughput_words(pwf),
+            aa.median,
+            span(&aa),
+            (aa.high - aa.low) / 2.0,
+        );
+    }
+    md.push('\n');
+    md
+}
+
+/// The verdict on the throughput target with its uncertainty: on the
+/// median as before, and whether the interval decides it.
+fn throughput_verdict(summary: Option<Summary>) -> String {
+    let Some(s) = summary else {
+        return "not measured".to_owned();
+    };
+    let verdict = verdict(Some(s.median), TARGET_THROUGHPUT, true);
+    if s.contains(TARGET_THROUGHPUT) {
+        format!(
+            "{verdict}, inside the noise ({:.0} % interval {:.3}–{:.3})",
+            CONFIDENCE * 100.0,
+            s.low,
+            s.high
+        )
+    } else {
+        format!(
+            "{verdict} ({:.0} % interval {:.3}–{:.3})",
+            CONFIDENCE * 100.0,
+            s.low,
+            s.high
+        )
+    }
+}
+
+/// One sentence on pwf / raw throughput against the target.
+fn throughput_words(s: Summary) -> String {
+    let head = format!(
+        "pwf / raw {:.3}, interval {:.3}–{:.3}.",
+        s.median, s.low, s.high
+    );
+    let target = if s.low >= TARGET_THROUGHPUT {
+        format!("The whole interval is at or above {TARGET_THROUGHPUT}: meets the target.")
+    } else if s.high < TARGET_THROUGHPUT {
+        format!("The whole interval is below {TARGET_THROUGHPUT}: misses the target.")
+    } else {
+        format!(
+            "The interval holds {TARGET_THROUGHPUT}: this run cannot tell whether pwf meets the target."
+        )
+    };
+    let difference = if s.contains(1.0) {
+        "It holds 1 too: no difference from raw resolved."
+    } else {
+        "It does not hold 1: a difference from raw resolved."
+    };
+    format!("{head} {target} {difference}")
 }
 
 /// Host calls per request, and the costliest stretches of guest code
@@ -1014,5 +1253,58 @@ fn print_summary(r: &Results) {
             ratio(r.size_ratio(example, true)),
             ratio(r.pages_ratio(example, Variant::Release)),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn swap_pwf_and_copy(order: [Target; 4]) -> [Target; 4] {
+        order.map(|target| match target {
+            Target::Plugin(Flavor::Pwf) => Target::RawAgain,
+            Target::RawAgain => Target::Plugin(Flavor::Pwf),
+            other => other,
+        })
+    }
+
+    #[test]
+    fn round_order_puts_every_target_twice_in_each_place_over_eight_rounds() {
+        for start in [0, 8, 13] {
+            let orders: Vec<[Target; 4]> = (start..start + 8).map(round_order).collect();
+            for target in Target::ALL {
+                for place in 0..4 {
+                    let count = orders.iter().filter(|o| o[place] == target).count();
+                    assert_eq!(count, 2, "{target:?} in place {place} from round {start}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn round_order_treats_pwf_and_the_raw_copy_alike() {
+        let mut orders: Vec<[Target; 4]> = (0..8).map(round_order).collect();
+        let mut swapped: Vec<[Target; 4]> = orders.iter().copied().map(swap_pwf_and_copy).collect();
+        let key = |o: &[Target; 4]| o.map(|t| Target::ALL.iter().position(|&a| a == t));
+        orders.sort_by_key(key);
+        swapped.sort_by_key(key);
+        assert_eq!(orders, swapped);
+    }
+
+    #[test]
+    fn throughput_verdict_says_when_the_interval_holds_the_target() {
+        let summary = |low, median, high| Summary {
+            median,
+            low,
+            high,
+            min: low,
+            max: high,
+        };
+        let inside = throughput_verdict(Some(summary(0.95, 0.99, 1.02)));
+        assert!(inside.starts_with("**meets**, inside the noise"), "{inside}");
+        let decided = throughput_verdict(Some(summary(0.98, 0.99, 1.02)));
+        assert!(decided.starts_with("**meets** ("), "{decided}");
+        let missed = throughput_verdict(Some(summary(0.90, 0.92, 0.95)));
+        assert!(missed.starts_with("**misses** ("), "{missed}");
     }
 }
