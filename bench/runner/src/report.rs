@@ -1301,7 +1301,10 @@ mod tests {
             max: high,
         };
         let inside = throughput_verdict(Some(summary(0.95, 0.99, 1.02)));
-        assert!(inside.starts_with("**meets**, inside the noise"), "{inside}");
+        assert!(
+            inside.starts_with("**meets**, inside the noise"),
+            "{inside}"
+        );
         let decided = throughput_verdict(Some(summary(0.98, 0.99, 1.02)));
         assert!(decided.starts_with("**meets** ("), "{decided}");
         let missed = throughput_verdict(Some(summary(0.90, 0.92, 0.95)));
