@@ -105,6 +105,8 @@ struct Results {
     /// Latency samples of `multiple_dispatches` per flavor and call count.
     dispatch: HashMap<(Flavor, u32), Vec<Duration>>,
     envoy_version: String,
+    /// Where Envoy and the load ran, as the Machine section says it.
+    placement: String,
 }
 
 /// Runs the whole suite and writes the report.
@@ -366,6 +368,18 @@ impl Drop for Pinning {
 fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Result<()> {
     // Before the upstream starts, so that its threads inherit it.
     let pinning = Pinning::new(settings)?;
+    results.placement = match &pinning {
+        Some(p) => format!(
+            "Envoy pinned to CPU {}; `wrk` and the upstream on CPU(s) {}",
+            p.envoy[0],
+            p.rest
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "Envoy, its upstream and `wrk` share the CPUs, with whatever else runs".to_owned(),
+    };
     let upstream = envoy_upstream::Upstream::start()?;
     let path = request_path();
     let mut listeners = Vec::new();
@@ -646,7 +660,12 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn machine() -> String {
+fn machine(placement: &str) -> String {
+    let placement = if placement.is_empty() {
+        String::new()
+    } else {
+        format!("\n- the Envoy runs: {placement}")
+    };
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -669,8 +688,7 @@ fn machine() -> String {
         .collect::<Vec<_>>()
         .join(" ");
     format!(
-        "- CPU: {cpu}, {cores} cores available\n- memory: {memory}\n- load average when the report was written: {load} \
-         (the Envoy runs share the cores with Envoy's upstream, `wrk`, and whatever else runs)\n- kernel: {}\n- {}\n- wasm-opt: {}\n- wrk: {}",
+        "- CPU: {cpu}, {cores} cores available\n- memory: {memory}\n- load average when the report was written: {load}{placement}\n- kernel: {}\n- {}\n- wasm-opt: {}\n- wrk: {}",
         command_output("uname", &["-sr"]),
         command_output("rustc", &["--version"]),
         command_output("wasm-opt", &["--version"]),
@@ -719,7 +737,7 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
          and between host calls (pwf, pwf with the system allocator, raw), to find what \
          to optimize.\n\n",
     );
-    let _ = writeln!(md, "## Machine\n\n{}", machine());
+    let _ = writeln!(md, "## Machine\n\n{}", machine(&r.placement));
     if !r.envoy_version.is_empty() {
         let _ = writeln!(md, "- Envoy: `{}`", r.envoy_version);
     }
