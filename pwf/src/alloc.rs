@@ -174,7 +174,7 @@ unsafe impl Sync for Allocator {}
 
 // SAFETY: small blocks are aligned to their power-of-two size, which is at
 // least the layout's alignment; large ones come from `System` with the
-// caller's layout. `dealloc` and `realloc` find the class from the layout the
+// caller's layout, and move on `realloc`. `dealloc` and `realloc` find the class from the layout the
 // block was allocated with, as `GlobalAlloc` guarantees.
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
@@ -217,23 +217,23 @@ unsafe impl GlobalAlloc for Allocator {
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `GlobalAlloc::realloc` requires a valid new layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        match (class_of(layout), class_of(new_layout)) {
+        let old = class_of(layout);
+        if old.is_some() && old == class_of(new_layout) {
             // Still fits its block.
-            (Some(old), Some(new)) if old == new => block,
-            // SAFETY: forwarded.
-            (None, None) => unsafe { System.realloc(block, layout, new_size) },
-            _ => {
-                // SAFETY: a fresh block for the new layout, the old contents
-                // copied, the old block freed with its own layout.
-                unsafe {
-                    let moved = self.alloc(new_layout);
-                    if !moved.is_null() {
-                        ptr::copy_nonoverlapping(block, moved, layout.size().min(new_size));
-                        self.dealloc(block, layout);
-                    }
-                    moved
-                }
+            return block;
+        }
+        // Anything else moves, large blocks too: growing one in place would
+        // link the system allocator's `realloc`, a kilobyte of code, for the
+        // rare large block that grows.
+        // SAFETY: a fresh block for the new layout, the old contents copied,
+        // the old block freed with its own layout.
+        unsafe {
+            let moved = self.alloc(new_layout);
+            if !moved.is_null() {
+                ptr::copy_nonoverlapping(block, moved, layout.size().min(new_size));
+                self.dealloc(block, layout);
             }
+            moved
         }
     }
 }
