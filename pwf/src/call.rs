@@ -27,6 +27,7 @@ use crate::tokens::TokenMap;
 /// The timeout of a call when the request does not set one.
 ///
 /// ```
+/// # use pwf_test as _; // links the native host's imports
 /// use std::time::Duration;
 ///
 /// assert_eq!(pwf::DEFAULT_TIMEOUT, Duration::from_secs(5));
@@ -43,6 +44,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `:path`, and `:authority` (the cluster name unless set).
 ///
 /// ```
+/// # use pwf_test as _; // links the native host's imports
 /// use std::time::Duration;
 /// use pwf::Request;
 ///
@@ -65,23 +67,46 @@ pub struct Request {
     read: Read,
 }
 
-/// How much of its response a call reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Read {
+/// How much of its response a call reads: the function that reads it,
+/// chosen where the request is built, so that a plugin whose requests all
+/// read less links no reader it never runs.
+#[derive(Clone, Copy)]
+struct Read(Reader);
+
+/// Reads a response that came, given its body size and trailer count.
+type Reader = fn(usize, usize) -> Landed;
+
+impl Read {
     /// Status, headers, body and trailers.
-    Whole,
+    const WHOLE: Read = Read(read_whole);
     /// Status, body and trailers: not the headers.
-    NoHeaders,
+    const NO_HEADERS: Read = Read(read_without_headers);
     /// The status alone.
-    Status,
+    const STATUS: Read = Read(read_status);
     /// Nothing: only whether a response came.
-    Nothing,
+    const NOTHING: Read = Read(read_nothing);
+}
+
+impl fmt::Debug for Read {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reader = self.0 as usize;
+        f.write_str(if reader == read_whole as *const () as usize {
+            "Whole"
+        } else if reader == read_without_headers as *const () as usize {
+            "NoHeaders"
+        } else if reader == read_status as *const () as usize {
+            "Status"
+        } else {
+            "Nothing"
+        })
+    }
 }
 
 impl Request {
     /// A request with the given method and path, to `cluster`.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// use pwf::Request;
     ///
     /// let purge = Request::new("PURGE", "cache", "/images/logo.png");
@@ -101,13 +126,14 @@ impl Request {
             body: None,
             trailers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
-            read: Read::Whole,
+            read: Read::WHOLE,
         }
     }
 
     /// A `GET` request for `path` to `cluster`.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::get("httpbin", "/uuid");
     /// assert_eq!(request.cluster(), "httpbin");
     /// ```
@@ -118,6 +144,7 @@ impl Request {
     /// A `POST` request for `path` to `cluster`.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::post("audit", "/events")
     ///     .header("content-type", "application/json")
     ///     .body(r#"{"event":"login"}"#);
@@ -130,6 +157,7 @@ impl Request {
     /// Sets `:authority` (by default, the cluster name).
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// // Cluster `backend`, virtual host `api.example.com`.
     /// let request = pwf::Request::get("backend", "/v1/users").authority("api.example.com");
     /// assert_eq!(request.cluster(), "backend");
@@ -142,6 +170,7 @@ impl Request {
     /// Adds a header. Pseudo-headers given here replace the builder's own.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::get("auth", "/check")
     ///     .header("authorization", "Bearer token")
     ///     .header(":method", "HEAD"); // replaces `GET`
@@ -184,6 +213,7 @@ impl Request {
     /// Sets the body.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::post("audit", "/events").body(b"{\"event\":\"login\"}".to_vec());
     /// assert_eq!(request.cluster(), "audit");
     /// ```
@@ -195,6 +225,7 @@ impl Request {
     /// Adds a trailer.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::post("grpc-backend", "/pkg.Service/Method")
     ///     .header("content-type", "application/grpc")
     ///     .trailer("x-checksum", "9a0364b9");
@@ -239,7 +270,7 @@ impl Request {
     /// }
     /// ```
     pub fn status_only(mut self) -> Request {
-        self.read = Read::Status;
+        self.read = Read::STATUS;
         self
     }
 
@@ -259,7 +290,7 @@ impl Request {
     /// }
     /// ```
     pub fn without_headers(mut self) -> Request {
-        self.read = Read::NoHeaders;
+        self.read = Read::NO_HEADERS;
         self
     }
 
@@ -286,13 +317,14 @@ impl Request {
     /// }
     /// ```
     pub fn ignore_response(mut self) -> Request {
-        self.read = Read::Nothing;
+        self.read = Read::NOTHING;
         self
     }
 
     /// The cluster this request goes to.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::get("auth", "/check");
     /// assert_eq!(request.cluster(), "auth");
     /// ```
@@ -344,7 +376,7 @@ impl Request {
         let sink = Sink {
             target,
             cluster: self.cluster.clone(),
-            read: self.read.into(),
+            read: self.read.0,
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
         crate::plugin::land_calls_with(on_response);
@@ -694,29 +726,7 @@ impl std::error::Error for CallError {}
 struct Sink {
     target: Target,
     cluster: Rc<str>,
-    read: SinkRead,
-}
-
-/// [`Read`] as a whole word: a [`Sink`] made of whole words moves in and out
-/// of the call table as a few loads and stores.
-#[derive(Clone, Copy)]
-#[repr(u32)]
-enum SinkRead {
-    Whole,
-    NoHeaders,
-    Status,
-    Nothing,
-}
-
-impl From<Read> for SinkRead {
-    fn from(read: Read) -> SinkRead {
-        match read {
-            Read::Whole => SinkRead::Whole,
-            Read::NoHeaders => SinkRead::NoHeaders,
-            Read::Status => SinkRead::Status,
-            Read::Nothing => SinkRead::Nothing,
-        }
-    }
+    read: Reader,
 }
 
 /// Who waits for a call's result.
@@ -879,12 +889,7 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
     let read = if num_headers == 0 {
         Err(CallErrorKind::Failed)
     } else {
-        match sink.read {
-            SinkRead::Nothing => Ok((0, None)),
-            SinkRead::Status => read_status(),
-            SinkRead::Whole => read_response(body_size, num_trailers, true),
-            SinkRead::NoHeaders => read_response(body_size, num_trailers, false),
-        }
+        (sink.read)(body_size, num_trailers)
     };
     let result = match read {
         Ok((status, parts)) => Ok(Response {
@@ -945,14 +950,29 @@ fn parse_status(value: &[u8]) -> Option<u16> {
     }
 }
 
+/// Nothing of the response: only that it came.
+fn read_nothing(_: usize, _: usize) -> Landed {
+    Ok((0, None))
+}
+
 /// The response's status alone: one small host call instead of the whole
 /// header map and the body.
-fn read_status() -> Landed {
+fn read_status(_: usize, _: usize) -> Landed {
     let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
         .map_err(|error| CallErrorKind::Host(error.status()))?
         .and_then(|value| parse_status(&value))
         .ok_or(CallErrorKind::Failed)?;
     Ok((status, None))
+}
+
+/// The whole response: status, headers, body and trailers.
+fn read_whole(body_size: usize, num_trailers: usize) -> Landed {
+    read_response(body_size, num_trailers, true)
+}
+
+/// The status, the body and the trailers: not the headers.
+fn read_without_headers(body_size: usize, num_trailers: usize) -> Landed {
+    read_response(body_size, num_trailers, false)
 }
 
 /// Reads the status, the body, the trailers, and the headers if
@@ -967,7 +987,7 @@ fn read_response(body_size: usize, num_trailers: usize, with_headers: bool) -> L
             .ok_or(CallErrorKind::Failed)?;
         (status, raw_headers)
     } else {
-        (read_status()?.0, Vec::new())
+        (read_status(0, 0)?.0, Vec::new())
     };
     let body = if body_size > 0 {
         host::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
