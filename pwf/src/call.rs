@@ -384,7 +384,7 @@ impl Request {
 
     /// An error of this request's call.
     fn error(&self, kind: CallErrorKind) -> CallError {
-        CallError::new(self.cluster.to_string(), kind)
+        CallError::of(&self.cluster, kind)
     }
 
     /// Checks the timeout and dispatches; the call's token.
@@ -591,8 +591,8 @@ impl Response {
         if self.is_success() {
             Ok(self)
         } else {
-            Err(CallError::new(
-                self.cluster.to_string(),
+            Err(CallError::of(
+                &self.cluster,
                 CallErrorKind::Status(self.status),
             ))
         }
@@ -654,6 +654,12 @@ pub struct CallError {
 impl CallError {
     fn new(cluster: String, kind: CallErrorKind) -> CallError {
         CallError { cluster, kind }
+    }
+
+    /// An error of a call to `cluster`: one copy of the name, made here only.
+    #[inline(never)]
+    fn of(cluster: &str, kind: CallErrorKind) -> CallError {
+        CallError::new(cluster.to_owned(), kind)
     }
 
     /// The cluster the call went to.
@@ -897,7 +903,7 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
             status,
             parts,
         }),
-        Err(kind) => Err(CallError::new(sink.cluster.to_string(), kind)),
+        Err(kind) => Err(CallError::of(&sink.cluster, kind)),
     };
     match sink.target {
         Target::Single(state) => {
