@@ -693,35 +693,41 @@ impl CallError {
 }
 
 impl fmt::Display for CallError {
+    /// One prefix, then each kind's text: written piece by piece, with no
+    /// format string per kind (and an HTTP status as a `u32`, whose
+    /// formatting is linked anyway).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cluster = &self.cluster;
-        match &self.kind {
-            CallErrorKind::ZeroTimeout => write!(
-                f,
-                "call to cluster `{cluster}` not sent: a zero timeout means no timeout to Envoy; give at least 1ms"
+        let code;
+        let (text, status): (&str, Option<&dyn fmt::Display>) = match &self.kind {
+            CallErrorKind::ZeroTimeout => (
+                "` not sent: a zero timeout means no timeout to Envoy; give at least 1ms",
+                None,
             ),
-            CallErrorKind::TimeoutTooLong => write!(
-                f,
-                "call to cluster `{cluster}` not sent: the timeout exceeds u32::MAX milliseconds"
+            CallErrorKind::TimeoutTooLong => (
+                "` not sent: the timeout exceeds u32::MAX milliseconds",
+                None,
             ),
-            CallErrorKind::Dispatch(Status::BadArgument) => write!(
-                f,
-                "call to cluster `{cluster}` refused by Envoy (bad argument): the cluster is unknown, or :method, :path or :authority is missing"
+            CallErrorKind::Dispatch(Status::BadArgument) => (
+                "` refused by Envoy (bad argument): the cluster is unknown, or :method, :path or :authority is missing",
+                None,
             ),
-            CallErrorKind::Dispatch(status) => {
-                write!(f, "call to cluster `{cluster}` refused by Envoy: {status}")
-            }
-            CallErrorKind::Failed => write!(
-                f,
-                "call to cluster `{cluster}` failed: no response (reset or cut off)"
-            ),
+            CallErrorKind::Dispatch(status) => ("` refused by Envoy: ", Some(status)),
+            CallErrorKind::Failed => ("` failed: no response (reset or cut off)", None),
             CallErrorKind::Status(status) => {
-                write!(f, "call to cluster `{cluster}` answered with status {status}")
+                code = u32::from(*status);
+                ("` answered with status ", Some(&code))
             }
-            CallErrorKind::Host(status) => write!(
-                f,
-                "call to cluster `{cluster}`: the host failed to hand over the response: {status}"
+            CallErrorKind::Host(status) => (
+                "`: the host failed to hand over the response: ",
+                Some(status),
             ),
+        };
+        f.write_str("call to cluster `")?;
+        f.write_str(&self.cluster)?;
+        f.write_str(text)?;
+        match status {
+            Some(status) => write!(f, "{status}"),
+            None => Ok(()),
         }
     }
 }
