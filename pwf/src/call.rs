@@ -352,7 +352,7 @@ impl Request {
     pub fn send(&self) -> Result<PendingCall, CallError> {
         let token = self.dispatch()?;
         let state = Rc::new(SingleState::default());
-        self.register(token, Target::Single(state.clone()));
+        self.register(token, state.clone(), 0);
         Ok(PendingCall {
             token,
             state,
@@ -367,14 +367,15 @@ impl Request {
         index: usize,
     ) -> Result<(), CallError> {
         let token = self.dispatch()?;
-        self.register(token, Target::Group(group.clone(), index));
+        self.register(token, group.clone(), index);
         Ok(())
     }
 
-    /// Routes the response of call `token` to `target`.
-    fn register(&self, token: u32, target: Target) {
+    /// Routes the response of call `token` to slot `index` of `target`.
+    fn register(&self, token: u32, target: Rc<dyn Landing>, index: usize) {
         let sink = Sink {
             target,
+            index,
             cluster: self.cluster.clone(),
             read: self.read.0,
         };
@@ -736,17 +737,20 @@ impl std::error::Error for CallError {}
 
 /// Where a call's result goes, and how to read it.
 struct Sink {
-    target: Target,
+    /// Who waits for the result: behind a trait object, so that a plugin
+    /// links the landing (and the drop) of only the waiters it creates.
+    target: Rc<dyn Landing>,
+    /// The result's slot in `target`.
+    index: usize,
     cluster: Rc<str>,
     read: Reader,
 }
 
-/// Who waits for a call's result.
-enum Target {
-    /// The one [`PendingCall`] that waits for it.
-    Single(Rc<SingleState>),
-    /// Slot `index` of a group, which is woken once, when its last call lands.
-    Group(Rc<GroupState>, usize),
+/// Who waits for a call's result: the one [`PendingCall`] that waits for
+/// it, or a group, woken once, when its last call lands.
+trait Landing {
+    /// Takes the result of the call in slot `index`.
+    fn land(&self, index: usize, result: Result<Response, CallError>);
 }
 
 /// What a [`PendingCall`] shares with the callout layer.
@@ -800,9 +804,9 @@ pub(crate) fn forget(token: u32) {
 /// which a group that completes never needs.
 pub(crate) fn forget_group(group: &Rc<GroupState>) {
     let _ = CALLS.try_with(|calls| {
-        calls.borrow_mut().retain(
-            |sink| !matches!(&sink.target, Target::Group(state, _) if Rc::ptr_eq(state, group)),
-        )
+        calls
+            .borrow_mut()
+            .retain(|sink| !std::ptr::addr_eq(Rc::as_ptr(&sink.target), Rc::as_ptr(group)))
     });
 }
 
@@ -911,19 +915,20 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
         }),
         Err(kind) => Err(CallError::of(&sink.cluster, kind)),
     };
-    match sink.target {
-        Target::Single(state) => {
-            state.result.set(Some(result));
-            if let Some(waker) = state.waker.take() {
-                waker.wake();
-            }
-        }
-        Target::Group(group, index) => group.land(index, result),
-    }
+    sink.target.land(sink.index, result);
     true
 }
 
-impl GroupState {
+impl Landing for SingleState {
+    fn land(&self, _: usize, result: Result<Response, CallError>) {
+        self.result.set(Some(result));
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl Landing for GroupState {
     /// Stores the result of call `index`, tells `on_landed`, and wakes the
     /// group when it was the last.
     fn land(&self, index: usize, result: Result<Response, CallError>) {
