@@ -366,28 +366,30 @@ fn release(executor: &Executor, slot: &mut Slot, index: u16) {
 
 /// [`cancel_context`] once a task was stored.
 fn cancel_tasks(context_id: u32) {
-    // `try_with`: contexts dropped while the thread's locals are torn down
-    // (the SDK's dispatcher may outlive the executor) have nothing left to cancel.
-    let dropped: Vec<BoxFuture> = EXECUTOR
-        .try_with(|executor| {
-            if executor.live.get() == 0 {
-                return Vec::new();
-            }
+    // One task at a time, taken out of its slot and dropped with no borrow
+    // held: no list of them to build.
+    let mut index = 0;
+    loop {
+        // `try_with`: contexts dropped while the thread's locals are torn
+        // down (the SDK's dispatcher may outlive the executor) have nothing
+        // left to cancel.
+        let task = EXECUTOR.try_with(|executor| {
             let mut slots = executor.slots.borrow_mut();
-            let mut dropped = Vec::new();
-            for index in 0..slots.len() {
-                let slot = &mut slots[index];
+            while let Some(slot) = slots.get_mut(index) {
+                index += 1;
                 if slot.live && slot.context_id == context_id {
-                    if let Some(task) = slot.task.take() {
-                        dropped.push(task);
-                    }
-                    release(executor, slot, index as u16);
+                    let task = slot.task.take();
+                    release(executor, slot, (index - 1) as u16);
+                    return Some(task);
                 }
             }
-            dropped
-        })
-        .unwrap_or_default();
-    drop(dropped);
+            None
+        });
+        match task {
+            Ok(Some(task)) => drop(task),
+            _ => return,
+        }
+    }
 }
 
 /// The number of live tasks, for tests and diagnostics.
