@@ -395,14 +395,20 @@ impl Request {
             Some(millis) => millis,
             None => return Err(self.error(CallErrorKind::TimeoutTooLong)),
         };
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + self.headers.len());
-        headers.push((":method", &self.method));
-        headers.push((":path", &self.path));
-        headers.push((
-            ":authority",
-            self.authority.as_deref().unwrap_or(&self.cluster),
-        ));
-        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let pseudo = [
+            (":method", &*self.method),
+            (":path", &*self.path),
+            (
+                ":authority",
+                self.authority.as_deref().unwrap_or(&self.cluster),
+            ),
+        ];
+        // Collected from iterators of known length: one allocation, no
+        // growth checks.
+        let headers: Vec<(&str, &str)> = pseudo
+            .into_iter()
+            .chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
         let trailers = self
             .trailers
             .iter()
