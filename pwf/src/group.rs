@@ -114,17 +114,16 @@ impl DispatchGroup {
     pub fn dispatch(&mut self, request: impl Borrow<Request>) -> Result<(), CallError> {
         let state = &self.state;
         let index = state.results.borrow().len();
-        match request.borrow().send_to_group(state, index) {
+        let sent = request.borrow().send_to_group(state, index);
+        let slot = match &sent {
             Ok(()) => {
-                state.results.borrow_mut().push(GroupState::placeholder());
                 state.pending.set(state.pending.get() + 1);
-                Ok(())
+                GroupState::placeholder()
             }
-            Err(error) => {
-                state.results.borrow_mut().push(Err(error.clone()));
-                Err(error)
-            }
-        }
+            Err(error) => Err(error.clone()),
+        };
+        state.results.borrow_mut().push(slot);
+        sent
     }
 
     /// Runs `callback` each time a call lands, with its result and the number
