@@ -951,11 +951,15 @@ impl Landing for GroupState {
                 on_landed(&result, pending);
             }
         }
-        if let Some(slot) = self.results.borrow_mut().get_mut(index) {
-            // Each call lands once, over its placeholder, which owns no
-            // memory: nothing to drop.
-            std::mem::forget(std::mem::replace(slot, result));
-        }
+        // Each call lands once, over its placeholder, which owns no memory:
+        // nothing to drop. Its slot was pushed when it was sent, so it is
+        // there; were it not, the result would be forgotten, not dropped, as
+        // no drop code is worth linking for it.
+        let result = match self.results.borrow_mut().get_mut(index) {
+            Some(slot) => std::mem::replace(slot, result),
+            None => result,
+        };
+        std::mem::forget(result);
         if pending == 0 {
             if let Some(waiting) = self.waiting.take() {
                 crate::executor::poll_now(waiting);
