@@ -403,8 +403,17 @@ impl Request {
                 self.authority.as_deref().unwrap_or(&self.cluster),
             ),
         ];
-        let headers = str_pairs(&pseudo, &self.headers);
-        let trailers = str_pairs(&[], &self.trailers);
+        // Collected from iterators of known length: one allocation, no
+        // growth checks.
+        let headers: Vec<(&str, &str)> = pseudo
+            .into_iter()
+            .chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
+        let trailers = self
+            .trailers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         host::dispatch_http_call(
             &self.cluster,
             headers,
@@ -414,21 +423,6 @@ impl Request {
         )
         .map_err(|error| self.error(CallErrorKind::Dispatch(error.status())))
     }
-}
-
-/// `first`, then `rest` borrowed, as the SDK takes a call's headers and
-/// trailers. Collected from iterators of known length: one allocation, no
-/// growth checks; out of line, so headers and trailers share one copy.
-#[inline(never)]
-fn str_pairs<'a>(
-    first: &[(&'a str, &'a str)],
-    rest: &'a [(String, String)],
-) -> Vec<(&'a str, &'a str)> {
-    first
-        .iter()
-        .copied()
-        .chain(rest.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .collect()
 }
 
 /// `timeout` in whole milliseconds, if it fits the `u32` the ABI carries.
