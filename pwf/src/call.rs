@@ -67,29 +67,29 @@ pub struct Request {
     read: Read,
 }
 
-/// How much of its response a call reads: the function that reads it,
-/// chosen where the request is built, so that a plugin whose requests all
-/// read less links no reader it never runs.
+/// How much of its response a call reads: the function that reads it
+/// (none: nothing is read), chosen where the request is built, so that a
+/// plugin whose requests all read less links no reader it never runs.
 #[derive(Clone, Copy)]
-struct Read(Reader);
+struct Read(Option<Reader>);
 
 /// Reads a response that came, given its body size and trailer count.
 type Reader = fn(usize, usize) -> Landed;
 
 impl Read {
     /// Status, headers, body and trailers.
-    const WHOLE: Read = Read(read_whole);
+    const WHOLE: Read = Read(Some(read_whole));
     /// Status, body and trailers: not the headers.
-    const NO_HEADERS: Read = Read(read_without_headers);
+    const NO_HEADERS: Read = Read(Some(read_without_headers));
     /// The status alone.
-    const STATUS: Read = Read(read_status);
+    const STATUS: Read = Read(Some(read_status));
     /// Nothing: only whether a response came.
-    const NOTHING: Read = Read(read_nothing);
+    const NOTHING: Read = Read(None);
 }
 
 impl fmt::Debug for Read {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let reader = self.0 as usize;
+        let reader = self.0.map_or(0, |reader| reader as usize);
         f.write_str(if reader == read_whole as *const () as usize {
             "Whole"
         } else if reader == read_without_headers as *const () as usize {
@@ -749,7 +749,7 @@ struct Sink {
     /// The result's slot in `target`.
     index: usize,
     cluster: Rc<str>,
-    read: Reader,
+    read: Option<Reader>,
 }
 
 /// Who waits for a call's result: the one [`PendingCall`] that waits for
@@ -908,10 +908,11 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
     let Some(sink) = CALLS.with(|calls| calls.borrow_mut().remove(token)) else {
         return false;
     };
-    let read = if num_headers == 0 {
-        Err(CallErrorKind::Failed)
-    } else {
-        (sink.read)(body_size, num_trailers)
+    let read = match sink.read {
+        _ if num_headers == 0 => Err(CallErrorKind::Failed),
+        // Nothing to read: no call for it.
+        None => Ok((0, None)),
+        Some(read) => read(body_size, num_trailers),
     };
     let result = match read {
         Ok((status, parts)) => Ok(Response {
@@ -975,11 +976,6 @@ fn parse_status(value: &[u8]) -> Option<u16> {
         }
         _ => None,
     }
-}
-
-/// Nothing of the response: only that it came.
-fn read_nothing(_: usize, _: usize) -> Landed {
-    Ok((0, None))
 }
 
 /// The response's status alone: one small host call instead of the whole
