@@ -27,6 +27,7 @@ use crate::tokens::TokenMap;
 /// The timeout of a call when the request does not set one.
 ///
 /// ```
+/// # use pwf_test as _; // links the native host's imports
 /// use std::time::Duration;
 ///
 /// assert_eq!(pwf::DEFAULT_TIMEOUT, Duration::from_secs(5));
@@ -43,6 +44,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `:path`, and `:authority` (the cluster name unless set).
 ///
 /// ```
+/// # use pwf_test as _; // links the native host's imports
 /// use std::time::Duration;
 /// use pwf::Request;
 ///
@@ -65,23 +67,46 @@ pub struct Request {
     read: Read,
 }
 
-/// How much of its response a call reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Read {
+/// How much of its response a call reads: the function that reads it
+/// (none: nothing is read), chosen where the request is built, so that a
+/// plugin whose requests all read less links no reader it never runs.
+#[derive(Clone, Copy)]
+struct Read(Option<Reader>);
+
+/// Reads a response that came, given its body size and trailer count.
+type Reader = fn(usize, usize) -> Landed;
+
+impl Read {
     /// Status, headers, body and trailers.
-    Whole,
+    const WHOLE: Read = Read(Some(read_whole));
     /// Status, body and trailers: not the headers.
-    NoHeaders,
+    const NO_HEADERS: Read = Read(Some(read_without_headers));
     /// The status alone.
-    Status,
+    const STATUS: Read = Read(Some(read_status));
     /// Nothing: only whether a response came.
-    Nothing,
+    const NOTHING: Read = Read(None);
+}
+
+impl fmt::Debug for Read {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reader = self.0.map_or(0, |reader| reader as usize);
+        f.write_str(if reader == read_whole as *const () as usize {
+            "Whole"
+        } else if reader == read_without_headers as *const () as usize {
+            "NoHeaders"
+        } else if reader == read_status as *const () as usize {
+            "Status"
+        } else {
+            "Nothing"
+        })
+    }
 }
 
 impl Request {
     /// A request with the given method and path, to `cluster`.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// use pwf::Request;
     ///
     /// let purge = Request::new("PURGE", "cache", "/images/logo.png");
@@ -101,13 +126,14 @@ impl Request {
             body: None,
             trailers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
-            read: Read::Whole,
+            read: Read::WHOLE,
         }
     }
 
     /// A `GET` request for `path` to `cluster`.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::get("httpbin", "/uuid");
     /// assert_eq!(request.cluster(), "httpbin");
     /// ```
@@ -118,6 +144,7 @@ impl Request {
     /// A `POST` request for `path` to `cluster`.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::post("audit", "/events")
     ///     .header("content-type", "application/json")
     ///     .body(r#"{"event":"login"}"#);
@@ -130,6 +157,7 @@ impl Request {
     /// Sets `:authority` (by default, the cluster name).
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// // Cluster `backend`, virtual host `api.example.com`.
     /// let request = pwf::Request::get("backend", "/v1/users").authority("api.example.com");
     /// assert_eq!(request.cluster(), "backend");
@@ -142,6 +170,7 @@ impl Request {
     /// Adds a header. Pseudo-headers given here replace the builder's own.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::get("auth", "/check")
     ///     .header("authorization", "Bearer token")
     ///     .header(":method", "HEAD"); // replaces `GET`
@@ -184,6 +213,7 @@ impl Request {
     /// Sets the body.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::post("audit", "/events").body(b"{\"event\":\"login\"}".to_vec());
     /// assert_eq!(request.cluster(), "audit");
     /// ```
@@ -195,6 +225,7 @@ impl Request {
     /// Adds a trailer.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::post("grpc-backend", "/pkg.Service/Method")
     ///     .header("content-type", "application/grpc")
     ///     .trailer("x-checksum", "9a0364b9");
@@ -239,7 +270,7 @@ impl Request {
     /// }
     /// ```
     pub fn status_only(mut self) -> Request {
-        self.read = Read::Status;
+        self.read = Read::STATUS;
         self
     }
 
@@ -259,7 +290,7 @@ impl Request {
     /// }
     /// ```
     pub fn without_headers(mut self) -> Request {
-        self.read = Read::NoHeaders;
+        self.read = Read::NO_HEADERS;
         self
     }
 
@@ -286,13 +317,14 @@ impl Request {
     /// }
     /// ```
     pub fn ignore_response(mut self) -> Request {
-        self.read = Read::Nothing;
+        self.read = Read::NOTHING;
         self
     }
 
     /// The cluster this request goes to.
     ///
     /// ```
+    /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::get("auth", "/check");
     /// assert_eq!(request.cluster(), "auth");
     /// ```
@@ -320,7 +352,7 @@ impl Request {
     pub fn send(&self) -> Result<PendingCall, CallError> {
         let token = self.dispatch()?;
         let state = Rc::new(SingleState::default());
-        self.register(token, Target::Single(state.clone()));
+        self.register(token, state.clone(), 0);
         Ok(PendingCall {
             token,
             state,
@@ -335,16 +367,17 @@ impl Request {
         index: usize,
     ) -> Result<(), CallError> {
         let token = self.dispatch()?;
-        self.register(token, Target::Group(group.clone(), index));
+        self.register(token, group.clone(), index);
         Ok(())
     }
 
-    /// Routes the response of call `token` to `target`.
-    fn register(&self, token: u32, target: Target) {
+    /// Routes the response of call `token` to slot `index` of `target`.
+    fn register(&self, token: u32, target: Rc<dyn Landing>, index: usize) {
         let sink = Sink {
             target,
+            index,
             cluster: self.cluster.clone(),
-            read: self.read.into(),
+            read: self.read.0,
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
         crate::plugin::land_calls_with(on_response);
@@ -352,7 +385,7 @@ impl Request {
 
     /// An error of this request's call.
     fn error(&self, kind: CallErrorKind) -> CallError {
-        CallError::new(self.cluster.to_string(), kind)
+        CallError::of(&self.cluster, kind)
     }
 
     /// Checks the timeout and dispatches; the call's token.
@@ -362,14 +395,20 @@ impl Request {
             Some(millis) => millis,
             None => return Err(self.error(CallErrorKind::TimeoutTooLong)),
         };
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + self.headers.len());
-        headers.push((":method", &self.method));
-        headers.push((":path", &self.path));
-        headers.push((
-            ":authority",
-            self.authority.as_deref().unwrap_or(&self.cluster),
-        ));
-        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let pseudo = [
+            (":method", &*self.method),
+            (":path", &*self.path),
+            (
+                ":authority",
+                self.authority.as_deref().unwrap_or(&self.cluster),
+            ),
+        ];
+        // Collected from iterators of known length: one allocation, no
+        // growth checks.
+        let headers: Vec<(&str, &str)> = pseudo
+            .into_iter()
+            .chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
         let trailers = self
             .trailers
             .iter()
@@ -559,8 +598,8 @@ impl Response {
         if self.is_success() {
             Ok(self)
         } else {
-            Err(CallError::new(
-                self.cluster.to_string(),
+            Err(CallError::of(
+                &self.cluster,
                 CallErrorKind::Status(self.status),
             ))
         }
@@ -624,6 +663,12 @@ impl CallError {
         CallError { cluster, kind }
     }
 
+    /// An error of a call to `cluster`: one copy of the name, made here only.
+    #[inline(never)]
+    fn of(cluster: &str, kind: CallErrorKind) -> CallError {
+        CallError::new(cluster.to_owned(), kind)
+    }
+
     /// The cluster the call went to.
     ///
     /// ```no_run
@@ -655,35 +700,41 @@ impl CallError {
 }
 
 impl fmt::Display for CallError {
+    /// One prefix, then each kind's text: written piece by piece, with no
+    /// format string per kind (and an HTTP status as a `u32`, whose
+    /// formatting is linked anyway).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cluster = &self.cluster;
-        match &self.kind {
-            CallErrorKind::ZeroTimeout => write!(
-                f,
-                "call to cluster `{cluster}` not sent: a zero timeout means no timeout to Envoy; give at least 1ms"
+        let code;
+        let (text, status): (&str, Option<&dyn fmt::Display>) = match &self.kind {
+            CallErrorKind::ZeroTimeout => (
+                "` not sent: a zero timeout means no timeout to Envoy; give at least 1ms",
+                None,
             ),
-            CallErrorKind::TimeoutTooLong => write!(
-                f,
-                "call to cluster `{cluster}` not sent: the timeout exceeds u32::MAX milliseconds"
+            CallErrorKind::TimeoutTooLong => (
+                "` not sent: the timeout exceeds u32::MAX milliseconds",
+                None,
             ),
-            CallErrorKind::Dispatch(Status::BadArgument) => write!(
-                f,
-                "call to cluster `{cluster}` refused by Envoy (bad argument): the cluster is unknown, or :method, :path or :authority is missing"
+            CallErrorKind::Dispatch(Status::BadArgument) => (
+                "` refused by Envoy (bad argument): the cluster is unknown, or :method, :path or :authority is missing",
+                None,
             ),
-            CallErrorKind::Dispatch(status) => {
-                write!(f, "call to cluster `{cluster}` refused by Envoy: {status}")
-            }
-            CallErrorKind::Failed => write!(
-                f,
-                "call to cluster `{cluster}` failed: no response (reset or cut off)"
-            ),
+            CallErrorKind::Dispatch(status) => ("` refused by Envoy: ", Some(status)),
+            CallErrorKind::Failed => ("` failed: no response (reset or cut off)", None),
             CallErrorKind::Status(status) => {
-                write!(f, "call to cluster `{cluster}` answered with status {status}")
+                code = u32::from(*status);
+                ("` answered with status ", Some(&code))
             }
-            CallErrorKind::Host(status) => write!(
-                f,
-                "call to cluster `{cluster}`: the host failed to hand over the response: {status}"
+            CallErrorKind::Host(status) => (
+                "`: the host failed to hand over the response: ",
+                Some(status),
             ),
+        };
+        f.write_str("call to cluster `")?;
+        f.write_str(&self.cluster)?;
+        f.write_str(text)?;
+        match status {
+            Some(status) => write!(f, "{status}"),
+            None => Ok(()),
         }
     }
 }
@@ -692,39 +743,20 @@ impl std::error::Error for CallError {}
 
 /// Where a call's result goes, and how to read it.
 struct Sink {
-    target: Target,
+    /// Who waits for the result: behind a trait object, so that a plugin
+    /// links the landing (and the drop) of only the waiters it creates.
+    target: Rc<dyn Landing>,
+    /// The result's slot in `target`.
+    index: usize,
     cluster: Rc<str>,
-    read: SinkRead,
+    read: Option<Reader>,
 }
 
-/// [`Read`] as a whole word: a [`Sink`] made of whole words moves in and out
-/// of the call table as a few loads and stores.
-#[derive(Clone, Copy)]
-#[repr(u32)]
-enum SinkRead {
-    Whole,
-    NoHeaders,
-    Status,
-    Nothing,
-}
-
-impl From<Read> for SinkRead {
-    fn from(read: Read) -> SinkRead {
-        match read {
-            Read::Whole => SinkRead::Whole,
-            Read::NoHeaders => SinkRead::NoHeaders,
-            Read::Status => SinkRead::Status,
-            Read::Nothing => SinkRead::Nothing,
-        }
-    }
-}
-
-/// Who waits for a call's result.
-enum Target {
-    /// The one [`PendingCall`] that waits for it.
-    Single(Rc<SingleState>),
-    /// Slot `index` of a group, which is woken once, when its last call lands.
-    Group(Rc<GroupState>, usize),
+/// Who waits for a call's result: the one [`PendingCall`] that waits for
+/// it, or a group, woken once, when its last call lands.
+trait Landing {
+    /// Takes the result of the call in slot `index`.
+    fn land(&self, index: usize, result: Result<Response, CallError>);
 }
 
 /// What a [`PendingCall`] shares with the callout layer.
@@ -778,9 +810,9 @@ pub(crate) fn forget(token: u32) {
 /// which a group that completes never needs.
 pub(crate) fn forget_group(group: &Rc<GroupState>) {
     let _ = CALLS.try_with(|calls| {
-        calls.borrow_mut().retain(
-            |sink| !matches!(&sink.target, Target::Group(state, _) if Rc::ptr_eq(state, group)),
-        )
+        calls
+            .borrow_mut()
+            .retain(|sink| !std::ptr::addr_eq(Rc::as_ptr(&sink.target), Rc::as_ptr(group)))
     });
 }
 
@@ -876,15 +908,11 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
     let Some(sink) = CALLS.with(|calls| calls.borrow_mut().remove(token)) else {
         return false;
     };
-    let read = if num_headers == 0 {
-        Err(CallErrorKind::Failed)
-    } else {
-        match sink.read {
-            SinkRead::Nothing => Ok((0, None)),
-            SinkRead::Status => read_status(),
-            SinkRead::Whole => read_response(body_size, num_trailers, true),
-            SinkRead::NoHeaders => read_response(body_size, num_trailers, false),
-        }
+    let read = match sink.read {
+        _ if num_headers == 0 => Err(CallErrorKind::Failed),
+        // Nothing to read: no call for it.
+        None => Ok((0, None)),
+        Some(read) => read(body_size, num_trailers),
     };
     let result = match read {
         Ok((status, parts)) => Ok(Response {
@@ -892,21 +920,22 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
             status,
             parts,
         }),
-        Err(kind) => Err(CallError::new(sink.cluster.to_string(), kind)),
+        Err(kind) => Err(CallError::of(&sink.cluster, kind)),
     };
-    match sink.target {
-        Target::Single(state) => {
-            state.result.set(Some(result));
-            if let Some(waker) = state.waker.take() {
-                waker.wake();
-            }
-        }
-        Target::Group(group, index) => group.land(index, result),
-    }
+    sink.target.land(sink.index, result);
     true
 }
 
-impl GroupState {
+impl Landing for SingleState {
+    fn land(&self, _: usize, result: Result<Response, CallError>) {
+        self.result.set(Some(result));
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl Landing for GroupState {
     /// Stores the result of call `index`, tells `on_landed`, and wakes the
     /// group when it was the last.
     fn land(&self, index: usize, result: Result<Response, CallError>) {
@@ -917,11 +946,15 @@ impl GroupState {
                 on_landed(&result, pending);
             }
         }
-        if let Some(slot) = self.results.borrow_mut().get_mut(index) {
-            // Each call lands once, over its placeholder, which owns no
-            // memory: nothing to drop.
-            std::mem::forget(std::mem::replace(slot, result));
-        }
+        // Each call lands once, over its placeholder, which owns no memory:
+        // nothing to drop. Its slot was pushed when it was sent, so it is
+        // there; were it not, the result would be forgotten, not dropped, as
+        // no drop code is worth linking for it.
+        let result = match self.results.borrow_mut().get_mut(index) {
+            Some(slot) => std::mem::replace(slot, result),
+            None => result,
+        };
+        std::mem::forget(result);
         if pending == 0 {
             if let Some(waiting) = self.waiting.take() {
                 crate::executor::poll_now(waiting);
@@ -947,12 +980,22 @@ fn parse_status(value: &[u8]) -> Option<u16> {
 
 /// The response's status alone: one small host call instead of the whole
 /// header map and the body.
-fn read_status() -> Landed {
+fn read_status(_: usize, _: usize) -> Landed {
     let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
         .map_err(|error| CallErrorKind::Host(error.status()))?
         .and_then(|value| parse_status(&value))
         .ok_or(CallErrorKind::Failed)?;
     Ok((status, None))
+}
+
+/// The whole response: status, headers, body and trailers.
+fn read_whole(body_size: usize, num_trailers: usize) -> Landed {
+    read_response(body_size, num_trailers, true)
+}
+
+/// The status, the body and the trailers: not the headers.
+fn read_without_headers(body_size: usize, num_trailers: usize) -> Landed {
+    read_response(body_size, num_trailers, false)
 }
 
 /// Reads the status, the body, the trailers, and the headers if
@@ -967,7 +1010,7 @@ fn read_response(body_size: usize, num_trailers: usize, with_headers: bool) -> L
             .ok_or(CallErrorKind::Failed)?;
         (status, raw_headers)
     } else {
-        (read_status()?.0, Vec::new())
+        (read_status(0, 0)?.0, Vec::new())
     };
     let body = if body_size > 0 {
         host::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)

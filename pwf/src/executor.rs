@@ -18,7 +18,6 @@
 //!   so waking allocates nothing; a task costs one allocation, its box.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, RawWaker, RawWakerVTable, Waker};
@@ -40,7 +39,7 @@ struct Slot {
 struct Executor {
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<u16>>,
-    ready: RefCell<VecDeque<TaskRef>>,
+    ready: RefCell<Ready>,
     running: Cell<bool>,
     /// How many slots hold a live task: lets the common case (no task at all)
     /// skip every scan.
@@ -54,7 +53,7 @@ thread_local! {
         Executor {
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
-            ready: RefCell::new(VecDeque::new()),
+            ready: RefCell::new(Ready::new()),
             running: Cell::new(false),
             live: Cell::new(0),
             current_context: Cell::new(0),
@@ -79,6 +78,42 @@ impl TaskRef {
             index: (word & 0xffff) as u16,
             generation: ((word >> 16) & 0xffff) as u16,
         }
+    }
+}
+
+/// The tasks ready to be polled, first in first out: a list, and the index
+/// of the first one still to poll. Emptied, keeping its room, once every task
+/// in it was taken; a plain list grows and drops with less code than a ring.
+struct Ready {
+    tasks: Vec<TaskRef>,
+    head: usize,
+}
+
+impl Ready {
+    const fn new() -> Ready {
+        Ready {
+            tasks: Vec::new(),
+            head: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head >= self.tasks.len()
+    }
+
+    fn push(&mut self, task: TaskRef) {
+        self.tasks.push(task);
+    }
+
+    fn pop(&mut self) -> Option<TaskRef> {
+        let task = self.tasks.get(self.head).copied();
+        if task.is_some() {
+            self.head += 1;
+        } else {
+            self.tasks.clear();
+            self.head = 0;
+        }
+        task
     }
 }
 
@@ -120,7 +155,7 @@ fn schedule(task: TaskRef) {
         let mut slots = match executor.slots.try_borrow_mut() {
             Ok(slots) => slots,
             Err(_) => {
-                executor.ready.borrow_mut().push_back(task);
+                executor.ready.borrow_mut().push(task);
                 return;
             }
         };
@@ -128,7 +163,7 @@ fn schedule(task: TaskRef) {
             if slot.live && slot.generation == task.generation && !slot.queued {
                 slot.queued = true;
                 drop(slots);
-                executor.ready.borrow_mut().push_back(task);
+                executor.ready.borrow_mut().push(task);
             }
         }
     });
@@ -313,7 +348,7 @@ fn run(first: impl FnOnce()) {
     }
     let _exit = Exit;
     first();
-    while let Some(task) = EXECUTOR.with(|executor| executor.ready.borrow_mut().pop_front()) {
+    while let Some(task) = EXECUTOR.with(|executor| executor.ready.borrow_mut().pop()) {
         poll_one(task);
     }
 }
@@ -366,28 +401,30 @@ fn release(executor: &Executor, slot: &mut Slot, index: u16) {
 
 /// [`cancel_context`] once a task was stored.
 fn cancel_tasks(context_id: u32) {
-    // `try_with`: contexts dropped while the thread's locals are torn down
-    // (the SDK's dispatcher may outlive the executor) have nothing left to cancel.
-    let dropped: Vec<BoxFuture> = EXECUTOR
-        .try_with(|executor| {
-            if executor.live.get() == 0 {
-                return Vec::new();
-            }
+    // One task at a time, taken out of its slot and dropped with no borrow
+    // held: no list of them to build.
+    let mut index = 0;
+    loop {
+        // `try_with`: contexts dropped while the thread's locals are torn
+        // down (the SDK's dispatcher may outlive the executor) have nothing
+        // left to cancel.
+        let task = EXECUTOR.try_with(|executor| {
             let mut slots = executor.slots.borrow_mut();
-            let mut dropped = Vec::new();
-            for index in 0..slots.len() {
-                let slot = &mut slots[index];
+            while let Some(slot) = slots.get_mut(index) {
+                index += 1;
                 if slot.live && slot.context_id == context_id {
-                    if let Some(task) = slot.task.take() {
-                        dropped.push(task);
-                    }
-                    release(executor, slot, index as u16);
+                    let task = slot.task.take();
+                    release(executor, slot, (index - 1) as u16);
+                    return Some(task);
                 }
             }
-            dropped
-        })
-        .unwrap_or_default();
-    drop(dropped);
+            None
+        });
+        match task {
+            Ok(Some(task)) => drop(task),
+            _ => return,
+        }
+    }
 }
 
 /// The number of live tasks, for tests and diagnostics.

@@ -114,17 +114,16 @@ impl DispatchGroup {
     pub fn dispatch(&mut self, request: impl Borrow<Request>) -> Result<(), CallError> {
         let state = &self.state;
         let index = state.results.borrow().len();
-        match request.borrow().send_to_group(state, index) {
+        let sent = request.borrow().send_to_group(state, index);
+        let slot = match &sent {
             Ok(()) => {
-                state.results.borrow_mut().push(GroupState::placeholder());
                 state.pending.set(state.pending.get() + 1);
-                Ok(())
+                GroupState::placeholder()
             }
-            Err(error) => {
-                state.results.borrow_mut().push(Err(error.clone()));
-                Err(error)
-            }
-        }
+            Err(error) => Err(error.clone()),
+        };
+        state.results.borrow_mut().push(slot);
+        sent
     }
 
     /// Runs `callback` each time a call lands, with its result and the number
@@ -216,21 +215,16 @@ impl DispatchGroup {
     where
         F: FnOnce(&Http, Vec<CallResult>) -> Result<Outcome, Error> + 'static,
     {
-        if executor::is_running() {
-            // Inside a task: the phase has returned, so the group runs as a
-            // task of its own and resumes the stream when done.
-            let handle = http.clone();
-            return http.spawn(async move {
-                let results = self.await;
-                done(&handle, results)
-            });
-        }
-        if self.state.pending.get() == 0 {
+        // Inside a task the phase has returned: the group waits as a task of
+        // its own, and resumes the stream when done.
+        let in_task = executor::is_running();
+        if !in_task && self.state.pending.get() == 0 {
             return http.finish(done(http, self.state.take_results()), true);
         }
-        // Parked as a task of the stream, polled by the last landing: if the
-        // stream ends first, it is dropped, and the group's late responses
-        // are ignored.
+        // Parked as a task of the stream, polled by the last landing (or,
+        // inside a task with nothing pending, right after the task being
+        // polled): if the stream ends first, it is dropped, and the group's
+        // late responses are ignored.
         let state = self.state.clone();
         let waiting = Waiting {
             group: self,
@@ -239,7 +233,11 @@ impl DispatchGroup {
         };
         match executor::park(http.context_id(), waiting) {
             Ok(task) => {
-                state.waiting.set(Some(task));
+                if state.pending.get() == 0 {
+                    executor::poll_now(task);
+                } else {
+                    state.waiting.set(Some(task));
+                }
                 Action::Pause
             }
             Err(full) => http.finish(Err(full.into()), true),

@@ -114,14 +114,18 @@ impl<V> TokenMap<V> {
         }
         let mut slots = Vec::with_capacity(capacity);
         slots.resize_with(capacity, || None);
-        let old = std::mem::replace(&mut self.direct, slots);
-        let overflow = std::mem::take(&mut self.overflow);
+        let mut old = std::mem::replace(&mut self.direct, slots);
+        let mut overflow = std::mem::take(&mut self.overflow);
         self.step = step;
         self.direct_len = 0;
-        for (token, value) in old.into_iter().flatten() {
-            self.place(token, value);
+        // Popped until empty: the lists are known empty when dropped, so no
+        // code drops entries left in them.
+        while let Some(slot) = old.pop() {
+            if let Some((token, value)) = slot {
+                self.place(token, value);
+            }
         }
-        for (token, value) in overflow {
+        while let Some((token, value)) = overflow.pop() {
             self.place(token, value);
         }
     }

@@ -105,6 +105,19 @@ mod fanout {
                     pwf::runtime::live_tasks()
                 );
             }
+            if let Some(targets) = http.request_header("x-targets-in-task")? {
+                // The group waits inside a task, after the task's own call.
+                let targets = targets.to_str()?.to_owned();
+                let handle = http.clone();
+                return Ok(http.spawn(async move {
+                    let first = Request::get("d", "/first").send()?.await?;
+                    pwf::info!("first: {}", first.status());
+                    let action = fan_out(&handle, &targets);
+                    pwf::info!("wait in a task: {action:?}");
+                    // The group resumes the stream; this task never ends.
+                    std::future::pending().await
+                }));
+            }
             match http.request_header("x-targets")? {
                 Some(targets) => Ok(fan_out(http, targets.to_str()?)),
                 None => Ok(Action::Continue),
@@ -510,6 +523,68 @@ fn group_on_landed_runs_per_call_with_the_pending_count_descending() {
             "landed 200:r0 pending=0",
         ]
     );
+}
+
+#[test]
+fn group_wait_inside_a_task_completes_after_its_calls_and_resumes_the_stream() {
+    let host = host();
+    let stream = start::<Fanout>(&host).open_stream();
+    let headers = request(&[("x-targets-in-task", "a/0,b/1")]);
+    assert_eq!(stream.request_headers(headers, true), HostAction::Pause);
+    assert_eq!(
+        stream.calls()[0].respond(200, RESPONSE, "first"),
+        Delivery::Delivered
+    );
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        ["first: 200", "wait in a task: Pause"]
+    );
+    let calls = stream.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[2].respond(200, RESPONSE, "r1"), Delivery::Delivered);
+    assert_eq!(host.logs(LogLevel::Info).len(), 2);
+    assert!(stream.resumes().is_empty());
+    assert_eq!(calls[1].respond(200, RESPONSE, "r0"), Delivery::Delivered);
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        [
+            "first: 200",
+            "wait in a task: Pause",
+            "completed: 200:r0,200:r1"
+        ]
+    );
+    assert_eq!(
+        stream.request_header("x-results").as_deref(),
+        Some("200:r0,200:r1")
+    );
+    assert_eq!(stream.resumes().len(), 1);
+    assert!(host.logs(LogLevel::Error).is_empty());
+}
+
+#[test]
+fn group_wait_inside_a_task_with_no_call_dispatched_completes_after_the_task_is_polled() {
+    let host = host();
+    let stream = start::<Fanout>(&host).open_stream();
+    let headers = request(&[("x-targets-in-task", "nowhere/0")]);
+    assert_eq!(stream.request_headers(headers, true), HostAction::Pause);
+    assert_eq!(
+        stream.calls()[0].respond(200, RESPONSE, "first"),
+        Delivery::Delivered
+    );
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        [
+            "first: 200",
+            "wait in a task: Pause",
+            "completed: Dispatch(BadArgument)"
+        ]
+    );
+    assert_eq!(
+        stream.request_header("x-results").as_deref(),
+        Some("Dispatch(BadArgument)")
+    );
+    assert_eq!(stream.resumes().len(), 1);
+    assert!(host.logs(LogLevel::Error).is_empty());
 }
 
 #[test]
