@@ -5,17 +5,20 @@ use std::time::Duration;
 
 use super::Invalid;
 
-/// Each unit a duration string can use: its name, and its length as `c * 10^j`
-/// nanoseconds, given as `(c, j)`.
-const UNITS: &[(&str, u64, u32)] = &[
-    ("ns", 1, 0),
-    ("us", 1, 3),
-    ("µs", 1, 3),
-    ("ms", 1, 6),
-    ("s", 1, 9),
-    ("m", 60, 9),
-    ("h", 3_600, 9),
+/// Each unit a duration string can use: its name, and its length as `c * 10^-j` seconds,
+/// given as `(c, j)`.
+const UNITS: &[(&str, u64, usize)] = &[
+    ("ns", 1, 9),
+    ("us", 1, 6),
+    ("µs", 1, 6),
+    ("ms", 1, 3),
+    ("s", 1, 0),
+    ("m", 60, 0),
+    ("h", 3_600, 0),
 ];
+
+/// Nanoseconds in a second.
+const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// Why a duration string was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,7 +37,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     // Read as bytes: every byte that ends a number is ASCII, and the units are compared
     // whole, so no slice splits a character (and nothing links str's slicing panic).
     let mut rest = text.as_bytes();
-    let mut total = Some(Duration::ZERO);
+    // Seconds and nanoseconds, below `Duration::MAX`.
+    let mut total = Some((0, 0));
     if rest.is_empty() {
         return Err(DurationError::Syntax);
     }
@@ -55,17 +59,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             .position(|b| b.is_ascii_digit() || *b == b'.')
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
-        let (_, factor, zeros) = UNITS
+        let (_, factor, shift) = UNITS
             .iter()
             .find(|(name, _, _)| name.as_bytes() == unit)
             .ok_or(DurationError::Syntax)?;
         // Past `Duration::MAX`, reading goes on: a syntax error further on wins.
-        total = whole_part(whole, *factor, *zeros)
-            .and_then(|whole| whole.checked_add(fraction_part(fraction, *factor, *zeros)))
-            .and_then(|part| total?.checked_add(part));
+        total = total.and_then(|total| add(total, whole, fraction, *factor, *shift));
         rest = after;
     }
-    total.ok_or(DurationError::TooLarge)
+    let (secs, nanos) = total.ok_or(DurationError::TooLarge)?;
+    Ok(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32))
 }
 
 /// The ASCII digits `bytes` starts with, and the rest.
@@ -77,36 +80,64 @@ fn split_digits(bytes: &[u8]) -> (&[u8], &[u8]) {
     bytes.split_at(len)
 }
 
-/// `digits` units of `factor * 10^zeros` nanoseconds; `None` past [`Duration::MAX`].
-fn whole_part(digits: &[u8], factor: u64, zeros: u32) -> Option<Duration> {
-    let nanos = factor * 10_u64.pow(zeros);
-    let unit = Duration::new(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32);
-    let mut total = Duration::ZERO;
-    for digit in digits {
-        total = total
-            .checked_mul(10)?
-            .checked_add(unit.checked_mul(u32::from(digit - b'0'))?)?;
+/// `total` (seconds and nanoseconds) plus `<whole>.<fraction>` units of `factor * 10^-shift`
+/// seconds, truncated to whole nanoseconds; `None` past [`Duration::MAX`].
+fn add(
+    total: (u64, u64),
+    whole: &[u8],
+    fraction: &[u8],
+    factor: u64,
+    shift: usize,
+) -> Option<(u64, u64)> {
+    // The number's digits with its point moved `shift` places left (`shift` zeros before
+    // them): the digits before the point count seconds, the next 9 nanoseconds, and in
+    // minutes and hours the 15 after those can still add whole nanoseconds (past them, what
+    // is left is finer than a nanosecond).
+    let digits = Digits {
+        whole,
+        fraction,
+        shift,
+    };
+    let point = whole.len();
+    let secs = digits.read(0, point)?;
+    let nanos = digits.read(point, point + 9)?;
+    let finer = digits.read(point + 9, point + 24)?;
+    let nanos = total.1 + factor * nanos + factor * finer / 1_000_000_000_000_000;
+    if secs > u64::MAX / factor.max(1) {
+        return None;
     }
-    Some(total)
+    let secs = (secs * factor)
+        .checked_add(total.0)?
+        .checked_add(nanos / NANOS_PER_SEC)?;
+    Some((secs, nanos % NANOS_PER_SEC))
 }
 
-/// `0.<digits>` units of `factor * 10^zeros` nanoseconds, truncated to whole nanoseconds.
-fn fraction_part(digits: &[u8], factor: u64, zeros: u32) -> Duration {
-    let mut digits = digits.iter().map(|digit| u64::from(digit - b'0'));
-    // 0.<digits> * 10^zeros: the first `zeros` digits are whole...
-    let mut whole: u64 = 0;
-    for _ in 0..zeros {
-        whole = whole * 10 + digits.next().unwrap_or(0);
+/// The digits of a decimal number `<whole>.<fraction>` after `shift` zeros, and zeros after
+/// them.
+struct Digits<'a> {
+    whole: &'a [u8],
+    fraction: &'a [u8],
+    shift: usize,
+}
+
+impl Digits<'_> {
+    /// The number written by digits `from..to`; `None` past `u64::MAX`.
+    #[inline(never)]
+    fn read(&self, from: usize, to: usize) -> Option<u64> {
+        let mut n: u64 = 0;
+        for k in from..to {
+            let byte = match k.checked_sub(self.shift) {
+                Some(i) if i < self.whole.len() => self.whole.get(i),
+                Some(i) => self.fraction.get(i - self.whole.len()),
+                None => None,
+            };
+            if n > u64::MAX / 10 {
+                return None;
+            }
+            n = (n * 10).checked_add(byte.map_or(0, |byte| u64::from(byte - b'0')))?;
+        }
+        Some(n)
     }
-    // ...and the next ones a fraction of `10^zeros` nanoseconds, read to 15 digits: past
-    // them, even in hours, what is left is finer than a nanosecond.
-    let mut numerator: u64 = 0;
-    let mut denominator: u64 = 1;
-    for digit in digits.take(15) {
-        numerator = numerator * 10 + digit;
-        denominator *= 10;
-    }
-    Duration::from_nanos(factor * whole + factor * numerator / denominator)
 }
 
 /// A validator for the timeout of outbound calls: Envoy reads 0 as "no
