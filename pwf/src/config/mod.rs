@@ -163,14 +163,12 @@ pub trait PluginConfig: ConfigValue {
     /// );
     /// ```
     fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let value = value::read_json(bytes)?;
-        let mut problems = Problems::in_source(bytes);
-        let config = Self::from_config(&value, &Path::root(), &mut problems);
-        match (config, problems.into_error()) {
-            (Some(config), None) => Ok(config),
-            (_, Some(error)) => Err(error),
-            (None, None) => Err(ConfigError::new("invalid configuration")),
-        }
+        let mut config = None;
+        read_config(bytes, &mut |value, problems| {
+            config = Self::from_config(value, &Path::root(), problems);
+            config.is_some()
+        })?;
+        config.ok_or_else(invalid_configuration)
     }
 
     /// Describes the keys this configuration accepts.
@@ -189,6 +187,30 @@ pub trait PluginConfig: ConfigValue {
     /// println!("{schema}"); // the keys, for the plugin's documentation
     /// ```
     fn schema() -> Schema;
+}
+
+/// Reads `bytes` as JSON and gives the value to `read`, which returns whether it read a
+/// configuration; `Ok` when it did and found no problem. Out of the generic
+/// [`PluginConfig::parse`], so that the JSON value is dropped, and the problems turned into
+/// an error, by one copy of the code for every configuration type.
+fn read_config(
+    bytes: &[u8],
+    read: &mut dyn FnMut(&serde_json::Value, &mut Problems) -> bool,
+) -> Result<(), ConfigError> {
+    let value = value::read_json(bytes)?;
+    let mut problems = Problems::in_source(bytes);
+    let read = read(&value, &mut problems);
+    drop(value);
+    match (read, problems.into_error()) {
+        (true, None) => Ok(()),
+        (_, Some(error)) => Err(error),
+        (false, None) => Err(invalid_configuration()),
+    }
+}
+
+/// The error of a configuration that was not read, with no problem to say why.
+fn invalid_configuration() -> ConfigError {
+    ConfigError::new("invalid configuration")
 }
 
 impl PluginConfig for () {
