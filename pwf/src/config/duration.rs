@@ -1,6 +1,6 @@
 //! Durations written as `"250ms"`, `"1.5s"`, `"1m30s"`, or as integer milliseconds.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use super::Invalid;
@@ -185,25 +185,30 @@ struct Shown<'a>(&'a Duration);
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
-        let (whole, fraction, digits, unit) = if secs > 0 {
-            (secs, nanos, 9, "s")
+        // The whole units, the rest in nanoseconds, and the nanoseconds of its first digit.
+        let (whole, mut rest, mut scale, unit) = if secs > 0 {
+            (secs, nanos, 100_000_000, "s")
         } else if nanos >= 1_000_000 {
-            (u64::from(nanos / 1_000_000), nanos % 1_000_000, 6, "ms")
+            (
+                u64::from(nanos / 1_000_000),
+                nanos % 1_000_000,
+                100_000,
+                "ms",
+            )
         } else if nanos >= 1_000 {
-            (u64::from(nanos / 1_000), nanos % 1_000, 3, "µs")
+            (u64::from(nanos / 1_000), nanos % 1_000, 100, "µs")
         } else {
-            (u64::from(nanos), 0, 0, "ns")
+            (u64::from(nanos), 0, 1, "ns")
         };
-        write!(f, "{whole}")?;
-        if fraction > 0 {
-            // The fraction's digits, without trailing zeros.
-            let mut fraction = fraction;
-            let mut digits = digits;
-            while fraction % 10 == 0 {
-                fraction /= 10;
-                digits -= 1;
-            }
-            write!(f, ".{fraction:0digits$}")?;
+        fmt::Display::fmt(&whole, f)?;
+        if rest > 0 {
+            f.write_str(".")?;
+        }
+        // The fraction's digits, without trailing zeros.
+        while rest > 0 && scale > 0 {
+            f.write_char(char::from(b'0' + (rest / scale) as u8))?;
+            rest %= scale;
+            scale /= 10;
         }
         f.write_str(unit)
     }
