@@ -7,14 +7,14 @@ use super::Invalid;
 
 /// Each unit a duration string can use: its name, and its length as `c * 10^-j` seconds,
 /// given as `(c, j)`.
-const UNITS: &[(&str, u64, usize)] = &[
-    ("ns", 1, 9),
-    ("us", 1, 6),
-    ("µs", 1, 6),
-    ("ms", 1, 3),
-    ("s", 1, 0),
-    ("m", 60, 0),
-    ("h", 3_600, 0),
+const UNITS: &[(&[u8], u64, usize)] = &[
+    (b"ns", 1, 9),
+    (b"us", 1, 6),
+    ("µs".as_bytes(), 1, 6),
+    (b"ms", 1, 3),
+    (b"s", 1, 0),
+    (b"m", 60, 0),
+    (b"h", 3_600, 0),
 ];
 
 /// Nanoseconds in a second.
@@ -33,108 +33,150 @@ pub(crate) enum DurationError {
 ///
 /// Numbers are decimal, with an optional fraction; units are `ns`, `us` (or `µs`), `ms`, `s`,
 /// `m` and `h`. A fraction finer than a nanosecond is truncated.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+///
+/// A `const fn`, so that a default written as a literal is read when the plugin is compiled.
+pub(crate) const fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     // Read as bytes: every byte that ends a number is ASCII, and the units are compared
-    // whole, so no slice splits a character (and nothing links str's slicing panic).
-    let mut rest = text.as_bytes();
+    // whole, so no slice splits a character.
+    let bytes = text.as_bytes();
     // Seconds and nanoseconds, below `Duration::MAX`.
     let mut total = Some((0, 0));
-    if rest.is_empty() {
+    if bytes.is_empty() {
         return Err(DurationError::Syntax);
     }
-    while !rest.is_empty() {
-        let (whole, after) = split_digits(rest);
-        let (fraction, after) = match after.split_first() {
-            Some((b'.', after)) => match split_digits(after) {
-                ([], _) => return Err(DurationError::Syntax),
-                split => split,
-            },
-            _ => (&[][..], after),
-        };
-        if whole.is_empty() && fraction.is_empty() {
+    let mut at = 0;
+    while at < bytes.len() {
+        let whole = at;
+        at = skip_digits(bytes, at);
+        let point = at;
+        if at < bytes.len() && bytes[at] == b'.' {
+            at = skip_digits(bytes, at + 1);
+            if at == point + 1 {
+                return Err(DurationError::Syntax);
+            }
+        }
+        if at == whole {
             return Err(DurationError::Syntax);
         }
-        let unit_len = after
-            .iter()
-            .position(|b| b.is_ascii_digit() || *b == b'.')
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let (_, factor, shift) = UNITS
-            .iter()
-            .find(|(name, _, _)| name.as_bytes() == unit)
-            .ok_or(DurationError::Syntax)?;
+        let number = Digits {
+            bytes,
+            whole,
+            point,
+            end: at,
+            shift: 0,
+        };
+        let unit = at;
+        while at < bytes.len() && !bytes[at].is_ascii_digit() && bytes[at] != b'.' {
+            at += 1;
+        }
+        let Some((factor, shift)) = find_unit(bytes, unit, at) else {
+            return Err(DurationError::Syntax);
+        };
         // Past `Duration::MAX`, reading goes on: a syntax error further on wins.
-        total = total.and_then(|total| add(total, whole, fraction, *factor, *shift));
-        rest = after;
+        if let Some(sum) = total {
+            total = add(sum, Digits { shift, ..number }, factor);
+        }
     }
-    let (secs, nanos) = total.ok_or(DurationError::TooLarge)?;
-    Ok(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32))
+    match total {
+        Some((secs, nanos)) => Ok(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32)),
+        None => Err(DurationError::TooLarge),
+    }
 }
 
-/// The ASCII digits `bytes` starts with, and the rest.
-fn split_digits(bytes: &[u8]) -> (&[u8], &[u8]) {
-    let len = bytes
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(bytes.len());
-    bytes.split_at(len)
+/// Where the ASCII digits of `bytes` from `at` end.
+const fn skip_digits(bytes: &[u8], mut at: usize) -> usize {
+    while at < bytes.len() && bytes[at].is_ascii_digit() {
+        at += 1;
+    }
+    at
 }
 
-/// `total` (seconds and nanoseconds) plus `<whole>.<fraction>` units of `factor * 10^-shift`
-/// seconds, truncated to whole nanoseconds; `None` past [`Duration::MAX`].
-fn add(
-    total: (u64, u64),
-    whole: &[u8],
-    fraction: &[u8],
-    factor: u64,
-    shift: usize,
-) -> Option<(u64, u64)> {
+/// The factor and shift of the unit written by `bytes[start..end]`.
+const fn find_unit(bytes: &[u8], start: usize, end: usize) -> Option<(u64, usize)> {
+    let mut i = 0;
+    while i < UNITS.len() {
+        let (name, factor, shift) = UNITS[i];
+        if name.len() == end - start {
+            let mut j = 0;
+            while j < name.len() && name[j] == bytes[start + j] {
+                j += 1;
+            }
+            if j == name.len() {
+                return Some((factor, shift));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `total` (seconds and nanoseconds) plus `number` units of `factor * 10^-shift` seconds,
+/// truncated to whole nanoseconds; `None` past [`Duration::MAX`].
+const fn add(total: (u64, u64), number: Digits<'_>, factor: u64) -> Option<(u64, u64)> {
     // The number's digits with its point moved `shift` places left (`shift` zeros before
     // them): the digits before the point count seconds, the next 9 nanoseconds, and in
     // minutes and hours the 15 after those can still add whole nanoseconds (past them, what
     // is left is finer than a nanosecond).
-    let digits = Digits {
-        whole,
-        fraction,
-        shift,
+    let point = number.point - number.whole;
+    let Some(secs) = number.read(0, point) else {
+        return None;
     };
-    let point = whole.len();
-    let secs = digits.read(0, point)?;
-    let nanos = digits.read(point, point + 9)?;
-    let finer = digits.read(point + 9, point + 24)?;
+    let Some(nanos) = number.read(point, point + 9) else {
+        return None;
+    };
+    let Some(finer) = number.read(point + 9, point + 24) else {
+        return None;
+    };
     let nanos = total.1 + factor * nanos + factor * finer / 1_000_000_000_000_000;
-    if secs > u64::MAX / factor.max(1) {
+    if factor == 0 || secs > u64::MAX / factor {
         return None;
     }
-    let secs = (secs * factor)
-        .checked_add(total.0)?
-        .checked_add(nanos / NANOS_PER_SEC)?;
+    let Some(secs) = (secs * factor).checked_add(total.0) else {
+        return None;
+    };
+    let Some(secs) = secs.checked_add(nanos / NANOS_PER_SEC) else {
+        return None;
+    };
     Some((secs, nanos % NANOS_PER_SEC))
 }
 
-/// The digits of a decimal number `<whole>.<fraction>` after `shift` zeros, and zeros after
-/// them.
+/// A decimal number `bytes[whole..end]`, with its point (if any) at `point`, after `shift`
+/// zeros, and zeros after it.
+#[derive(Clone, Copy)]
 struct Digits<'a> {
-    whole: &'a [u8],
-    fraction: &'a [u8],
+    bytes: &'a [u8],
+    whole: usize,
+    point: usize,
+    end: usize,
     shift: usize,
 }
 
 impl Digits<'_> {
     /// The number written by digits `from..to`; `None` past `u64::MAX`.
     #[inline(never)]
-    fn read(&self, from: usize, to: usize) -> Option<u64> {
+    const fn read(&self, from: usize, to: usize) -> Option<u64> {
         let mut n: u64 = 0;
-        for k in from..to {
-            let byte = match k.checked_sub(self.shift) {
-                Some(i) if i < self.whole.len() => self.whole.get(i),
-                Some(i) => self.fraction.get(i - self.whole.len()),
-                None => None,
-            };
+        let mut k = from;
+        while k < to {
+            // Digit `k` is byte `at` of the number, the point skipped.
+            let mut digit = 0;
+            if k >= self.shift {
+                let mut at = self.whole + (k - self.shift);
+                if at >= self.point {
+                    at += 1;
+                }
+                if at < self.end {
+                    digit = (self.bytes[at] - b'0') as u64;
+                }
+            }
             if n > u64::MAX / 10 {
                 return None;
             }
-            n = (n * 10).checked_add(byte.map_or(0, |byte| u64::from(byte - b'0')))?;
+            let Some(next) = (n * 10).checked_add(digit) else {
+                return None;
+            };
+            n = next;
+            k += 1;
         }
         Some(n)
     }
