@@ -275,28 +275,40 @@ pub fn unknown_keys(
 #[cold]
 #[inline(never)]
 fn unknown_key(key: &str, known: &[&str], path: &Path<'_>, problems: &mut Problems) {
-    let mut message = format!("unknown field `{}`, ", ShownKey(key));
-    match super::suggest::closest(key, known) {
-        Some(close) => push_all(&mut message, &["did you mean `", close, "`?"]),
-        None if known.is_empty() => {
-            push_all(&mut message, &["this configuration takes no fields"]);
-        }
-        None => {
-            message.push_str("expected one of ");
-            for (i, known) in known.iter().enumerate() {
-                let separator = if i > 0 { ", `" } else { "`" };
-                push_all(&mut message, &[separator, known, "`"]);
-            }
-        }
-    }
-    problems.push(path, message);
+    let close = super::suggest::closest(key, known);
+    problems.push(
+        path,
+        format_args!(
+            "unknown field `{}`, {}",
+            ShownKey(key),
+            Suggestion { close, known }
+        ),
+    );
 }
 
-/// Appends each of `parts` to `text`.
-#[inline(never)]
-fn push_all(text: &mut String, parts: &[&str]) {
-    for part in parts {
-        text.push_str(part);
+/// What an unknown key's problem suggests: the closest known key, or all of them.
+struct Suggestion<'a> {
+    close: Option<&'a str>,
+    known: &'a [&'a str],
+}
+
+impl fmt::Display for Suggestion<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(close) = self.close {
+            f.write_str("did you mean `")?;
+            f.write_str(close)?;
+            return f.write_str("`?");
+        }
+        if self.known.is_empty() {
+            return f.write_str("this configuration takes no fields");
+        }
+        f.write_str("expected one of ")?;
+        for (i, key) in self.known.iter().enumerate() {
+            f.write_str(if i > 0 { ", `" } else { "`" })?;
+            f.write_str(key)?;
+            f.write_str("`")?;
+        }
+        Ok(())
     }
 }
 
