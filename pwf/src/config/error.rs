@@ -391,6 +391,13 @@ impl ConfigError {
         }
     }
 
+    /// An error without problems, for a path that is never taken.
+    pub(crate) const fn unreachable() -> Self {
+        ConfigError {
+            problems: Vec::new(),
+        }
+    }
+
     /// Each problem, in the order found: fields in declaration order, then unknown keys.
     ///
     /// ```

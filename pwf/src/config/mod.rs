@@ -168,7 +168,8 @@ pub trait PluginConfig: ConfigValue {
             config = Self::from_config(value, &Path::root(), problems);
             config.is_some()
         })?;
-        config.ok_or_else(invalid_configuration)
+        // `read_config` is `Ok` only when the closure read a configuration.
+        config.ok_or(ConfigError::unreachable())
     }
 
     /// Describes the keys this configuration accepts.
@@ -199,18 +200,14 @@ fn read_config(
 ) -> Result<(), ConfigError> {
     let value = value::read_json(bytes)?;
     let mut problems = Problems::in_source(bytes);
-    let read = read(&value, &mut problems);
-    drop(value);
-    match (read, problems.into_error()) {
-        (true, None) => Ok(()),
-        (_, Some(error)) => Err(error),
-        (false, None) => Err(invalid_configuration()),
+    if !read(&value, &mut problems) && problems.is_empty() {
+        problems.push(&Path::root(), "invalid configuration");
     }
-}
-
-/// The error of a configuration that was not read, with no problem to say why.
-fn invalid_configuration() -> ConfigError {
-    ConfigError::new("invalid configuration")
+    drop(value);
+    match problems.into_error() {
+        None => Ok(()),
+        Some(error) => Err(error),
+    }
 }
 
 impl PluginConfig for () {
