@@ -192,8 +192,9 @@ pub trait PluginConfig: ConfigValue {
 
 /// Reads `bytes` as JSON and gives the value to `read`, which returns whether it read a
 /// configuration; `Ok` when it did and found no problem. Out of the generic
-/// [`PluginConfig::parse`], so that the JSON value is dropped, and the problems turned into
-/// an error, by one copy of the code for every configuration type.
+/// [`PluginConfig::parse`], so that one copy of this code serves every configuration type:
+/// a JSON value dropped in code instantiated in the plugin's crate would link a second copy
+/// of `Value`'s drop glue next to the one serde_json's reader uses.
 fn read_config(
     bytes: &[u8],
     read: &mut dyn FnMut(&serde_json::Value, &mut Problems) -> bool,
