@@ -200,9 +200,22 @@ fn absent(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     let ty = &field.original.ty;
     let key = &field.key;
     match &field.attrs.default {
-        Some((_, Default::Literal(lit))) => quote_spanned! {lit.span()=>
-            ::pwf::__private::default_literal::<#ty, _>(#lit, &__path.key(#key), __problems)
-        },
+        Some((_, Default::Literal(lit))) => {
+            // A string is read as a duration when compiled, whatever the field's type: only
+            // a `Duration` field looks at it.
+            let read = match lit {
+                syn::Lit::Str(_) => quote!(const { ::pwf::__private::DefaultText::read(#lit) }),
+                _ => quote!(::pwf::__private::DefaultText::NONE),
+            };
+            quote_spanned! {lit.span()=>
+                ::pwf::__private::default_literal::<#ty, _>(
+                    #lit,
+                    #read,
+                    &__path.key(#key),
+                    __problems,
+                )
+            }
+        }
         Some((_, Default::Expr(expr))) => quote_spanned! {expr.span()=>
             ::core::option::Option::Some::<#ty>(#expr)
         },

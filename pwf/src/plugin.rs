@@ -441,7 +441,7 @@ pub trait HttpFilter: 'static {
 pub struct PluginContext {
     id: u32,
     name: String,
-    vm_config: Rc<[u8]>,
+    vm_config: Vec<u8>,
 }
 
 impl PluginContext {
@@ -783,7 +783,7 @@ pub(crate) fn on_call_response(
 
 struct Root<K: Kind> {
     id: u32,
-    vm_config: Rc<[u8]>,
+    vm_config: Vec<u8>,
     cx: Option<PluginContext>,
     plugin: Option<Rc<K::Plugin>>,
 }
@@ -792,7 +792,7 @@ impl<K: Kind> Root<K> {
     fn new(id: u32) -> Root<K> {
         Root {
             id,
-            vm_config: Rc::from(&[][..]),
+            vm_config: Vec::new(),
             cx: None,
             plugin: None,
         }
@@ -843,7 +843,7 @@ impl<K: Kind> RootContext for Root<K> {
         executor::enter_context(self.id);
         match host::get_buffer(BufferType::VmConfiguration, 0, vm_configuration_size) {
             Ok(bytes) => {
-                self.vm_config = Rc::from(bytes.unwrap_or_default());
+                self.vm_config = bytes.unwrap_or_default();
                 true
             }
             Err(error) => {

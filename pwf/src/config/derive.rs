@@ -136,20 +136,44 @@ impl<T: Default> ViaDefault<T> for &Wrap<T> {
     }
 }
 
+/// A `default = "<text>"` literal read as a duration when the plugin is compiled (the
+/// derive passes it in a `const` block), so that a valid default costs no parsing, and no
+/// error path, at run time.
+#[derive(Clone, Copy)]
+pub struct DefaultText {
+    duration: Option<Duration>,
+}
+
+impl DefaultText {
+    /// What a literal that is not a string reads as.
+    pub const NONE: Self = DefaultText { duration: None };
+
+    /// `text` read as a duration, if it is one.
+    pub const fn read(text: &str) -> Self {
+        DefaultText {
+            duration: match parse_duration(text) {
+                Ok(duration) => Some(duration),
+                Err(_) => None,
+            },
+        }
+    }
+}
+
 /// A type that can take `default = <literal>` with a literal of type `L`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot take a default of type `{L}`",
     label = "wrong type for a `{Self}` field"
 )]
 pub trait ConfigDefault<L>: Sized {
-    /// The value for `literal`, or why the literal is not a valid value.
-    fn from_default(literal: L) -> Result<Self, String>;
+    /// The value for `literal` (`read` is the literal read when compiled), or why the
+    /// literal is not a valid value.
+    fn from_default(literal: L, read: DefaultText) -> Result<Self, String>;
 }
 
 macro_rules! default_from_itself {
     ($($ty:ty),*) => {$(
         impl ConfigDefault<$ty> for $ty {
-            fn from_default(literal: $ty) -> Result<Self, String> {
+            fn from_default(literal: $ty, _: DefaultText) -> Result<Self, String> {
                 Ok(literal)
             }
         }
@@ -163,35 +187,49 @@ default_from_itself!(
 impl ConfigDefault<&'static str> for String {
     // Inlined, the caller sees it never fails and keeps no error path for it.
     #[inline]
-    fn from_default(literal: &'static str) -> Result<Self, String> {
+    fn from_default(literal: &'static str, _: DefaultText) -> Result<Self, String> {
         Ok(literal.to_owned())
     }
 }
 
 impl ConfigDefault<&'static str> for Duration {
-    fn from_default(literal: &'static str) -> Result<Self, String> {
-        parse_duration(literal).map_err(|_| {
-            format!(
-                "the default {} is not a duration such as \"250ms\" or \"5s\"",
-                ShownStr(literal)
-            )
-        })
+    // Inlined, the caller sees the duration read when compiled, and keeps no error path for a
+    // valid one.
+    #[inline]
+    fn from_default(literal: &'static str, read: DefaultText) -> Result<Self, String> {
+        match read.duration {
+            Some(duration) => Ok(duration),
+            None => Err(invalid_duration_default(literal)),
+        }
     }
 }
 
+/// The message for a `default = "<text>"` that is not a duration.
+#[cold]
+#[inline(never)]
+fn invalid_duration_default(literal: &str) -> String {
+    format!(
+        "the default {} is not a duration such as \"250ms\" or \"5s\"",
+        ShownStr(literal)
+    )
+}
+
 impl<L, T: ConfigDefault<L>> ConfigDefault<L> for Option<T> {
-    fn from_default(literal: L) -> Result<Self, String> {
-        T::from_default(literal).map(Some)
+    #[inline]
+    fn from_default(literal: L, read: DefaultText) -> Result<Self, String> {
+        T::from_default(literal, read).map(Some)
     }
 }
 
 /// The value of `default = <literal>`, or a problem at `path` when the literal is invalid.
+#[inline]
 pub fn default_literal<T: ConfigDefault<L>, L>(
     literal: L,
+    read: DefaultText,
     path: &Path<'_>,
     problems: &mut Problems,
 ) -> Option<T> {
-    match T::from_default(literal) {
+    match T::from_default(literal, read) {
         Ok(value) => Some(value),
         Err(message) => {
             problems.push(path, message);
@@ -237,28 +275,40 @@ pub fn unknown_keys(
 #[cold]
 #[inline(never)]
 fn unknown_key(key: &str, known: &[&str], path: &Path<'_>, problems: &mut Problems) {
-    let mut message = format!("unknown field `{}`, ", ShownKey(key));
-    match super::suggest::closest(key, known) {
-        Some(close) => push_all(&mut message, &["did you mean `", close, "`?"]),
-        None if known.is_empty() => {
-            push_all(&mut message, &["this configuration takes no fields"]);
-        }
-        None => {
-            message.push_str("expected one of ");
-            for (i, known) in known.iter().enumerate() {
-                let separator = if i > 0 { ", `" } else { "`" };
-                push_all(&mut message, &[separator, known, "`"]);
-            }
-        }
-    }
-    problems.push(path, message);
+    let close = super::suggest::closest(key, known);
+    problems.push(
+        path,
+        format_args!(
+            "unknown field `{}`, {}",
+            ShownKey(key),
+            Suggestion { close, known }
+        ),
+    );
 }
 
-/// Appends each of `parts` to `text`.
-#[inline(never)]
-fn push_all(text: &mut String, parts: &[&str]) {
-    for part in parts {
-        text.push_str(part);
+/// What an unknown key's problem suggests: the closest known key, or all of them.
+struct Suggestion<'a> {
+    close: Option<&'a str>,
+    known: &'a [&'a str],
+}
+
+impl fmt::Display for Suggestion<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(close) = self.close {
+            f.write_str("did you mean `")?;
+            f.write_str(close)?;
+            return f.write_str("`?");
+        }
+        if self.known.is_empty() {
+            return f.write_str("this configuration takes no fields");
+        }
+        f.write_str("expected one of ")?;
+        for (i, key) in self.known.iter().enumerate() {
+            f.write_str(if i > 0 { ", `" } else { "`" })?;
+            f.write_str(key)?;
+            f.write_str("`")?;
+        }
+        Ok(())
     }
 }
 

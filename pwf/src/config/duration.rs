@@ -1,21 +1,24 @@
 //! Durations written as `"250ms"`, `"1.5s"`, `"1m30s"`, or as integer milliseconds.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use super::Invalid;
 
-/// Each unit a duration string can use: its name, and its length as `c * 10^j`
-/// nanoseconds, given as `(c, j)`.
-const UNITS: &[(&str, u64, u32)] = &[
-    ("ns", 1, 0),
-    ("us", 1, 3),
-    ("µs", 1, 3),
-    ("ms", 1, 6),
-    ("s", 1, 9),
-    ("m", 60, 9),
-    ("h", 3_600, 9),
+/// Each unit a duration string can use: its name, and its length as `c * 10^-j` seconds,
+/// given as `(c, j)`.
+const UNITS: &[(&[u8], u64, usize)] = &[
+    (b"ns", 1, 9),
+    (b"us", 1, 6),
+    ("µs".as_bytes(), 1, 6),
+    (b"ms", 1, 3),
+    (b"s", 1, 0),
+    (b"m", 60, 0),
+    (b"h", 3_600, 0),
 ];
+
+/// Nanoseconds in a second.
+const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// Why a duration string was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,83 +33,153 @@ pub(crate) enum DurationError {
 ///
 /// Numbers are decimal, with an optional fraction; units are `ns`, `us` (or `µs`), `ms`, `s`,
 /// `m` and `h`. A fraction finer than a nanosecond is truncated.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+///
+/// A `const fn`, so that a default written as a literal is read when the plugin is compiled.
+pub(crate) const fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     // Read as bytes: every byte that ends a number is ASCII, and the units are compared
-    // whole, so no slice splits a character (and nothing links str's slicing panic).
-    let mut rest = text.as_bytes();
-    let mut total = Some(Duration::ZERO);
-    if rest.is_empty() {
+    // whole, so no slice splits a character.
+    let bytes = text.as_bytes();
+    // Seconds and nanoseconds, below `Duration::MAX`.
+    let mut total = Some((0, 0));
+    if bytes.is_empty() {
         return Err(DurationError::Syntax);
     }
-    while !rest.is_empty() {
-        let (whole, after) = split_digits(rest);
-        let (fraction, after) = match after.split_first() {
-            Some((b'.', after)) => match split_digits(after) {
-                ([], _) => return Err(DurationError::Syntax),
-                split => split,
-            },
-            _ => (&[][..], after),
-        };
-        if whole.is_empty() && fraction.is_empty() {
+    let mut at = 0;
+    while at < bytes.len() {
+        let whole = at;
+        at = skip_digits(bytes, at);
+        let point = at;
+        if at < bytes.len() && bytes[at] == b'.' {
+            at = skip_digits(bytes, at + 1);
+            if at == point + 1 {
+                return Err(DurationError::Syntax);
+            }
+        }
+        if at == whole {
             return Err(DurationError::Syntax);
         }
-        let unit_len = after
-            .iter()
-            .position(|b| b.is_ascii_digit() || *b == b'.')
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let (_, factor, zeros) = UNITS
-            .iter()
-            .find(|(name, _, _)| name.as_bytes() == unit)
-            .ok_or(DurationError::Syntax)?;
+        let number = Digits {
+            bytes,
+            whole,
+            point,
+            end: at,
+            shift: 0,
+        };
+        let unit = at;
+        while at < bytes.len() && !bytes[at].is_ascii_digit() && bytes[at] != b'.' {
+            at += 1;
+        }
+        let Some((factor, shift)) = find_unit(bytes, unit, at) else {
+            return Err(DurationError::Syntax);
+        };
         // Past `Duration::MAX`, reading goes on: a syntax error further on wins.
-        total = whole_part(whole, *factor, *zeros)
-            .and_then(|whole| whole.checked_add(fraction_part(fraction, *factor, *zeros)))
-            .and_then(|part| total?.checked_add(part));
-        rest = after;
+        if let Some(sum) = total {
+            total = add(sum, Digits { shift, ..number }, factor);
+        }
     }
-    total.ok_or(DurationError::TooLarge)
+    match total {
+        Some((secs, nanos)) => Ok(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32)),
+        None => Err(DurationError::TooLarge),
+    }
 }
 
-/// The ASCII digits `bytes` starts with, and the rest.
-fn split_digits(bytes: &[u8]) -> (&[u8], &[u8]) {
-    let len = bytes
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(bytes.len());
-    bytes.split_at(len)
+/// Where the ASCII digits of `bytes` from `at` end.
+const fn skip_digits(bytes: &[u8], mut at: usize) -> usize {
+    while at < bytes.len() && bytes[at].is_ascii_digit() {
+        at += 1;
+    }
+    at
 }
 
-/// `digits` units of `factor * 10^zeros` nanoseconds; `None` past [`Duration::MAX`].
-fn whole_part(digits: &[u8], factor: u64, zeros: u32) -> Option<Duration> {
-    let nanos = factor * 10_u64.pow(zeros);
-    let unit = Duration::new(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32);
-    let mut total = Duration::ZERO;
-    for digit in digits {
-        total = total
-            .checked_mul(10)?
-            .checked_add(unit.checked_mul(u32::from(digit - b'0'))?)?;
+/// The factor and shift of the unit written by `bytes[start..end]`.
+const fn find_unit(bytes: &[u8], start: usize, end: usize) -> Option<(u64, usize)> {
+    let mut i = 0;
+    while i < UNITS.len() {
+        let (name, factor, shift) = UNITS[i];
+        if name.len() == end - start {
+            let mut j = 0;
+            while j < name.len() && name[j] == bytes[start + j] {
+                j += 1;
+            }
+            if j == name.len() {
+                return Some((factor, shift));
+            }
+        }
+        i += 1;
     }
-    Some(total)
+    None
 }
 
-/// `0.<digits>` units of `factor * 10^zeros` nanoseconds, truncated to whole nanoseconds.
-fn fraction_part(digits: &[u8], factor: u64, zeros: u32) -> Duration {
-    let mut digits = digits.iter().map(|digit| u64::from(digit - b'0'));
-    // 0.<digits> * 10^zeros: the first `zeros` digits are whole...
-    let mut whole: u64 = 0;
-    for _ in 0..zeros {
-        whole = whole * 10 + digits.next().unwrap_or(0);
+/// `total` (seconds and nanoseconds) plus `number` units of `factor * 10^-shift` seconds,
+/// truncated to whole nanoseconds; `None` past [`Duration::MAX`].
+const fn add(total: (u64, u64), number: Digits<'_>, factor: u64) -> Option<(u64, u64)> {
+    // The number's digits with its point moved `shift` places left (`shift` zeros before
+    // them): the digits before the point count seconds, the next 9 nanoseconds, and in
+    // minutes and hours the 15 after those can still add whole nanoseconds (past them, what
+    // is left is finer than a nanosecond).
+    let point = number.point - number.whole;
+    let Some(secs) = number.read(0, point) else {
+        return None;
+    };
+    let Some(nanos) = number.read(point, point + 9) else {
+        return None;
+    };
+    let Some(finer) = number.read(point + 9, point + 24) else {
+        return None;
+    };
+    let nanos = total.1 + factor * nanos + factor * finer / 1_000_000_000_000_000;
+    if factor == 0 || secs > u64::MAX / factor {
+        return None;
     }
-    // ...and the next ones a fraction of `10^zeros` nanoseconds, read to 15 digits: past
-    // them, even in hours, what is left is finer than a nanosecond.
-    let mut numerator: u64 = 0;
-    let mut denominator: u64 = 1;
-    for digit in digits.take(15) {
-        numerator = numerator * 10 + digit;
-        denominator *= 10;
+    let Some(secs) = (secs * factor).checked_add(total.0) else {
+        return None;
+    };
+    let Some(secs) = secs.checked_add(nanos / NANOS_PER_SEC) else {
+        return None;
+    };
+    Some((secs, nanos % NANOS_PER_SEC))
+}
+
+/// A decimal number `bytes[whole..end]`, with its point (if any) at `point`, after `shift`
+/// zeros, and zeros after it.
+#[derive(Clone, Copy)]
+struct Digits<'a> {
+    bytes: &'a [u8],
+    whole: usize,
+    point: usize,
+    end: usize,
+    shift: usize,
+}
+
+impl Digits<'_> {
+    /// The number written by digits `from..to`; `None` past `u64::MAX`.
+    #[inline(never)]
+    const fn read(&self, from: usize, to: usize) -> Option<u64> {
+        let mut n: u64 = 0;
+        let mut k = from;
+        while k < to {
+            // Digit `k` is byte `at` of the number, the point skipped.
+            let mut digit = 0;
+            if k >= self.shift {
+                let mut at = self.whole + (k - self.shift);
+                if at >= self.point {
+                    at += 1;
+                }
+                if at < self.end {
+                    digit = (self.bytes[at] - b'0') as u64;
+                }
+            }
+            if n > u64::MAX / 10 {
+                return None;
+            }
+            let Some(next) = (n * 10).checked_add(digit) else {
+                return None;
+            };
+            n = next;
+            k += 1;
+        }
+        Some(n)
     }
-    Duration::from_nanos(factor * whole + factor * numerator / denominator)
 }
 
 /// A validator for the timeout of outbound calls: Envoy reads 0 as "no
@@ -154,25 +227,30 @@ struct Shown<'a>(&'a Duration);
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
-        let (whole, fraction, digits, unit) = if secs > 0 {
-            (secs, nanos, 9, "s")
+        // The whole units, the rest in nanoseconds, and the nanoseconds of its first digit.
+        let (whole, mut rest, mut scale, unit) = if secs > 0 {
+            (secs, nanos, 100_000_000, "s")
         } else if nanos >= 1_000_000 {
-            (u64::from(nanos / 1_000_000), nanos % 1_000_000, 6, "ms")
+            (
+                u64::from(nanos / 1_000_000),
+                nanos % 1_000_000,
+                100_000,
+                "ms",
+            )
         } else if nanos >= 1_000 {
-            (u64::from(nanos / 1_000), nanos % 1_000, 3, "µs")
+            (u64::from(nanos / 1_000), nanos % 1_000, 100, "µs")
         } else {
-            (u64::from(nanos), 0, 0, "ns")
+            (u64::from(nanos), 0, 1, "ns")
         };
-        write!(f, "{whole}")?;
-        if fraction > 0 {
-            // The fraction's digits, without trailing zeros.
-            let mut fraction = fraction;
-            let mut digits = digits;
-            while fraction % 10 == 0 {
-                fraction /= 10;
-                digits -= 1;
-            }
-            write!(f, ".{fraction:0digits$}")?;
+        fmt::Display::fmt(&whole, f)?;
+        if rest > 0 {
+            f.write_str(".")?;
+        }
+        // The fraction's digits, without trailing zeros.
+        while rest > 0 && scale > 0 {
+            f.write_char(char::from(b'0' + (rest / scale) as u8))?;
+            rest %= scale;
+            scale /= 10;
         }
         f.write_str(unit)
     }

@@ -98,7 +98,7 @@ impl<'a> Path<'a> {
 
     /// This path followed by `relative`, written as in a problem (`rules[2].path`, `[0]`).
     pub(crate) fn join(&self, relative: &str) -> String {
-        let mut joined = self.to_string();
+        let mut joined = format!("{self}");
         if !joined.is_empty() && !relative.is_empty() && !relative.starts_with('[') {
             joined.push('.');
         }
@@ -283,7 +283,7 @@ impl Problems {
 
     /// [`Problems::push`], once for every type of message.
     fn push_dyn(&mut self, path: &Path<'_>, message: &dyn fmt::Display) {
-        self.push_problem(Problem::new(path.to_string(), message.to_string()));
+        self.push_problem(Problem::new(format!("{path}"), format!("{message}")));
     }
 
     /// Records a problem built elsewhere.
@@ -388,6 +388,13 @@ impl ConfigError {
     pub fn new(message: impl Into<String>) -> Self {
         ConfigError {
             problems: vec![Problem::new("", message)],
+        }
+    }
+
+    /// An error without problems, for a path that is never taken.
+    pub(crate) const fn unreachable() -> Self {
+        ConfigError {
+            problems: Vec::new(),
         }
     }
 
@@ -521,7 +528,7 @@ impl Invalid {
     /// ```
     pub fn at(relative_path: impl Into<String>, message: impl fmt::Display) -> Self {
         Invalid {
-            problems: vec![(relative_path.into(), message.to_string())],
+            problems: vec![(relative_path.into(), format!("{message}"))],
         }
     }
 

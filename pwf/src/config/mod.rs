@@ -163,14 +163,13 @@ pub trait PluginConfig: ConfigValue {
     /// );
     /// ```
     fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let value = value::read_json(bytes)?;
-        let mut problems = Problems::in_source(bytes);
-        let config = Self::from_config(&value, &Path::root(), &mut problems);
-        match (config, problems.into_error()) {
-            (Some(config), None) => Ok(config),
-            (_, Some(error)) => Err(error),
-            (None, None) => Err(ConfigError::new("invalid configuration")),
-        }
+        let mut config = None;
+        read_config(bytes, &mut |value, problems| {
+            config = Self::from_config(value, &Path::root(), problems);
+            config.is_some()
+        })?;
+        // `read_config` is `Ok` only when the closure read a configuration.
+        config.ok_or(ConfigError::unreachable())
     }
 
     /// Describes the keys this configuration accepts.
@@ -189,6 +188,27 @@ pub trait PluginConfig: ConfigValue {
     /// println!("{schema}"); // the keys, for the plugin's documentation
     /// ```
     fn schema() -> Schema;
+}
+
+/// Reads `bytes` as JSON and gives the value to `read`, which returns whether it read a
+/// configuration; `Ok` when it did and found no problem. Out of the generic
+/// [`PluginConfig::parse`], so that one copy of this code serves every configuration type:
+/// a JSON value dropped in code instantiated in the plugin's crate would link a second copy
+/// of `Value`'s drop glue next to the one serde_json's reader uses.
+fn read_config(
+    bytes: &[u8],
+    read: &mut dyn FnMut(&serde_json::Value, &mut Problems) -> bool,
+) -> Result<(), ConfigError> {
+    let value = value::read_json(bytes)?;
+    let mut problems = Problems::in_source(bytes);
+    if !read(&value, &mut problems) && problems.is_empty() {
+        problems.push(&Path::root(), "invalid configuration");
+    }
+    drop(value);
+    match problems.into_error() {
+        None => Ok(()),
+        Some(error) => Err(error),
+    }
 }
 
 impl PluginConfig for () {
