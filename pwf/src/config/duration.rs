@@ -212,7 +212,10 @@ pub fn call_timeout(timeout: &Duration) -> Result<(), Invalid> {
         Some(_) => return Ok(()),
         None => TIMEOUT_TOO_LONG,
     };
-    Err(Invalid::new(format_args!("{limit}, got {}", Shown(timeout))))
+    Err(Invalid::new(format_args!(
+        "{limit}, got {}",
+        Shown(timeout)
+    )))
 }
 
 /// The message of a timeout above `u32::MAX` milliseconds, before the duration.
