@@ -221,9 +221,6 @@ pub fn call_timeout(timeout: &Duration) -> Result<(), Invalid> {
 /// The message of a timeout above `u32::MAX` milliseconds, before the duration.
 const TIMEOUT_TOO_LONG: &str = "must be at most 4294967295ms";
 
-// The message above spells `u32::MAX` out.
-const _: () = assert!(u32::MAX == 4_294_967_295);
-
 /// A duration as `Debug` shows it (`250ms`, `1.5s`, `500µs`), written with
 /// integer formatting only.
 struct Shown<'a>(&'a Duration);
@@ -289,6 +286,19 @@ mod tests {
         assert!(call_timeout(&Duration::from_micros(999)).is_err());
         assert!(call_timeout(&Duration::from_millis(u64::from(u32::MAX) + 1)).is_err());
         assert!(call_timeout(&Duration::MAX).is_err());
+    }
+
+    #[test]
+    fn call_timeout_messages() {
+        let message = |timeout| call_timeout(&timeout).unwrap_err().to_string();
+        assert_eq!(
+            message(Duration::ZERO),
+            "must be at least 1ms (0 means no timeout to Envoy), got 0ns"
+        );
+        assert_eq!(
+            message(Duration::from_millis(u64::from(u32::MAX) + 1)),
+            format!("must be at most {}ms, got 4294967.296s", u32::MAX)
+        );
     }
 
     #[test]
