@@ -873,7 +873,7 @@ impl<K: Kind> RootContext for Root<K> {
                 return false;
             }
         };
-        let config = match K::Config::parse(&bytes) {
+        let config = match crate::config::parse_vec::<K::Config>(bytes) {
             Ok(config) => config,
             Err(error) => {
                 for problem in error.problems() {

@@ -206,19 +206,20 @@ impl Digits<'_> {
 /// );
 /// ```
 pub fn call_timeout(timeout: &Duration) -> Result<(), Invalid> {
-    match crate::call::call_millis(*timeout) {
-        Some(0) => Err(Invalid::new(format_args!(
-            "must be at least 1ms (0 means no timeout to Envoy), got {}",
-            Shown(timeout)
-        ))),
-        Some(_) => Ok(()),
-        None => Err(Invalid::new(format_args!(
-            "must be at most {}ms, got {}",
-            u32::MAX,
-            Shown(timeout)
-        ))),
-    }
+    // One message built in one place: the two differ only before the duration.
+    let limit = match crate::call::call_millis(*timeout) {
+        Some(0) => "must be at least 1ms (0 means no timeout to Envoy)",
+        Some(_) => return Ok(()),
+        None => TIMEOUT_TOO_LONG,
+    };
+    Err(Invalid::new(format_args!(
+        "{limit}, got {}",
+        Shown(timeout)
+    )))
 }
+
+/// The message of a timeout above `u32::MAX` milliseconds, before the duration.
+const TIMEOUT_TOO_LONG: &str = "must be at most 4294967295ms";
 
 /// A duration as `Debug` shows it (`250ms`, `1.5s`, `500µs`), written with
 /// integer formatting only.
@@ -285,6 +286,19 @@ mod tests {
         assert!(call_timeout(&Duration::from_micros(999)).is_err());
         assert!(call_timeout(&Duration::from_millis(u64::from(u32::MAX) + 1)).is_err());
         assert!(call_timeout(&Duration::MAX).is_err());
+    }
+
+    #[test]
+    fn call_timeout_messages() {
+        let message = |timeout| call_timeout(&timeout).unwrap_err().to_string();
+        assert_eq!(
+            message(Duration::ZERO),
+            "must be at least 1ms (0 means no timeout to Envoy), got 0ns"
+        );
+        assert_eq!(
+            message(Duration::from_millis(u64::from(u32::MAX) + 1)),
+            format!("must be at most {}ms, got 4294967.296s", u32::MAX)
+        );
     }
 
     #[test]

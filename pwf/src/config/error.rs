@@ -264,9 +264,9 @@ impl Problems {
     }
 
     /// No problems yet, in the configuration `source`.
-    pub(crate) fn in_source(source: &[u8]) -> Self {
+    pub(crate) fn in_source(source: Vec<u8>) -> Self {
         Problems {
-            source: source.to_vec(),
+            source,
             ..Problems::default()
         }
     }

@@ -163,13 +163,7 @@ pub trait PluginConfig: ConfigValue {
     /// );
     /// ```
     fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let mut config = None;
-        read_config(bytes, &mut |value, problems| {
-            config = Self::from_config(value, &Path::root(), problems);
-            config.is_some()
-        })?;
-        // `read_config` is `Ok` only when the closure read a configuration.
-        config.ok_or(ConfigError::unreachable())
+        parse_vec(bytes.to_vec())
     }
 
     /// Describes the keys this configuration accepts.
@@ -190,16 +184,28 @@ pub trait PluginConfig: ConfigValue {
     fn schema() -> Schema;
 }
 
+/// [`PluginConfig::parse`] of bytes it keeps (messages look up the text of floats in them),
+/// with no copy of them.
+pub(crate) fn parse_vec<C: PluginConfig>(bytes: Vec<u8>) -> Result<C, ConfigError> {
+    let mut config = None;
+    read_config(bytes, &mut |value, problems| {
+        config = C::from_config(value, &Path::root(), problems);
+        config.is_some()
+    })?;
+    // `read_config` is `Ok` only when the closure read a configuration.
+    config.ok_or(ConfigError::unreachable())
+}
+
 /// Reads `bytes` as JSON and gives the value to `read`, which returns whether it read a
 /// configuration; `Ok` when it did and found no problem. Out of the generic
 /// [`PluginConfig::parse`], so that one copy of this code serves every configuration type:
 /// a JSON value dropped in code instantiated in the plugin's crate would link a second copy
 /// of `Value`'s drop glue next to the one serde_json's reader uses.
 fn read_config(
-    bytes: &[u8],
+    bytes: Vec<u8>,
     read: &mut dyn FnMut(&serde_json::Value, &mut Problems) -> bool,
 ) -> Result<(), ConfigError> {
-    let value = value::read_json(bytes)?;
+    let value = value::read_json(&bytes)?;
     let mut problems = Problems::in_source(bytes);
     if !read(&value, &mut problems) && problems.is_empty() {
         problems.push(&Path::root(), "invalid configuration");

@@ -93,8 +93,15 @@ pub trait ConfigValue: Sized {
 
 /// Records `expected <what>, got <value>` and gives up.
 fn expected<T>(what: &str, value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<T> {
-    problems.push_got(path, format_args!("expected {what}"), value);
+    push_expected(what, value, path, problems);
     None
+}
+
+/// Records `expected <what>, got <value>`: one copy of the message's arguments for every
+/// type read.
+#[inline(never)]
+fn push_expected(what: &str, value: &Value, path: &Path<'_>, problems: &mut Problems) {
+    problems.push_got(path, format_args!("expected {what}"), value);
 }
 
 /// The object at `path`, or a problem.
