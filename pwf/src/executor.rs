@@ -269,6 +269,7 @@ pub(crate) fn park(
 
 /// Polls `task` now, with its context effective; inside a run in progress,
 /// right after the task being polled.
+#[inline(never)]
 pub(crate) fn poll_now(task: TaskRef) {
     if is_running() {
         schedule(task);
