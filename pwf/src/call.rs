@@ -882,8 +882,15 @@ impl Future for PendingCall {
 
 impl Drop for PendingCall {
     fn drop(&mut self) {
-        if !self.done && self.state.result.take().is_none() {
-            forget(self.token);
+        if self.done {
+            return;
+        }
+        match self.state.result.take() {
+            None => forget(self.token),
+            // Landed but never awaited: the result goes back, to be dropped
+            // with the state, so no drop code for it is linked here (what
+            // `replace` returns is the `None` that `take` left).
+            Some(result) => std::mem::forget(self.state.result.replace(Some(result))),
         }
     }
 }
