@@ -935,7 +935,9 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
 
 impl Landing for SingleState {
     fn land(&self, _: usize, result: Result<Response, CallError>) {
-        self.result.set(Some(result));
+        // A call lands once: what it replaces is `None`, owns nothing, and
+        // is forgotten rather than given drop code.
+        std::mem::forget(self.result.replace(Some(result)));
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }
