@@ -875,7 +875,8 @@ impl Future for PendingCall {
             Some(waker) if waker.will_wake(cx.waker()) => waker,
             _ => cx.waker().clone(),
         };
-        self.state.waker.set(Some(waker));
+        // The waker was taken above: the `None` replaced is forgotten.
+        std::mem::forget(self.state.waker.replace(Some(waker)));
         Poll::Pending
     }
 }
