@@ -802,19 +802,7 @@ thread_local! {
 
 /// Forgets call `token`: its response, if it comes, is ignored.
 pub(crate) fn forget(token: u32) {
-    drop(take_sink(token));
-}
-
-/// Takes call `token`'s sink out of the map: out of line, so a plugin that
-/// both forgets and delivers single calls links the removal once.
-/// `try_with`: calls forgotten while the thread's locals are torn down have
-/// nothing left to remove.
-#[inline(never)]
-fn take_sink(token: u32) -> Option<Sink> {
-    CALLS
-        .try_with(|calls| calls.borrow_mut().remove(token))
-        .ok()
-        .flatten()
+    let _ = CALLS.try_with(|calls| calls.borrow_mut().remove(token));
 }
 
 /// Forgets every call of `group` still in flight: a group dropped before
@@ -925,7 +913,7 @@ pub(crate) fn on_response(
 /// Delivers the response to call `token`, read from the host now, during
 /// `on_http_call_response`. Returns whether anyone was waiting for it.
 fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize) -> bool {
-    let Some(sink) = take_sink(token) else {
+    let Some(sink) = CALLS.with(|calls| calls.borrow_mut().remove(token)) else {
         return false;
     };
     let read = match sink.read {
