@@ -875,15 +875,23 @@ impl Future for PendingCall {
             Some(waker) if waker.will_wake(cx.waker()) => waker,
             _ => cx.waker().clone(),
         };
-        self.state.waker.set(Some(waker));
+        // The waker was taken above: the `None` replaced is forgotten.
+        std::mem::forget(self.state.waker.replace(Some(waker)));
         Poll::Pending
     }
 }
 
 impl Drop for PendingCall {
     fn drop(&mut self) {
-        if !self.done && self.state.result.take().is_none() {
-            forget(self.token);
+        if self.done {
+            return;
+        }
+        match self.state.result.take() {
+            None => forget(self.token),
+            // Landed but never awaited: the result goes back, to be dropped
+            // with the state, so no drop code for it is linked here (what
+            // `replace` returns is the `None` that `take` left).
+            Some(result) => std::mem::forget(self.state.result.replace(Some(result))),
         }
     }
 }
@@ -928,7 +936,9 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
 
 impl Landing for SingleState {
     fn land(&self, _: usize, result: Result<Response, CallError>) {
-        self.result.set(Some(result));
+        // A call lands once: what it replaces is `None`, owns nothing, and
+        // is forgotten rather than given drop code.
+        std::mem::forget(self.result.replace(Some(result)));
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }

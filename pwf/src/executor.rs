@@ -219,7 +219,9 @@ fn insert(context_id: u32, task: BoxFuture) -> Result<TaskRef, (Full, BoxFuture)
         });
         let slot = &mut slots[index as usize];
         slot.context_id = context_id;
-        slot.task = Some(task);
+        // A free slot holds no task (each release follows a take): the
+        // `None` replaced is forgotten rather than given drop code.
+        std::mem::forget(slot.task.replace(task));
         slot.live = true;
         executor.live.set(executor.live.get() + 1);
         slot.queued = false;
@@ -269,6 +271,7 @@ pub(crate) fn park(
 
 /// Polls `task` now, with its context effective; inside a run in progress,
 /// right after the task being polled.
+#[inline(never)]
 pub(crate) fn poll_now(task: TaskRef) {
     if is_running() {
         schedule(task);
@@ -379,7 +382,9 @@ fn poll_one(task: TaskRef) {
                 release(executor, slot, task.index);
                 Some(future)
             } else {
-                slot.task = Some(future);
+                // Its slot is empty while it is polled: the `None`
+                // replaced is forgotten rather than given drop code.
+                std::mem::forget(slot.task.replace(future));
                 None
             }
         } else {

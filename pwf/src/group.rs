@@ -287,7 +287,8 @@ impl Future for DispatchGroup {
                 Some(waker) if waker.will_wake(cx.waker()) => waker,
                 _ => cx.waker().clone(),
             };
-            state.waker.set(Some(waker));
+            // The waker was taken above: the `None` replaced is forgotten.
+            std::mem::forget(state.waker.replace(Some(waker)));
             return Poll::Pending;
         }
         Poll::Ready(state.take_results())
