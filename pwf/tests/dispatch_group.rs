@@ -525,16 +525,23 @@ fn group_on_landed_runs_per_call_with_the_pending_count_descending() {
     );
 }
 
-#[test]
-fn group_wait_inside_a_task_completes_after_its_calls_and_resumes_the_stream() {
-    let host = host();
-    let stream = start::<Fanout>(&host).open_stream();
-    let headers = request(&[("x-targets-in-task", "a/0,b/1")]);
+/// Opens a stream whose task makes one call and, once it is answered, waits
+/// in the task for a group of calls to `targets`; answers that first call.
+fn wait_in_a_task(host: &Host, targets: &'static str) -> pwf_test::Stream {
+    let stream = start::<Fanout>(host).open_stream();
+    let headers = request(&[("x-targets-in-task", targets)]);
     assert_eq!(stream.request_headers(headers, true), HostAction::Pause);
     assert_eq!(
         stream.calls()[0].respond(200, RESPONSE, "first"),
         Delivery::Delivered
     );
+    stream
+}
+
+#[test]
+fn group_wait_inside_a_task_completes_after_its_calls_and_resumes_the_stream() {
+    let host = host();
+    let stream = wait_in_a_task(&host, "a/0,b/1");
     assert_eq!(
         host.logs(LogLevel::Info),
         ["first: 200", "wait in a task: Pause"]
@@ -564,13 +571,7 @@ fn group_wait_inside_a_task_completes_after_its_calls_and_resumes_the_stream() {
 #[test]
 fn group_wait_inside_a_task_with_no_call_dispatched_completes_after_the_task_is_polled() {
     let host = host();
-    let stream = start::<Fanout>(&host).open_stream();
-    let headers = request(&[("x-targets-in-task", "nowhere/0")]);
-    assert_eq!(stream.request_headers(headers, true), HostAction::Pause);
-    assert_eq!(
-        stream.calls()[0].respond(200, RESPONSE, "first"),
-        Delivery::Delivered
-    );
+    let stream = wait_in_a_task(&host, "nowhere/0");
     assert_eq!(
         host.logs(LogLevel::Info),
         [
