@@ -174,8 +174,9 @@ unsafe impl Sync for Allocator {}
 
 // SAFETY: small blocks are aligned to their power-of-two size, which is at
 // least the layout's alignment; large ones come from `System` with the
-// caller's layout, and move on `realloc`. `dealloc` and `realloc` find the class from the layout the
-// block was allocated with, as `GlobalAlloc` guarantees.
+// caller's layout, and move on `realloc`. `dealloc` and `realloc` find the
+// class from the layout the block was allocated with, as `GlobalAlloc`
+// guarantees.
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
