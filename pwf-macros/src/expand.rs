@@ -157,9 +157,8 @@ fn checks(field: &Field<'_>) -> Option<TokenStream> {
     let mut each = Vec::new();
     if let Some((ident, range)) = &attrs.range {
         let span = range_span(ident, range);
-        let expected = range_text(range).unwrap_or_default();
         each.push(quote_spanned! {span=>
-            ::pwf::__private::check_range(&__x, #range, #expected, &__path, __problems)
+            ::pwf::__private::check_range(&__x, #range, &__path, __problems)
         });
     }
     if let Some(ident) = &attrs.non_empty {
@@ -183,33 +182,6 @@ fn checks(field: &Field<'_>) -> Option<TokenStream> {
         (false, None) => Some(quote!(#(#each)&*)),
         (false, Some(hook)) => Some(quote!((#(#each)&*) && #hook)),
     }
-}
-
-/// What the range check's message says the number must do (`be in 1..=100`), written when
-/// compiled if every bound is an integer literal: its value, as the number's `Display`
-/// writes it. `None` for other bounds, which the check writes when it fails.
-fn range_text(range: &Expr) -> Option<String> {
-    let Expr::Range(range) = range else {
-        return None;
-    };
-    let bound = |bound: Option<&Expr>| match bound {
-        None => Some(None),
-        Some(Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Int(int),
-            ..
-        })) => int.base10_parse::<u128>().ok().map(|n| Some(n.to_string())),
-        Some(_) => None,
-    };
-    let start = bound(range.start.as_deref())?;
-    let end = bound(range.end.as_deref())?;
-    Some(match (start, &range.limits, end) {
-        (Some(start), RangeLimits::Closed(_), Some(end)) => format!("be in {start}..={end}"),
-        (Some(start), RangeLimits::HalfOpen(_), Some(end)) => format!("be in {start}..{end}"),
-        (Some(start), _, None) => format!("be at least {start}"),
-        (None, RangeLimits::Closed(_), Some(end)) => format!("be at most {end}"),
-        (None, RangeLimits::HalfOpen(_), Some(end)) => format!("be less than {end}"),
-        (None, _, None) => return None,
-    })
 }
 
 /// Where a misused `range` is reported: its first bound, or the attribute name.

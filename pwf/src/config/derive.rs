@@ -346,12 +346,9 @@ impl<T: RangeCheck> RangeCheck for Option<T> {
 }
 
 /// Checks `range = ...`: records `must be in 1..=100, got 0` and returns false when out.
-/// `expected` is the message's `be in 1..=100` when the derive wrote it (for integer literal
-/// bounds); empty, it is written from `range`.
 pub fn check_range<T: RangeCheck>(
     value: &T,
     range: impl RangeBounds<T::Number>,
-    expected: &str,
     path: &Path<'_>,
     problems: &mut Problems,
 ) -> bool {
@@ -360,10 +357,6 @@ pub fn check_range<T: RangeCheck>(
     };
     if range.contains(number) {
         return true;
-    }
-    if !expected.is_empty() {
-        problems.push(path, format_args!("must {expected}, got {number}"));
-        return false;
     }
     let expected = match (range.start_bound(), range.end_bound()) {
         (Bound::Included(start), Bound::Included(end)) => format!("be in {start}..={end}"),
