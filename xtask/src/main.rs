@@ -142,6 +142,9 @@ fn package_oci(args: &[String]) -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
+    // The suite builds every plugin for wasm32-wasip1; it installs wasm-opt
+    // and wrk itself, and Envoy as the tests do.
+    setup::wasm_target()?;
     let mut cmd_args = vec!["run", "--release", "-p", "pwf-bench", "--"];
     cmd_args.extend(args.iter().map(String::as_str));
     steps::cargo(&cmd_args)

