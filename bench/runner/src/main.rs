@@ -123,9 +123,9 @@ usage: pwf-bench [options]
   --quick            a smoke run of a minute or two (short wrk runs, 2 rounds)
   --skip-envoy       only the deterministic part: instructions, size, memory
   --envoy-only       only the Envoy part (the report leaves the rest out)
-  --duration SECS    the length of each wrk run (default 3)
+  --duration SECS    the length of each wrk run (default 2)
   --rounds N         interleaved rounds of no filter / raw / raw again / pwf
-                     (default 16; a multiple of 8 balances the order)
+                     (default 32; a multiple of 8 balances the order)
   --warmup SECS      a wrk run on each listener before the rounds (default 1)
   --no-pin           let Envoy, wrk and the upstream share all CPUs (default:
                      Envoy on the first CPU, the rest on the others)
@@ -148,8 +148,8 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
         envoy_only: false,
         pin: true,
         warmup: Duration::from_secs(1),
-        duration: Duration::from_secs(3),
-        rounds: 16,
+        duration: Duration::from_secs(2),
+        rounds: 32,
         connections: 16,
         dispatch_samples: 20,
         quick: false,
