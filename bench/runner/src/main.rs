@@ -98,7 +98,7 @@ pub(crate) struct Settings {
     /// Whether Envoy gets a CPU of its own (`taskset`), away from `wrk`
     /// and the upstream.
     pub(crate) pin: bool,
-    /// The `wrk` run on each listener before the rounds.
+    /// The `wrk` run on each listener before each round.
     pub(crate) warmup: Duration,
     /// The length of one `wrk` run.
     pub(crate) duration: Duration,
@@ -126,7 +126,7 @@ usage: pwf-bench [options]
   --duration SECS    the length of each wrk run (default 2)
   --rounds N         interleaved rounds of no filter / raw / raw again / pwf
                      (default 32; a multiple of 8 balances the order)
-  --warmup SECS      a wrk run on each listener before the rounds (default 1)
+  --warmup SECS      a wrk run on each listener before each round (default 1)
   --no-pin           let Envoy, wrk and the upstream share all CPUs (default:
                      Envoy on the first CPU, the rest on the others)
   --connections N    wrk connections (default 16)

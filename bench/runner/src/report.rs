@@ -431,29 +431,40 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
     let config = envoy::config(&listeners, upstream.port(), pool.take()?);
     // Envoy binds them now: release them first.
     drop(pool);
-    eprintln!("starting Envoy ({} listeners)", listeners.len());
-    let envoy = Envoy::start(
-        bin,
-        &dir,
-        &config,
-        &listeners,
-        pinning.as_ref().map(|p| p.envoy.as_slice()),
-    )?;
+    let start_envoy = || {
+        eprintln!("starting Envoy ({} listeners)", listeners.len());
+        Envoy::start(
+            bin,
+            &dir,
+            &config,
+            &listeners,
+            pinning.as_ref().map(|p| p.envoy.as_slice()),
+        )
+    };
+    let mut first = Some(start_envoy()?);
     check_behaviour(&ports, &path)?;
 
-    // Warm-up: V8 tiers up, connection pools fill.
-    for example in Example::ALL {
-        for target in Target::ALL {
-            eprintln!("warm-up: {} {}", example.name(), target.name());
-            envoy::wrk(
-                ports[&(example, target)],
-                &path,
-                settings.connections,
-                settings.warmup,
-            )?;
-        }
-    }
     for round in 0..settings.rounds {
+        // A fresh Envoy every round. Each start lays the plugins' VMs out anew,
+        // and one layout can favour a VM for as long as it lasts: the same raw
+        // plugin on two listeners of one Envoy was seen 5 to 9 % apart over a
+        // whole run. Started per round, that bias varies between rounds and
+        // widens the intervals instead of shifting every round alike.
+        let envoy = match first.take() {
+            Some(envoy) => envoy,
+            None => start_envoy()?,
+        };
+        // Warm-up: V8 tiers up, connection pools fill.
+        for example in Example::ALL {
+            for target in Target::ALL {
+                envoy::wrk(
+                    ports[&(example, target)],
+                    &path,
+                    settings.connections,
+                    settings.warmup,
+                )?;
+            }
+        }
         for example in Example::ALL {
             for target in round_order(round) {
                 let before = envoy.sched()?;
@@ -489,9 +500,14 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
                     .push(load);
             }
         }
+        drop(envoy);
     }
 
     // Parallel dispatch: sequential requests, raw and pwf interleaved.
+    let envoy = match first.take() {
+        Some(envoy) => envoy,
+        None => start_envoy()?,
+    };
     for sample in 0..settings.dispatch_samples + 1 {
         for count in DISPATCH_COUNTS {
             for flavor in Flavor::ALL {
@@ -733,7 +749,7 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
              noisy. Run the full suite for numbers to rely on.\n\n",
         );
     }
-    md.push_str("## Reproduce\n\n```sh\ncargo xtask bench            # the full run, about 25 minutes\ncargo xtask bench --quick    # a smoke run, about 2 minutes\n```\n\n");
+    md.push_str("## Reproduce\n\n```sh\ncargo xtask bench            # the full run, about 30 minutes\ncargo xtask bench --quick    # a smoke run, about 2 minutes\n```\n\n");
     md.push_str(
         "`cargo xtask bench` adds the `wasm32-wasip1` target with rustup when it is missing, \
          then runs `cargo run --release -p pwf-bench -- <args>`. The suite needs `wasm-opt` \
@@ -997,10 +1013,12 @@ fn render_envoy(settings: &Settings, r: &Results) -> String {
         md,
         "## Through Envoy\n\n\
          Envoy with `--concurrency 1` (one worker), log level warning, on loopback; \
-         `wrk -t1 -c{connections}` for {duration} s per run, after a {warmup} s warm-up run on \
-         each listener. {pinned}. Every example has four listeners in the same Envoy: no wasm \
-         filter, raw, *raw again* (the same raw `.wasm` on its own listener and VM) and pwf. \
-         The runs are interleaved, one of each per example and round, in an order that \
+         `wrk -t1 -c{connections}` for {duration} s per run. {pinned}. Every example has four \
+         listeners in the same Envoy: no wasm filter, raw, *raw again* (the same raw `.wasm` \
+         on its own listener and VM) and pwf. Each round starts a fresh Envoy and warms every \
+         listener up with a {warmup} s run, so the way one start lays the VMs out, which can \
+         favour one VM for as long as the Envoy runs, differs from round to round. The runs \
+         are interleaved, one of each per example and round, in an order that \
          rotates each round and reverses every four, so that pwf and raw again stand in the \
          same places relative to raw; each number below is the median over {rounds} rounds. \
          `shared_data` answers from a direct 200 route; the other two route to the project's \
