@@ -120,7 +120,7 @@ pub(crate) struct Settings {
 const USAGE: &str = "\
 usage: pwf-bench [options]
 
-  --quick            a smoke run of a minute or two (short wrk runs, 2 rounds)
+  --quick            a smoke run of a few minutes (short wrk runs, 2 rounds)
   --skip-envoy       only the deterministic part: instructions, size, memory
   --envoy-only       only the Envoy part (the report leaves the rest out)
   --duration SECS    the length of each wrk run (default 2)

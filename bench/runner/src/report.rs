@@ -749,7 +749,7 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
              noisy. Run the full suite for numbers to rely on.\n\n",
         );
     }
-    md.push_str("## Reproduce\n\n```sh\ncargo xtask bench            # the full run, about 30 minutes\ncargo xtask bench --quick    # a smoke run, about 2 minutes\n```\n\n");
+    md.push_str("## Reproduce\n\n```sh\ncargo xtask bench            # the full run, about 30 minutes\ncargo xtask bench --quick    # a smoke run, about 6 minutes\n```\n\n");
     md.push_str(
         "`cargo xtask bench` adds the `wasm32-wasip1` target with rustup when it is missing, \
          then runs `cargo run --release -p pwf-bench -- <args>`. The suite needs `wasm-opt` \
