@@ -503,11 +503,9 @@ fn measure_envoy(settings: &Settings, bin: &Path, results: &mut Results) -> Resu
         drop(envoy);
     }
 
-    // Parallel dispatch: sequential requests, raw and pwf interleaved.
-    let envoy = match first.take() {
-        Some(envoy) => envoy,
-        None => start_envoy()?,
-    };
+    // Parallel dispatch: sequential requests, raw and pwf interleaved. The
+    // first Envoy went to round 1 (there is always one).
+    let envoy = start_envoy()?;
     for sample in 0..settings.dispatch_samples + 1 {
         for count in DISPATCH_COUNTS {
             for flavor in Flavor::ALL {
