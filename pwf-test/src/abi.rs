@@ -763,10 +763,12 @@ unsafe extern "C" fn proxy_http_call(
         }
         vm_state.next_token = token;
         let context = vm_state.effective;
+        let on_behalf_of = vm_state.switched_from;
         vm_state.calls.insert(
             token,
             CallRecord {
                 context,
+                on_behalf_of,
                 cluster,
                 headers,
                 body,
@@ -860,8 +862,21 @@ extern "C" fn proxy_set_effective_context(context_id: u32) -> Status {
         let Some(vm) = state.vm(vm) else {
             return Status::BadArgument;
         };
+        let is_root = |context: &crate::state::Context| {
+            matches!(context.kind, crate::state::ContextKind::Root(_))
+        };
         match vm.contexts.get(&context_id) {
             Some(context) if !context.deleted => {
+                let to_root = is_root(context);
+                let from_stream = vm
+                    .contexts
+                    .get(&vm.effective)
+                    .is_some_and(|from| !is_root(from));
+                vm.switched_from = match (to_root, from_stream) {
+                    (true, true) => Some(vm.effective),
+                    (true, false) => vm.switched_from,
+                    (false, _) => None,
+                };
                 vm.effective = context_id;
                 Status::Ok
             }

@@ -709,7 +709,13 @@ impl Plugin {
         (period > 0).then(|| Duration::from_millis(u64::from(period)))
     }
 
-    /// The calls dispatched from the root context (e.g. in `on_tick`).
+    /// The calls dispatched from the root context (e.g. in `on_tick`), in order.
+    ///
+    /// A call the root sent on a stream's behalf (the plugin made the root
+    /// effective from that stream, sent the call, and switched back, as pwf
+    /// does so that a call outlives its stream) is listed with the stream, not
+    /// here. Either way it belongs to the root: the stream's end does not
+    /// cancel it.
     pub fn calls(&self) -> Vec<Call> {
         calls_of(&self.vm, self.root)
     }
@@ -733,7 +739,7 @@ fn calls_of(vm: &Arc<VmInner>, context: u32) -> Vec<Call> {
     let mut calls: Vec<(u64, u32)> = vm_state
         .calls
         .iter()
-        .filter(|(_, call)| call.context == context)
+        .filter(|(_, call)| call.on_behalf_of.unwrap_or(call.context) == context)
         .map(|(token, call)| (call.step, *token))
         .collect();
     calls.sort();
@@ -925,7 +931,8 @@ impl Stream {
         }
     }
 
-    /// The calls this stream dispatched, in order.
+    /// The calls this stream dispatched, in order, with those its plugin's
+    /// root context sent on its behalf (see [`Plugin::calls`]).
     pub fn calls(&self) -> Vec<Call> {
         calls_of(&self.vm, self.id)
     }

@@ -316,6 +316,7 @@ fn enter(shared: &Shared, vm: usize, context: u32, callback: Callback) {
     state.next_step();
     if let Some(vm) = state.vm(vm) {
         vm.effective = context;
+        vm.switched_from = None;
         vm.callback = Some(callback);
     }
 }

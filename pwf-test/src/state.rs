@@ -77,6 +77,9 @@ pub(crate) struct VmState {
     pub(crate) next_metric_id: [u32; 3],
     pub(crate) metric_ids: HashMap<u32, usize>,
     pub(crate) effective: u32,
+    /// The stream that was effective when the plugin made a root context
+    /// effective during this callback: calls sent then are on its behalf.
+    pub(crate) switched_from: Option<u32>,
     pub(crate) callback: Option<Callback>,
     pub(crate) contexts: BTreeMap<u32, Context>,
     pub(crate) calls: BTreeMap<u32, CallRecord>,
@@ -163,7 +166,10 @@ impl StreamState {
 }
 
 pub(crate) struct CallRecord {
+    /// The context the call belongs to: Envoy cancels it when that context ends.
     pub(crate) context: u32,
+    /// The stream on whose behalf a root context sent it (see `switched_from`).
+    pub(crate) on_behalf_of: Option<u32>,
     pub(crate) cluster: String,
     pub(crate) headers: Headers,
     pub(crate) body: Vec<u8>,

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use proxy_wasm::types::{BufferType, MapType};
 
+use crate::context;
 use crate::error::{HostError, Status};
 use crate::headers::{HeaderValue, Headers, NO_HEADERS};
 use crate::host;
@@ -414,13 +415,19 @@ impl Request {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        host::dispatch_http_call(
-            &self.cluster,
-            headers,
-            self.body.as_deref(),
-            trailers,
-            Duration::from_millis(u64::from(millis)),
-        )
+        // Sent on behalf of the plugin's root context, so that its response
+        // reaches its waiter whichever stream sent it or has ended since
+        // (see `context`).
+        context::for_root(|| {
+            host::dispatch_http_call(
+                &self.cluster,
+                headers,
+                self.body.as_deref(),
+                trailers,
+                Duration::from_millis(u64::from(millis)),
+            )
+        })
+        .ok_or_else(|| self.error(CallErrorKind::NotInCallback))?
         .map_err(|error| self.error(CallErrorKind::Dispatch(error.status())))
     }
 }
@@ -637,6 +644,15 @@ pub enum CallErrorKind {
     Status(u16),
     /// The host failed to hand over the response.
     Host(Status),
+    /// The call was awaited outside pwf's executor (with a blocking
+    /// executor such as `futures::executor::block_on`, say), where its
+    /// response can never arrive: the host delivers it only after the
+    /// running callback has returned.
+    NotInTask,
+    /// The call was sent while a filter was being created
+    /// ([`Plugin::filter`](crate::Plugin::filter)), when the SDK cannot
+    /// route its response; send it from a phase.
+    NotInCallback,
 }
 
 /// A call that did not produce a usable response, naming the cluster.
@@ -728,6 +744,14 @@ impl fmt::Display for CallError {
                 "`: the host failed to hand over the response: ",
                 Some(status),
             ),
+            CallErrorKind::NotInTask => (
+                "` awaited outside pwf's executor, where its response never arrives: await it in a task started with Http::spawn or PluginContext::spawn",
+                None,
+            ),
+            CallErrorKind::NotInCallback => (
+                "` not sent: calls cannot be sent while a filter is created; send it from a phase",
+                None,
+            ),
         };
         f.write_str("call to cluster `")?;
         f.write_str(&self.cluster)?;
@@ -816,6 +840,37 @@ pub(crate) fn forget_group(group: &Rc<GroupState>) {
     });
 }
 
+/// Forgets call `token`, awaited outside pwf's executor: its error.
+#[cold]
+fn abandon(token: u32) -> CallError {
+    let sink = CALLS.with(|calls| calls.borrow_mut().remove(token));
+    let cluster = sink.map(|sink| sink.cluster);
+    CallError::of(cluster.as_deref().unwrap_or(""), CallErrorKind::NotInTask)
+}
+
+/// Forgets every call of `group` still in flight, awaited outside pwf's
+/// executor: each one's result becomes that error.
+#[cold]
+pub(crate) fn abandon_group(group: &Rc<GroupState>) {
+    let mut abandoned = Vec::new();
+    CALLS.with(|calls| {
+        calls.borrow_mut().retain(|sink| {
+            let mine = std::ptr::addr_eq(Rc::as_ptr(&sink.target), Rc::as_ptr(group));
+            if mine {
+                abandoned.push((sink.index, sink.cluster.clone()));
+            }
+            !mine
+        })
+    });
+    let mut results = group.results.borrow_mut();
+    for (index, cluster) in abandoned {
+        if let Some(slot) = results.get_mut(index) {
+            *slot = Err(CallError::of(&cluster, CallErrorKind::NotInTask));
+        }
+    }
+    group.pending.set(0);
+}
+
 /// A dispatched call; resolves to its response.
 ///
 /// Dropping it forgets the call: its response, if it ever comes, is ignored.
@@ -871,6 +926,12 @@ impl Future for PendingCall {
             self.done = true;
             return Poll::Ready(result);
         }
+        if !crate::executor::is_running() {
+            // A blocking executor would wait forever: the response comes
+            // only after the running callback returns.
+            self.done = true;
+            return Poll::Ready(Err(abandon(self.token)));
+        }
         let waker = match self.state.waker.take() {
             Some(waker) if waker.will_wake(cx.waker()) => waker,
             _ => cx.waker().clone(),
@@ -896,16 +957,9 @@ impl Drop for PendingCall {
     }
 }
 
-/// What every context does in `on_http_call_response`: with `context_id`
-/// effective, deliver the response to its call, then run whatever it woke.
-pub(crate) fn on_response(
-    context_id: u32,
-    token: u32,
-    num_headers: usize,
-    body_size: usize,
-    num_trailers: usize,
-) {
-    crate::executor::enter_context(context_id);
+/// What every context does in `on_http_call_response`: deliver the
+/// response to its call, then run whatever it woke.
+pub(crate) fn on_response(token: u32, num_headers: usize, body_size: usize, num_trailers: usize) {
     deliver(token, num_headers, body_size, num_trailers);
     crate::executor::run_until_stalled();
 }

@@ -250,13 +250,45 @@ impl<E: std::error::Error + 'static> From<E> for Error {
     }
 }
 
+/// `{}` shows the error's own message; `{:#}` adds its sources, each after a
+/// colon, as `anyhow` does. pwf's own errors follow `thiserror`'s rule: an
+/// error either prints its source or returns it from `source()`, never both,
+/// so `{:#}` says each thing once. pwf logs errors with `{:#}`.
+///
+/// ```
+/// use std::fmt;
+///
+/// #[derive(Debug)]
+/// struct Lookup(std::num::ParseIntError);
+///
+/// impl fmt::Display for Lookup {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         f.write_str("tenant lookup failed")
+///     }
+/// }
+///
+/// impl std::error::Error for Lookup {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+///
+/// let error = pwf::Error::from(Lookup("x".parse::<u32>().unwrap_err()));
+/// assert_eq!(error.to_string(), "tenant lookup failed");
+/// assert_eq!(
+///     format!("{error:#}"),
+///     "tenant lookup failed: invalid digit found in string"
+/// );
+/// ```
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.inner, f)?;
-        let mut source = self.inner.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
+        if f.alternate() {
+            let mut source = self.inner.source();
+            while let Some(cause) = source {
+                write!(f, ": {cause}")?;
+                source = cause.source();
+            }
         }
         Ok(())
     }
@@ -264,7 +296,8 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        // The whole chain: what `main` and `unwrap` show.
+        write!(f, "{self:#}")
     }
 }
 

@@ -5,8 +5,8 @@
 //! after something it waits on woke it, which happens when
 //! `on_http_call_response` (or a tick) delivers what it was waiting for, or
 //! when plugin code wakes it (a channel send in a phase). After every callback
-//! that runs plugin code the executor runs until no task is ready ("run until
-//! stalled", as in `futures-executor`'s `LocalPool`).
+//! that runs plugin code the executor runs the tasks that are ready ("run
+//! until stalled", as in `futures-executor`'s `LocalPool`), within a budget.
 //!
 //! - Wakers only enqueue; they never poll (a task woken from inside a poll is
 //!   polled after that poll returns).
@@ -14,15 +14,23 @@
 //!   whatever became ready.
 //! - No `RefCell` borrow is held across a poll or a host call: a task is
 //!   taken out of its slot to be polled and put back afterwards.
+//! - A task is polled with its own context effective, whichever callback
+//!   woke it.
+//! - One run polls at most [`budget`] times. A task that wakes itself at
+//!   every poll cannot hold a worker: what is still ready when the budget is
+//!   spent stays queued, and the next callback of any context in the VM (a
+//!   request, a call response, a tick) runs it.
 //! - A waker carries its task's slot index and generation in its data word,
 //!   so waking allocates nothing; a task costs one allocation, its box.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, RawWaker, RawWakerVTable, Waker};
 
-use crate::host;
+use crate::context;
+use crate::log::{self, LogLevel};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 
@@ -39,13 +47,15 @@ struct Slot {
 struct Executor {
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<u16>>,
-    ready: RefCell<Ready>,
+    /// The tasks ready to be polled, first in first out; each at most once
+    /// (`Slot::queued`), so never longer than the number of live tasks.
+    ready: RefCell<VecDeque<TaskRef>>,
     running: Cell<bool>,
     /// How many slots hold a live task: lets the common case (no task at all)
     /// skip every scan.
     live: Cell<usize>,
-    /// The context the host is currently calling into.
-    current_context: Cell<u32>,
+    /// Whether a run has spent its budget yet in this VM (reported once).
+    budget_spent: Cell<bool>,
 }
 
 thread_local! {
@@ -53,10 +63,10 @@ thread_local! {
         Executor {
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
-            ready: RefCell::new(Ready::new()),
+            ready: RefCell::new(VecDeque::new()),
             running: Cell::new(false),
             live: Cell::new(0),
-            current_context: Cell::new(0),
+            budget_spent: Cell::new(false),
         }
     };
 }
@@ -78,42 +88,6 @@ impl TaskRef {
             index: (word & 0xffff) as u16,
             generation: ((word >> 16) & 0xffff) as u16,
         }
-    }
-}
-
-/// The tasks ready to be polled, first in first out: a list, and the index
-/// of the first one still to poll. Emptied, keeping its room, once every task
-/// in it was taken; a plain list grows and drops with less code than a ring.
-struct Ready {
-    tasks: Vec<TaskRef>,
-    head: usize,
-}
-
-impl Ready {
-    const fn new() -> Ready {
-        Ready {
-            tasks: Vec::new(),
-            head: 0,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.head >= self.tasks.len()
-    }
-
-    fn push(&mut self, task: TaskRef) {
-        self.tasks.push(task);
-    }
-
-    fn pop(&mut self) -> Option<TaskRef> {
-        let task = self.tasks.get(self.head).copied();
-        if task.is_some() {
-            self.head += 1;
-        } else {
-            self.tasks.clear();
-            self.head = 0;
-        }
-        task
     }
 }
 
@@ -155,7 +129,7 @@ fn schedule(task: TaskRef) {
         let mut slots = match executor.slots.try_borrow_mut() {
             Ok(slots) => slots,
             Err(_) => {
-                executor.ready.borrow_mut().push(task);
+                executor.ready.borrow_mut().push_back(task);
                 return;
             }
         };
@@ -163,27 +137,10 @@ fn schedule(task: TaskRef) {
             if slot.live && slot.generation == task.generation && !slot.queued {
                 slot.queued = true;
                 drop(slots);
-                executor.ready.borrow_mut().push(task);
+                executor.ready.borrow_mut().push_back(task);
             }
         }
     });
-}
-
-/// Runs `f` with `context_id` as the host's effective context, switching
-/// from `current` and back when they differ: what a task or a completion of
-/// one context does when it runs inside another context's callback.
-pub(crate) fn in_context<R>(context_id: u32, current: u32, f: impl FnOnce() -> R) -> R {
-    let switched = context_id != current && host::set_effective_context(context_id).is_ok();
-    let result = f();
-    if switched {
-        let _ = host::set_effective_context(current);
-    }
-    result
-}
-
-/// Records the context the host is calling into, for the duration of a callback.
-pub(crate) fn enter_context(context_id: u32) {
-    EXECUTOR.with(|executor| executor.current_context.set(context_id));
 }
 
 /// Whether a run is in progress (a task is being polled).
@@ -335,8 +292,18 @@ fn run_ready() {
     }
 }
 
-/// Runs `first`, then every ready task, as the one run in progress (nothing,
-/// if a run is already in progress).
+/// How many polls one run may make: on average two for each live task, and
+/// never fewer than 64. Enough for every task woken by one call response
+/// (a call many streams wait for) to run at once, and for a chain of wakes
+/// between tasks; bounded, so that a task that wakes itself at every poll
+/// cannot spin a worker inside one callback.
+pub(crate) fn budget() -> usize {
+    EXECUTOR.with(|executor| executor.live.get().saturating_mul(2).max(64))
+}
+
+/// Runs `first`, then ready tasks until none is left or the [`budget`] is
+/// spent, as the one run in progress (nothing, if a run is already in
+/// progress).
 fn run(first: impl FnOnce()) {
     let entered = EXECUTOR.with(|executor| !executor.running.replace(true));
     if !entered {
@@ -351,8 +318,31 @@ fn run(first: impl FnOnce()) {
     }
     let _exit = Exit;
     first();
-    while let Some(task) = EXECUTOR.with(|executor| executor.ready.borrow_mut().pop()) {
+    let mut polls_left = budget();
+    while let Some(task) = EXECUTOR.with(|executor| executor.ready.borrow_mut().pop_front()) {
         poll_one(task);
+        polls_left -= 1;
+        if polls_left == 0 {
+            report_spent_budget();
+            break;
+        }
+    }
+}
+
+/// Says once per VM that a run stopped at its budget: some task wakes
+/// itself again and again (or tasks wake each other in a loop).
+#[cold]
+fn report_spent_budget() {
+    let first = EXECUTOR.with(|executor| !executor.budget_spent.replace(true));
+    if first {
+        log::__log_fmt(
+            LogLevel::Warn,
+            format_args!(
+                "tasks were still ready after {} polls in one callback; \
+                 the rest run at the next callback (a task that wakes itself at every poll never finishes)",
+                budget()
+            ),
+        );
     }
 }
 
@@ -365,15 +355,18 @@ fn poll_one(task: TaskRef) {
         }
         slot.queued = false;
         let future = slot.task.take()?;
-        Some((future, slot.context_id, executor.current_context.get()))
+        Some((future, slot.context_id))
     });
-    let Some((mut future, context_id, current)) = taken else {
+    let Some((mut future, context_id)) = taken else {
         return;
     };
     let waker = waker_for(task);
-    let poll = in_context(context_id, current, || {
+    // A context the host no longer knows has ended: its task is dropped
+    // rather than polled against another context.
+    let poll = context::in_context(context_id, || {
         future.as_mut().poll(&mut Context::from_waker(&waker))
-    });
+    })
+    .unwrap_or(std::task::Poll::Ready(()));
     let leftover = EXECUTOR.with(|executor| {
         let mut slots = executor.slots.borrow_mut();
         let slot = &mut slots[task.index as usize];
@@ -471,6 +464,13 @@ mod tests {
         ALLOCATIONS.with(Cell::get)
     }
 
+    /// As the host does at the start of a callback of context `id`: tasks of
+    /// `id` are then polled without switching contexts (these tests run
+    /// without a host that knows any context).
+    fn in_callback_of(id: u32) {
+        context::enter(id, id, context::Sdk::Root);
+    }
+
     /// A future that is pending `polls_left` times, waking itself through a
     /// stored waker, then ready; it allocates nothing itself.
     struct Countdown {
@@ -502,6 +502,7 @@ mod tests {
             polled: polled.clone(),
             waker: waker.clone(),
         };
+        in_callback_of(11);
         // Warm up: the executor's slot table and ready queue reach their size.
         spawn(11, countdown(0)).unwrap();
         spawn(11, countdown(1)).unwrap();
@@ -541,6 +542,7 @@ mod tests {
     fn spawn_runs_a_ready_task_to_completion_at_once() {
         let done = Rc::new(Cell::new(false));
         let flag = done.clone();
+        in_callback_of(1);
         let pending = spawn(1, async move { flag.set(true) }).unwrap();
         assert!(!pending);
         assert!(done.get());
@@ -557,6 +559,7 @@ mod tests {
         }
         let dropped = Rc::new(Cell::new(false));
         let guard = Guard(dropped.clone());
+        in_callback_of(7);
         let pending = spawn(7, async move {
             let _guard = guard;
             std::future::pending::<()>().await;
@@ -573,6 +576,7 @@ mod tests {
     fn stale_waker_does_not_wake_a_recycled_slot() {
         let stash: Rc<RefCell<Option<Waker>>> = Rc::default();
         let keep = stash.clone();
+        in_callback_of(3);
         spawn(3, async move {
             std::future::poll_fn(|cx| {
                 *keep.borrow_mut() = Some(cx.waker().clone());
@@ -584,6 +588,7 @@ mod tests {
         cancel_context(3);
         let polls = Rc::new(Cell::new(0));
         let count = polls.clone();
+        in_callback_of(4);
         spawn(4, async move {
             std::future::poll_fn(|_| {
                 count.set(count.get() + 1);

@@ -269,7 +269,7 @@ where
         }
         if let Some(done) = this.done.take() {
             let result = done(&this.http, this.group.state.take_results());
-            this.http.finish(result, false);
+            this.http.decide(result);
         }
         Poll::Ready(())
     }
@@ -282,6 +282,11 @@ impl Future for DispatchGroup {
     /// then, and only then, so it is polled once per wait, not once per call.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<CallResult>> {
         let state = &self.state;
+        if state.pending.get() > 0 && !executor::is_running() {
+            // A blocking executor would wait forever: responses come only
+            // after the running callback returns.
+            call::abandon_group(state);
+        }
         if state.pending.get() > 0 {
             let waker = match state.waker.take() {
                 Some(waker) if waker.will_wake(cx.waker()) => waker,

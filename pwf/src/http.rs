@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use proxy_wasm::types::{BufferType, MapType};
 
 use crate::error::{Error, HostError};
+use crate::context;
 use crate::executor;
 use crate::headers::{HeaderValue, Headers};
 use crate::host::{self, StreamKind};
@@ -250,7 +251,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $get(&self, name: &str) -> Result<Option<HeaderValue>, HostError> {
-            Ok(host::get_map_value($map, name)?.map(HeaderValue::from))
+            Ok(self.on_stream(|| host::get_map_value($map, name))?.map(HeaderValue::from))
         }
 
         #[doc = concat!("Every ", $what, ", in order.")]
@@ -264,7 +265,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $get_all(&self) -> Result<Headers, HostError> {
-            Ok(Headers::from(host::get_map($map)?))
+            Ok(Headers::from(self.on_stream(|| host::get_map($map))?))
         }
 
         #[doc = concat!("Sets ", $what, " `name` to `value`, replacing any values it had.")]
@@ -276,7 +277,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
-            host::replace_map_value($map, name, value.as_ref())
+            self.on_stream(|| host::replace_map_value($map, name, value.as_ref()))
         }
 
         #[doc = concat!("Adds a value to ", $what, " `name`, keeping any it had.")]
@@ -288,7 +289,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $add(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
-            host::add_map_value($map, name, value.as_ref())
+            self.on_stream(|| host::add_map_value($map, name, value.as_ref()))
         }
 
         #[doc = concat!("Removes every value of ", $what, " `name`.")]
@@ -300,7 +301,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $remove(&self, name: &str) -> Result<(), HostError> {
-            host::remove_map_value($map, name)
+            self.on_stream(|| host::remove_map_value($map, name))
         }
 
         #[doc = concat!("Replaces every ", $what, " with `headers`.")]
@@ -315,7 +316,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set_all(&self, headers: &Headers) -> Result<(), HostError> {
-            host::set_map($map, headers.as_pairs())
+            self.on_stream(|| host::set_map($map, headers.as_pairs()))
         }
     };
 }
@@ -404,7 +405,8 @@ impl Http {
     /// }
     /// ```
     pub fn request_body(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
-        Ok(host::get_buffer(BufferType::HttpRequestBody, start, max_size)?.unwrap_or_default())
+        let body = self.on_stream(|| host::get_buffer(BufferType::HttpRequestBody, start, max_size))?;
+        Ok(body.unwrap_or_default())
     }
 
     /// Replaces the whole buffered request body.
@@ -418,7 +420,7 @@ impl Http {
     /// }
     /// ```
     pub fn set_request_body(&self, body: &[u8]) -> Result<(), HostError> {
-        host::set_buffer(BufferType::HttpRequestBody, 0, u32::MAX as usize, body)
+        self.on_stream(|| host::set_buffer(BufferType::HttpRequestBody, 0, u32::MAX as usize, body))
     }
 
     /// Up to `max_size` bytes of the buffered response body, from `start`.
@@ -433,7 +435,9 @@ impl Http {
     /// }
     /// ```
     pub fn response_body(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
-        Ok(host::get_buffer(BufferType::HttpResponseBody, start, max_size)?.unwrap_or_default())
+        let body =
+            self.on_stream(|| host::get_buffer(BufferType::HttpResponseBody, start, max_size))?;
+        Ok(body.unwrap_or_default())
     }
 
     /// Replaces the whole buffered response body.
@@ -448,7 +452,9 @@ impl Http {
     /// }
     /// ```
     pub fn set_response_body(&self, body: &[u8]) -> Result<(), HostError> {
-        host::set_buffer(BufferType::HttpResponseBody, 0, u32::MAX as usize, body)
+        self.on_stream(|| {
+            host::set_buffer(BufferType::HttpResponseBody, 0, u32::MAX as usize, body)
+        })
     }
 
     /// Buffers the whole request body, up to `limit` bytes, for a
@@ -481,10 +487,10 @@ impl Http {
         limit: usize,
     ) -> Result<Option<Vec<u8>>, HostError> {
         if body_size > limit {
-            LocalResponse::new(413)
+            let too_large = LocalResponse::new(413)
                 .header("content-type", "text/plain")
-                .body(format!("request body exceeds the limit of {limit} bytes"))
-                .send()?;
+                .body(format!("request body exceeds the limit of {limit} bytes"));
+            self.on_stream(|| too_large.send())?;
             return Ok(None);
         }
         if !end_of_stream {
@@ -507,14 +513,18 @@ impl Http {
     /// }
     /// ```
     pub fn respond(&self, response: LocalResponse) -> Result<Action, HostError> {
-        response.send()?;
+        self.on_stream(|| response.send())?;
         Ok(Action::Pause)
     }
 
     /// Resumes the half of the stream this handle's phase paused.
     ///
+    /// A handle kept by a phase that returned [`Action::Pause`] resumes its
+    /// own stream from any later callback: another stream's phase, a tick,
+    /// a call response. On a stream that has ended, the host refuses.
+    ///
     /// ```no_run
-    /// // Called later, from a callback, for a stream a phase paused.
+    /// // Called later, from any callback, for a stream a phase paused.
     /// fn approved(http: &pwf::Http) -> Result<(), pwf::Error> {
     ///     http.set_request_header("x-approved", "true")?;
     ///     http.resume()?;
@@ -522,9 +532,11 @@ impl Http {
     /// }
     /// ```
     pub fn resume(&self) -> Result<(), HostError> {
-        host::continue_stream(match self.phase {
-            Phase::Request => StreamKind::HttpRequest,
-            Phase::Response => StreamKind::HttpResponse,
+        self.on_stream(|| {
+            host::continue_stream(match self.phase {
+                Phase::Request => StreamKind::HttpRequest,
+                Phase::Response => StreamKind::HttpResponse,
+            })
         })
     }
 
@@ -542,10 +554,18 @@ impl Http {
     /// }
     /// ```
     pub fn reset(&self) -> Result<(), HostError> {
-        host::close_stream(match self.phase {
-            Phase::Request => StreamKind::HttpRequest,
-            Phase::Response => StreamKind::HttpResponse,
+        self.on_stream(|| {
+            host::close_stream(match self.phase {
+                Phase::Request => StreamKind::HttpRequest,
+                Phase::Response => StreamKind::HttpResponse,
+            })
         })
+    }
+
+    /// Runs a host call with this handle's stream effective: a handle acts
+    /// on its own stream, whichever callback is running.
+    fn on_stream<R>(&self, call: impl FnOnce() -> Result<R, HostError>) -> Result<R, HostError> {
+        context::in_context(self.id, call).and_then(|result| result)
     }
 
     /// Logs `message` at `level` for this stream.
@@ -588,17 +608,37 @@ impl Http {
     where
         F: Future<Output = Result<Outcome, Error>> + 'static,
     {
+        // Spawned by a phase (not from inside a task): this task decides
+        // the stream. From inside a task: a helper, which never resumes it.
         let task = StreamTask {
             task,
             http: self.clone(),
-            inline: !executor::is_running(),
+            decides: !executor::is_running(),
         };
         match executor::spawn(self.id, task) {
             Ok(true) => Action::Pause,
-            Ok(false) => INLINE_ACTION
-                .with(|action| action.take())
+            Ok(false) if self.in_own_phase() => PHASE
+                .with(|phase| phase.decision.take())
                 .unwrap_or(Action::Continue),
-            Err(full) => self.finish(Err(full.into()), true),
+            Ok(false) => Action::Continue,
+            Err(full) => self.finish(Err(full.into()), self.in_own_phase()),
+        }
+    }
+
+    /// Whether this handle's stream is running one of its phases now.
+    fn in_own_phase(&self) -> bool {
+        PHASE.with(|phase| phase.context.get() == self.id)
+    }
+
+    /// Applies the result of the task (or group) that decides the stream.
+    /// While the stream's phase runs, nothing is resumed: the phase returns
+    /// the decision. Afterwards, the stream was paused for it: `Continue`
+    /// resumes it.
+    pub(crate) fn decide(&self, result: Result<Outcome, Error>) {
+        let in_phase = self.in_own_phase();
+        let action = self.finish(result, in_phase);
+        if in_phase {
+            PHASE.with(|phase| phase.decision.set(Some(action)));
         }
     }
 
@@ -608,7 +648,7 @@ impl Http {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
-                log::__log_fmt(LogLevel::Error, format_args!("task failed: {error}"));
+                log::__log_fmt(LogLevel::Error, format_args!("task failed: {error:#}"));
                 Outcome::Respond((self.on_error)(&error))
             }
         };
@@ -624,7 +664,7 @@ impl Http {
                 Action::Continue
             }
             Outcome::Respond(response) => {
-                if let Err(error) = response.send() {
+                if let Err(error) = self.on_stream(|| response.send()) {
                     log::__log_fmt(
                         LogLevel::Error,
                         format_args!("could not send the local response: {error}"),
@@ -636,9 +676,38 @@ impl Http {
     }
 }
 
+/// The phase running now, and what its deciding task decided during it.
+struct PhaseState {
+    /// The stream whose phase runs (0: none).
+    context: Cell<u32>,
+    /// The action of the deciding task that finished while the phase ran.
+    decision: Cell<Option<Action>>,
+}
+
 thread_local! {
-    /// The action of a task that ended during its first poll, inside `spawn`.
-    static INLINE_ACTION: Cell<Option<Action>> = const { Cell::new(None) };
+    static PHASE: PhaseState = const {
+        PhaseState {
+            context: Cell::new(0),
+            decision: Cell::new(None),
+        }
+    };
+}
+
+/// Marks the start of a phase of stream `context_id`.
+pub(crate) fn enter_phase(context_id: u32) {
+    PHASE.with(|phase| {
+        phase.context.set(context_id);
+        phase.decision.set(None);
+    });
+}
+
+/// Marks the end of the phase (after the tasks it woke ran); the action of
+/// its deciding task, if that task finished while the phase ran.
+pub(crate) fn leave_phase() -> Option<Action> {
+    PHASE.with(|phase| {
+        phase.context.set(0);
+        phase.decision.take()
+    })
 }
 
 /// A stream's task: the user's future, and what to do with its result.
@@ -647,8 +716,10 @@ struct StreamTask<F> {
     #[pin]
     task: F,
     http: Http,
-    /// Whether the next poll runs inside `spawn`, before the phase returned.
-    inline: bool,
+    /// Whether its result decides the stream (resumes it or answers it).
+    /// A helper task's `Continue` does nothing; its response or error still
+    /// answers the client.
+    decides: bool,
 }
 
 impl<F: Future<Output = Result<Outcome, Error>>> Future for StreamTask<F> {
@@ -656,11 +727,11 @@ impl<F: Future<Output = Result<Outcome, Error>>> Future for StreamTask<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        let inline = std::mem::replace(this.inline, false);
         let result = std::task::ready!(this.task.poll(cx));
-        let action = this.http.finish(result, inline);
-        if inline {
-            INLINE_ACTION.with(|slot| slot.set(Some(action)));
+        if *this.decides {
+            this.http.decide(result);
+        } else {
+            this.http.finish(result, true);
         }
         Poll::Ready(())
     }

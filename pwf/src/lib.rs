@@ -64,6 +64,7 @@
 use pwf_test as _;
 
 mod call;
+mod context;
 mod error;
 mod executor;
 mod group;

@@ -9,6 +9,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
 use crate::config::{ConfigError, PluginConfig};
+use crate::context::{self, Sdk};
 use crate::error::{Error, HostError};
 use crate::http::{Action, Http, LocalResponse, Phase};
 use crate::log::{self, LogLevel};
@@ -502,7 +503,9 @@ impl PluginContext {
     /// ```
     pub fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
         let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
-        host::set_tick_period_millis(millis)
+        host::set_tick_period_millis(millis)?;
+        crate::timer::ticking(millis > 0);
+        Ok(())
     }
 
     /// Runs a plugin-wide task: for example one that fetches something at
@@ -529,7 +532,7 @@ impl PluginContext {
             if let Err(error) = task.await {
                 log::__log_fmt(
                     LogLevel::Error,
-                    format_args!("{name}: task failed: {error}"),
+                    format_args!("{name}: task failed: {error:#}"),
                 );
             }
         };
@@ -647,9 +650,14 @@ pub(crate) trait Kind: 'static {
     fn configure(config: Self::Config, cx: &PluginContext) -> Result<Self::Plugin, Error>;
     fn on_tick(plugin: &Self::Plugin, cx: &PluginContext);
     fn on_queue_ready(plugin: &Self::Plugin, cx: &PluginContext, queue_id: u32);
-    fn http_context(plugin: Option<&Rc<Self::Plugin>>, id: u32) -> Option<Box<dyn HttpContext>>;
+    fn http_context(
+        plugin: Option<&Rc<Self::Plugin>>,
+        root: u32,
+        id: u32,
+    ) -> Option<Box<dyn HttpContext>>;
     fn stream_context(
         plugin: Option<&Rc<Self::Plugin>>,
+        root: u32,
         id: u32,
     ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>>;
 }
@@ -673,16 +681,17 @@ impl<P: Plugin> Kind for HttpKind<P> {
         plugin.on_queue_ready(cx, queue_id);
     }
 
-    fn http_context(plugin: Option<&Rc<P>>, id: u32) -> Option<Box<dyn HttpContext>> {
+    fn http_context(plugin: Option<&Rc<P>>, root: u32, id: u32) -> Option<Box<dyn HttpContext>> {
         let filter = plugin.map(|plugin| {
             let http = Http::new(id, Phase::Request, P::error_response);
             P::filter(plugin, &http)
         });
-        Some(Box::new(Stream::<P> { id, filter }))
+        Some(Box::new(Stream::<P> { id, root, filter }))
     }
 
     fn stream_context(
         _: Option<&Rc<P>>,
+        _: u32,
         _: u32,
     ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
         None
@@ -708,15 +717,16 @@ impl<P: TcpPlugin> Kind for TcpKind<P> {
         plugin.on_queue_ready(cx, queue_id);
     }
 
-    fn http_context(_: Option<&Rc<P>>, _: u32) -> Option<Box<dyn HttpContext>> {
+    fn http_context(_: Option<&Rc<P>>, _: u32, _: u32) -> Option<Box<dyn HttpContext>> {
         None
     }
 
     fn stream_context(
         plugin: Option<&Rc<P>>,
+        root: u32,
         id: u32,
     ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
-        Some(crate::tcp::connection::<P>(plugin, id))
+        Some(crate::tcp::connection::<P>(plugin, root, id))
     }
 }
 
@@ -737,9 +747,8 @@ fn install_panic_hook() {
     });
 }
 
-/// Lands the response to an HTTP call: context id, token, header count, body size, trailer
-/// count.
-pub(crate) type CallLanding = fn(u32, u32, usize, usize, usize);
+/// Lands the response to an HTTP call: token, header count, body size, trailer count.
+pub(crate) type CallLanding = fn(u32, usize, usize, usize);
 
 thread_local! {
     /// Where call responses land, set when the first call is sent: a plugin that sends none
@@ -768,16 +777,15 @@ pub(crate) fn tick_timers_with(timers: fn()) {
     TICK_TIMERS.with(|slot| slot.set(Some(std::hint::black_box(timers))));
 }
 
-/// A call response for context `context_id`: lands it when a call was ever sent.
+/// A call response: lands it when a call was ever sent.
 pub(crate) fn on_call_response(
-    context_id: u32,
     token: u32,
     num_headers: usize,
     body_size: usize,
     num_trailers: usize,
 ) {
     if let Some(landing) = CALL_LANDING.with(Cell::get) {
-        landing(context_id, token, num_headers, body_size, num_trailers);
+        landing(token, num_headers, body_size, num_trailers);
     }
 }
 
@@ -823,7 +831,8 @@ impl<K: Kind> Context for Root<K> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        on_call_response(self.id, token_id, num_headers, body_size, num_trailers);
+        context::enter(self.id, self.id, Sdk::Root);
+        on_call_response(token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
@@ -840,7 +849,7 @@ impl<K: Kind> Drop for Root<K> {
 
 impl<K: Kind> RootContext for Root<K> {
     fn on_vm_start(&mut self, vm_configuration_size: usize) -> bool {
-        executor::enter_context(self.id);
+        context::enter(self.id, self.id, Sdk::Root);
         match host::get_buffer(BufferType::VmConfiguration, 0, vm_configuration_size) {
             Ok(bytes) => {
                 self.vm_config = bytes.unwrap_or_default();
@@ -857,7 +866,7 @@ impl<K: Kind> RootContext for Root<K> {
     }
 
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        executor::enter_context(self.id);
+        context::enter(self.id, self.id, Sdk::Root);
         let name = Self::plugin_name();
         let bytes = match host::get_buffer(
             BufferType::PluginConfiguration,
@@ -900,7 +909,7 @@ impl<K: Kind> RootContext for Root<K> {
             Err(error) => {
                 log::__log_fmt(
                     LogLevel::Error,
-                    format_args!("{}: configure failed: {error}", cx.name),
+                    format_args!("{}: configure failed: {error:#}", cx.name),
                 );
                 false
             }
@@ -908,7 +917,11 @@ impl<K: Kind> RootContext for Root<K> {
     }
 
     fn on_tick(&mut self) {
-        executor::enter_context(self.id);
+        if context::rebinding() {
+            // pwf entering the SDK through this root to send a call: no tick.
+            return;
+        }
+        context::enter(self.id, self.id, Sdk::Root);
         if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
             K::on_tick(plugin, cx);
         }
@@ -919,7 +932,7 @@ impl<K: Kind> RootContext for Root<K> {
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {
-        executor::enter_context(self.id);
+        context::enter(self.id, self.id, Sdk::Root);
         if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
             K::on_queue_ready(plugin, cx, queue_id);
         }
@@ -931,20 +944,25 @@ impl<K: Kind> RootContext for Root<K> {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        K::http_context(self.plugin.as_ref(), context_id)
+        // The SDK runs this inside its borrow of the root contexts.
+        context::enter(context_id, self.id, Sdk::Creating);
+        K::http_context(self.plugin.as_ref(), self.id, context_id)
     }
 
     fn create_stream_context(
         &self,
         context_id: u32,
     ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
-        K::stream_context(self.plugin.as_ref(), context_id)
+        context::enter(context_id, self.id, Sdk::Creating);
+        K::stream_context(self.plugin.as_ref(), self.id, context_id)
     }
 }
 
 /// The SDK's HTTP context for one stream: runs the filter's phases.
 struct Stream<P: Plugin> {
     id: u32,
+    /// The root context of the plugin it belongs to.
+    root: u32,
     /// `None` when the plugin is not configured: the stream passes through.
     filter: Option<P::Filter>,
 }
@@ -955,15 +973,16 @@ impl<P: Plugin> Stream<P> {
         phase: Phase,
         run: impl FnOnce(&mut P::Filter, &Http) -> Result<Action, Error>,
     ) -> proxy_wasm::types::Action {
-        executor::enter_context(self.id);
+        context::enter(self.id, self.root, Sdk::Stream);
         let Some(filter) = &mut self.filter else {
             return proxy_wasm::types::Action::Continue;
         };
         let http = Http::new(self.id, phase, P::error_response);
+        crate::http::enter_phase(self.id);
         let action = match run(filter, &http) {
             Ok(action) => action.into(),
             Err(error) => {
-                log::__log_fmt(LogLevel::Error, format_args!("filter failed: {error}"));
+                log::__log_fmt(LogLevel::Error, format_args!("filter failed: {error:#}"));
                 if let Err(send) = P::error_response(&error).send() {
                     log::__log_fmt(
                         LogLevel::Error,
@@ -976,7 +995,12 @@ impl<P: Plugin> Stream<P> {
         // Tasks the phase woke (a channel send, say) run now, not at some
         // later call response or tick.
         executor::run_until_stalled();
-        action
+        // A deciding task that finished before the phase returned decides
+        // what the phase returns: the stream was never paused for it.
+        match crate::http::leave_phase() {
+            Some(decided) if action == proxy_wasm::types::Action::Pause => decided.into(),
+            _ => action,
+        }
     }
 }
 
@@ -988,11 +1012,12 @@ impl<P: Plugin> Context for Stream<P> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        on_call_response(self.id, token_id, num_headers, body_size, num_trailers);
+        context::enter(self.id, self.root, Sdk::Stream);
+        on_call_response(token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
-        executor::enter_context(self.id);
+        context::enter(self.id, self.root, Sdk::Stream);
         executor::cancel_context(self.id);
         if let Some(filter) = &mut self.filter {
             filter.on_done(&Http::new(self.id, Phase::Response, P::error_response));
@@ -1061,7 +1086,7 @@ impl<P: Plugin> HttpContext for Stream<P> {
     }
 
     fn on_log(&mut self) {
-        executor::enter_context(self.id);
+        context::enter(self.id, self.root, Sdk::Stream);
         if let Some(filter) = &mut self.filter {
             filter.on_log(&Http::new(self.id, Phase::Response, P::error_response));
         }

@@ -133,14 +133,9 @@ impl fmt::Display for SharedError {
     }
 }
 
-impl std::error::Error for SharedError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SharedError::Host { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}
+/// No source: the host's error is part of the message (an error prints its
+/// source or returns it, never both).
+impl std::error::Error for SharedError {}
 
 /// Why an update or a read failed, before the key is attached.
 enum Failure {

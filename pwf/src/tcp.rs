@@ -5,6 +5,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, StreamContext};
 use proxy_wasm::types::{BufferType, PeerType};
 
+use crate::context::{self, Sdk};
 use crate::error::{Error, HostError};
 use crate::host::{self, StreamKind};
 use crate::http::Action;
@@ -480,13 +481,19 @@ impl Tcp {
 
 struct Connection<P: TcpPlugin> {
     tcp: Tcp,
+    /// The root context of the plugin it belongs to.
+    root: u32,
     filter: Option<P::Filter>,
 }
 
-pub(crate) fn connection<P: TcpPlugin>(plugin: Option<&Rc<P>>, id: u32) -> Box<dyn StreamContext> {
+pub(crate) fn connection<P: TcpPlugin>(
+    plugin: Option<&Rc<P>>,
+    root: u32,
+    id: u32,
+) -> Box<dyn StreamContext> {
     let tcp = Tcp { id };
     let filter = plugin.map(|plugin| P::filter(plugin, &tcp));
-    Box::new(Connection::<P> { tcp, filter })
+    Box::new(Connection::<P> { tcp, root, filter })
 }
 
 fn peer(peer: PeerType) -> Peer {
@@ -502,7 +509,7 @@ impl<P: TcpPlugin> Connection<P> {
         &mut self,
         run: impl FnOnce(&mut P::Filter, &Tcp) -> Result<Action, Error>,
     ) -> proxy_wasm::types::Action {
-        executor::enter_context(self.tcp.id);
+        context::enter(self.tcp.id, self.root, Sdk::Stream);
         let Some(filter) = &mut self.filter else {
             return proxy_wasm::types::Action::Continue;
         };
@@ -511,7 +518,7 @@ impl<P: TcpPlugin> Connection<P> {
             Err(error) => {
                 log::__log_fmt(
                     LogLevel::Error,
-                    format_args!("filter failed, closing: {error}"),
+                    format_args!("filter failed, closing: {error:#}"),
                 );
                 let _ = self.tcp.close_downstream();
                 proxy_wasm::types::Action::Pause
@@ -531,13 +538,8 @@ impl<P: TcpPlugin> Context for Connection<P> {
         body_size: usize,
         num_trailers: usize,
     ) {
-        crate::plugin::on_call_response(
-            self.tcp.id,
-            token_id,
-            num_headers,
-            body_size,
-            num_trailers,
-        );
+        context::enter(self.tcp.id, self.root, Sdk::Stream);
+        crate::plugin::on_call_response(token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
@@ -574,7 +576,7 @@ impl<P: TcpPlugin> StreamContext for Connection<P> {
     }
 
     fn on_downstream_close(&mut self, peer_type: PeerType) {
-        executor::enter_context(self.tcp.id);
+        context::enter(self.tcp.id, self.root, Sdk::Stream);
         if let Some(filter) = &mut self.filter {
             filter.on_downstream_close(&self.tcp, peer(peer_type));
         }
@@ -582,7 +584,7 @@ impl<P: TcpPlugin> StreamContext for Connection<P> {
     }
 
     fn on_upstream_close(&mut self, peer_type: PeerType) {
-        executor::enter_context(self.tcp.id);
+        context::enter(self.tcp.id, self.root, Sdk::Stream);
         if let Some(filter) = &mut self.filter {
             filter.on_upstream_close(&self.tcp, peer(peer_type));
         }
@@ -590,7 +592,7 @@ impl<P: TcpPlugin> StreamContext for Connection<P> {
     }
 
     fn on_log(&mut self) {
-        executor::enter_context(self.tcp.id);
+        context::enter(self.tcp.id, self.root, Sdk::Stream);
         if let Some(filter) = &mut self.filter {
             filter.on_log(&self.tcp);
         }

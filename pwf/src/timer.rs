@@ -8,16 +8,35 @@
 //! [`PluginContext::set_tick_period`](crate::PluginContext::set_tick_period).
 //! A stream that must wait uses an HTTP call's timeout instead.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
+use crate::executor;
+use crate::log::{self, LogLevel};
 use crate::properties;
 
 thread_local! {
     static TIMERS: RefCell<Vec<(SystemTime, Waker)>> = const { RefCell::new(Vec::new()) };
+    /// Whether the plugin set a tick period (no tick, no timer ever fires).
+    static TICKING: Cell<bool> = const { Cell::new(false) };
+    /// Whether a sleep without ticks was reported yet (once per VM).
+    static REPORTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records whether the host now ticks the plugin.
+pub(crate) fn ticking(on: bool) {
+    TICKING.with(|ticking| ticking.set(on));
+}
+
+/// Logs, once per VM, a sleep that cannot end as things are.
+#[cold]
+fn report_once(message: &str) {
+    if !REPORTED.with(|reported| reported.replace(true)) {
+        log::log(LogLevel::Error, message);
+    }
 }
 
 /// Wakes every timer whose deadline has passed. Runs on each tick once a timer was armed.
@@ -92,8 +111,25 @@ impl Future for Sleep {
         let Some(deadline) = self.deadline else {
             return Poll::Ready(());
         };
+        if !executor::is_running() {
+            // A blocking executor would wait forever: ticks come only after
+            // the running callback returns.
+            log::log(
+                LogLevel::Error,
+                "timer::sleep polled outside pwf's executor, where it can never end: \
+                 await it in a task started with PluginContext::spawn (or Http::spawn); \
+                 it ends now, without waiting",
+            );
+            return Poll::Ready(());
+        }
         match properties::now() {
             Ok(now) if now < deadline => {
+                if !TICKING.with(Cell::get) {
+                    report_once(
+                        "timer::sleep waits for ticks, but the plugin set no tick period: \
+                         the task waits until PluginContext::set_tick_period is called",
+                    );
+                }
                 TIMERS.with(|timers| {
                     let mut timers = timers.borrow_mut();
                     match timers
