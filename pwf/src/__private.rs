@@ -37,15 +37,22 @@ impl<P: crate::TcpPlugin> RegisterTcp for &Register<P> {
     }
 }
 
-/// Runs the module's static constructors, as a WASI reactor's `_initialize`
-/// must before anything else.
-pub fn call_ctors() {
-    #[cfg(target_os = "wasi")]
-    {
-        extern "C" {
-            fn __wasm_call_ctors();
-        }
-        // SAFETY: the linker defines it; `_initialize` calls it once, first.
-        unsafe { __wasm_call_ctors() }
+/// The module's entry point in wasm builds: Envoy calls it once when it
+/// loads the module. It runs the static constructors, as a WASI reactor's
+/// `_initialize` must before anything else, then the registration that
+/// `pwf::main!` defines in the plugin crate. Without `pwf::main!` that
+/// symbol is undefined, and the module does not link.
+#[cfg(target_family = "wasm")]
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    extern "C" {
+        fn __wasm_call_ctors();
+        fn pwf_main_registers_the_plugin();
+    }
+    // SAFETY: the linker defines the first, and `pwf::main!` the second, a
+    // plain function without arguments; `_initialize` runs once, first.
+    unsafe {
+        __wasm_call_ctors();
+        pwf_main_registers_the_plugin();
     }
 }

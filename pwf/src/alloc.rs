@@ -132,12 +132,15 @@ impl Pools {
 /// to 4 KiB, the system allocator beyond.
 ///
 /// It is meant for a single-threaded plugin VM: only one thread may ever use
-/// one instance, which is what a `wasm32-wasip1` module guarantees.
+/// one instance, which is what a `wasm32-wasip1` module guarantees. Nothing
+/// in it is synchronized, so creating one is `unsafe`: the caller promises
+/// that single thread.
 ///
 /// ```
 /// use std::alloc::{GlobalAlloc, Layout};
 ///
-/// let allocator = pwf::alloc::Allocator::new();
+/// // SAFETY: used by this thread only, and dropped here.
+/// let allocator = unsafe { pwf::alloc::Allocator::new() };
 /// let layout = Layout::from_size_align(24, 8).unwrap();
 /// unsafe {
 ///     let block = allocator.alloc(layout);
@@ -148,28 +151,37 @@ impl Pools {
 ///     allocator.dealloc(block, layout);
 /// }
 /// ```
+///
+/// Safe code cannot create one, so it cannot install one as the global
+/// allocator of a multi-threaded program:
+///
+/// ```compile_fail
+/// #[global_allocator]
+/// static GLOBAL: pwf::alloc::Allocator = pwf::alloc::Allocator::new();
+/// ```
 pub struct Allocator {
     pools: UnsafeCell<Pools>,
 }
 
 impl Allocator {
     /// An allocator with no memory yet.
-    pub const fn new() -> Allocator {
+    ///
+    /// # Safety
+    ///
+    /// Only one thread may ever use the allocator: as the global allocator,
+    /// only in a single-threaded program (a `wasm32` module without the
+    /// `atomics` feature, as pwf installs it); otherwise, from the thread
+    /// that created it.
+    pub const unsafe fn new() -> Allocator {
         Allocator {
             pools: UnsafeCell::new(Pools::new()),
         }
     }
 }
 
-impl Default for Allocator {
-    fn default() -> Allocator {
-        Allocator::new()
-    }
-}
-
-// SAFETY: a wasm32-wasip1 module runs on one thread; the global instance is
-// only installed there (see `lib.rs`). Other instances are documented as
-// single-threaded.
+// SAFETY: every instance is created through the `unsafe` `new`, whose caller
+// promises that one thread only uses it; pwf's global instance is installed
+// only in single-threaded wasm builds (see `lib.rs`).
 unsafe impl Sync for Allocator {}
 
 // SAFETY: small blocks are aligned to their power-of-two size, which is at
@@ -269,7 +281,8 @@ mod tests {
     /// and overlaps no other.
     #[test]
     fn blocks_keep_their_contents_and_never_overlap() {
-        let allocator = Allocator::new();
+        // SAFETY: used by this test's thread only.
+        let allocator = unsafe { Allocator::new() };
         let mut live: Vec<(*mut u8, Layout, u8)> = Vec::new();
         let mut seed = 0x9e37_79b9_u32;
         let mut next = || {
@@ -337,7 +350,8 @@ mod tests {
 
     #[test]
     fn alloc_zeroed_zeroes_a_reused_block() {
-        let allocator = Allocator::new();
+        // SAFETY: used by this test's thread only.
+        let allocator = unsafe { Allocator::new() };
         let layout = Layout::from_size_align(100, 4).unwrap();
         // SAFETY: valid layouts; each block is written within its size.
         unsafe {

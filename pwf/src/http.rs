@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use proxy_wasm::types::{BufferType, MapType};
 
-use crate::error::{Error, HostError};
 use crate::context;
+use crate::error::{Error, HostError};
 use crate::executor;
 use crate::headers::{HeaderValue, Headers};
 use crate::host::{self, StreamKind};
@@ -251,7 +251,9 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $get(&self, name: &str) -> Result<Option<HeaderValue>, HostError> {
-            Ok(self.on_stream(|| host::get_map_value($map, name))?.map(HeaderValue::from))
+            Ok(self
+                .on_stream(|| host::get_map_value($map, name))?
+                .map(HeaderValue::from))
         }
 
         #[doc = concat!("Every ", $what, ", in order.")]
@@ -405,7 +407,8 @@ impl Http {
     /// }
     /// ```
     pub fn request_body(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
-        let body = self.on_stream(|| host::get_buffer(BufferType::HttpRequestBody, start, max_size))?;
+        let body =
+            self.on_stream(|| host::get_buffer(BufferType::HttpRequestBody, start, max_size))?;
         Ok(body.unwrap_or_default())
     }
 

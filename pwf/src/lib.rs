@@ -117,7 +117,8 @@ pub mod __private;
     not(target_feature = "atomics")
 ))]
 #[global_allocator]
-static GLOBAL: alloc::Allocator = alloc::Allocator::new();
+// SAFETY: a wasm32 module without the `atomics` feature runs on one thread.
+static GLOBAL: alloc::Allocator = unsafe { alloc::Allocator::new() };
 
 pub use call::{CallError, CallErrorKind, PendingCall, Request, Response, DEFAULT_TIMEOUT};
 pub use config::PluginConfig;

@@ -1101,17 +1101,22 @@ impl<P: Plugin> HttpContext for Stream<P> {
 /// pwf::main!(MyPlugin);
 /// ```
 ///
-/// Expands to the `_initialize` export Envoy calls when it loads the module,
-/// which calls [`register::<MyPlugin>`](register) (or
-/// [`register_tcp`](crate::register_tcp)).
+/// Every plugin crate has this line once, in its `lib.rs`. It defines the
+/// registration that the module's `_initialize` export (pwf's own, which
+/// Envoy calls when it loads the module) runs: [`register::<MyPlugin>`]
+/// (or [`register_tcp`](crate::register_tcp)).
+///
+/// A crate that forgets it still builds, but Envoy refuses the module at
+/// load, and `envoy --mode validate` fails, with: `Failed to load Wasm module
+/// due to a missing import: env.pwf_main_registers_the_plugin` (the linker
+/// leaves the undefined registration to the host, which has no such import).
 #[macro_export]
 macro_rules! main {
     ($plugin:ty) => {
-        /// The module's entry point: Envoy calls it once when it loads the
-        /// module, and it registers the plugin.
+        /// Registers the plugin: the module's `_initialize` calls it once,
+        /// when Envoy loads the module.
         #[no_mangle]
-        pub extern "C" fn _initialize() {
-            $crate::__private::call_ctors();
+        pub extern "C" fn pwf_main_registers_the_plugin() {
             #[allow(unused_imports)]
             use $crate::__private::{RegisterHttp as _, RegisterTcp as _};
             (&&$crate::__private::Register::<$plugin>::new()).register();

@@ -229,7 +229,10 @@ fn a_kept_handle_acts_on_its_own_stream_from_another_streams_phase() {
     let host = host();
     let plugin = start(&host);
     let parked = plugin.open_stream();
-    assert_eq!(parked.request_headers(request("park"), true), HostAction::Pause);
+    assert_eq!(
+        parked.request_headers(request("park"), true),
+        HostAction::Pause
+    );
 
     let other = plugin.open_stream();
     assert_eq!(
@@ -243,7 +246,10 @@ fn a_kept_handle_acts_on_its_own_stream_from_another_streams_phase() {
     );
     assert_eq!(parked.resumes().len(), 1, "the parked stream resumes");
     assert_eq!(other.request_header("x-released-by"), None);
-    assert!(other.resumes().is_empty(), "the releasing stream is untouched");
+    assert!(
+        other.resumes().is_empty(),
+        "the releasing stream is untouched"
+    );
     assert_eq!(plugin.failure(), None);
 }
 
@@ -252,7 +258,10 @@ fn a_kept_handle_acts_on_its_own_stream_from_a_tick() {
     let host = host();
     let plugin = start(&host);
     let parked = plugin.open_stream();
-    assert_eq!(parked.request_headers(request("park"), true), HostAction::Pause);
+    assert_eq!(
+        parked.request_headers(request("park"), true),
+        HostAction::Pause
+    );
 
     plugin.tick().unwrap();
 
@@ -289,7 +298,9 @@ fn a_call_sent_inside_another_streams_callback_reaches_its_task_after_that_strea
 
     assert_eq!(waiting.request_header("x-answer").as_deref(), Some("200"));
     assert_eq!(waiting.resumes().len(), 1);
-    plugin.open_stream().request_headers(request("report"), true);
+    plugin
+        .open_stream()
+        .request_headers(request("report"), true);
     assert_eq!(
         host.logs(LogLevel::Info).last().map(String::as_str),
         Some("pending_calls=0 live_tasks=0")
@@ -309,7 +320,9 @@ fn a_stream_that_ends_with_a_call_in_flight_leaves_nothing_behind() {
     let calls = waiting.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].respond(200, RESPONSE, ""), Delivery::Delivered);
-    plugin.open_stream().request_headers(request("report"), true);
+    plugin
+        .open_stream()
+        .request_headers(request("report"), true);
     assert_eq!(
         host.logs(LogLevel::Info).last().map(String::as_str),
         Some("pending_calls=0 live_tasks=0")
@@ -351,7 +364,11 @@ fn a_helper_task_that_finishes_first_does_not_resume_the_stream() {
     let calls = stream.calls();
     assert_eq!(calls[0].respond(200, RESPONSE, ""), Delivery::Delivered);
     assert_eq!(stream.request_header("x-answer").as_deref(), Some("200"));
-    assert_eq!(stream.resumes().len(), 1, "resumed once, by its deciding task");
+    assert_eq!(
+        stream.resumes().len(),
+        1,
+        "resumed once, by its deciding task"
+    );
     assert_eq!(stream.local_response(), None);
 }
 
@@ -410,7 +427,9 @@ fn a_sleep_polled_outside_the_executor_is_refused_with_a_message() {
     );
     let errors = host.logs(LogLevel::Error);
     assert!(
-        errors.iter().any(|line| line.contains("PluginContext::spawn")),
+        errors
+            .iter()
+            .any(|line| line.contains("PluginContext::spawn")),
         "{errors:?}"
     );
 }

@@ -9,6 +9,8 @@ use crate::steps::{cargo, Steps};
 
 /// The raw proxy-wasm plugin the harness's own e2e tests run.
 const PROBE: &str = "probe-plugin";
+/// The pwf plugin without `pwf::main!` that Envoy must refuse at load.
+const UNREGISTERED: &str = "unregistered-plugin";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 
@@ -26,6 +28,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
     // Everything built for wasm32-wasip1: the core, the examples, the probe.
     let mut wasm_packages: Vec<&str> = examples.iter().map(|e| e.package.as_str()).collect();
     wasm_packages.push(PROBE);
+    wasm_packages.push(UNREGISTERED);
     let packages = |first: &[&'static str]| -> Vec<String> {
         first
             .iter()

@@ -74,3 +74,24 @@ fn shipped_template_runs_as_is() -> Result<()> {
     assert_eq!(envoy.get("/")?.header("x-probe"), Some("hello"));
     Ok(())
 }
+
+#[test]
+fn a_pwf_plugin_without_its_registration_line_is_refused_at_load() -> Result<()> {
+    let unregistered = || Envoy::template("envoy/plugin.yaml").wasm_of("unregistered-plugin");
+    // pwf's `_initialize` calls the registration `pwf::main!` defines; without
+    // it the symbol is left to the host, which has no such import.
+    let expected = "missing import: env.pwf_main_registers_the_plugin";
+
+    let validation = unregistered().validate()?;
+    assert!(!validation.ok, "{}", validation.output);
+    assert!(
+        validation.output.contains(expected),
+        "{}",
+        validation.output
+    );
+
+    let refusal = unregistered().start_expect_failure()?;
+    assert!(!refusal.status.success());
+    assert!(refusal.log.contains(expected), "{}", refusal.log);
+    Ok(())
+}
