@@ -162,6 +162,27 @@ pub(crate) const DEMOS: &[Demo] = &[
         ],
     },
     Demo {
+        example: "coalesce",
+        config: None,
+        workers: 1,
+        steps: &[
+            Step::Say(
+                "a request naming a key waits for a lookup (200 ms upstream), shared with every \
+                 request for that key that arrives meanwhile:",
+            ),
+            Step::Curl {
+                method: "GET",
+                path: "/anything",
+                headers: &[("x-key", "k1")],
+                body: "",
+            },
+            Step::Say("calls in flight and live tasks (the refresh task), from pwf::runtime:"),
+            Step::Stats {
+                prefix: "wasmcustom.coalesce",
+            },
+        ],
+    },
+    Demo {
         example: "tcp_metrics",
         config: None,
         workers: 1,
