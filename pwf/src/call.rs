@@ -351,9 +351,11 @@ impl Request {
     /// }
     /// ```
     pub fn send(&self) -> Result<PendingCall, CallError> {
-        let token = self.dispatch()?;
+        // A PendingCall can be moved anywhere, shared by many streams: its
+        // call belongs to the plugin, and outlives the stream that sent it.
+        let (token, route) = self.dispatch(false)?;
         let state = Rc::new(SingleState::default());
-        self.register(token, state.clone(), 0);
+        self.register(token, route, state.clone(), 0);
         Ok(PendingCall {
             token,
             state,
@@ -367,16 +369,19 @@ impl Request {
         group: &Rc<GroupState>,
         index: usize,
     ) -> Result<(), CallError> {
-        let token = self.dispatch()?;
-        self.register(token, group.clone(), index);
+        // A group fans out calls for one stream: they are routed through
+        // it, and if the group outlives it, its calls fail when it ends.
+        let (token, route) = self.dispatch(true)?;
+        self.register(token, route, group.clone(), index);
         Ok(())
     }
 
     /// Routes the response of call `token` to slot `index` of `target`.
-    fn register(&self, token: u32, target: Rc<dyn Landing>, index: usize) {
+    fn register(&self, token: u32, route: u32, target: Rc<dyn Landing>, index: usize) {
         let sink = Sink {
             target,
             index,
+            route,
             cluster: self.cluster.clone(),
             read: self.read.0,
         };
@@ -389,8 +394,10 @@ impl Request {
         CallError::of(&self.cluster, kind)
     }
 
-    /// Checks the timeout and dispatches; the call's token.
-    fn dispatch(&self) -> Result<u32, CallError> {
+    /// Checks the timeout and dispatches, through the sending stream if
+    /// `for_stream` allows it (see `context::for_own_stream`); the call's
+    /// token, and the context its response is routed through (0: the root).
+    fn dispatch(&self, for_stream: bool) -> Result<(u32, u32), CallError> {
         let millis = match call_millis(self.timeout) {
             Some(0) => return Err(self.error(CallErrorKind::ZeroTimeout)),
             Some(millis) => millis,
@@ -415,10 +422,7 @@ impl Request {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        // Sent on behalf of the plugin's root context, so that its response
-        // reaches its waiter whichever stream sent it or has ended since
-        // (see `context`).
-        context::for_root(|| {
+        let send = || {
             host::dispatch_http_call(
                 &self.cluster,
                 headers,
@@ -426,9 +430,22 @@ impl Request {
                 trailers,
                 Duration::from_millis(u64::from(millis)),
             )
-        })
-        .ok_or_else(|| self.error(CallErrorKind::NotInCallback))?
-        .map_err(|error| self.error(CallErrorKind::Dispatch(error.status())))
+        };
+        // Sent on behalf of the plugin's root context (or of the sending
+        // stream), so that its response reaches its waiter whichever callback
+        // sent it (see `context`).
+        let sent = if for_stream {
+            context::for_own_stream(send)
+        } else {
+            context::for_root(send).map(|sent| (sent, 0))
+        };
+        let (sent, route) = sent.ok_or_else(|| self.error(CallErrorKind::NotInCallback))?;
+        let token = sent.map_err(|error| match error.call() {
+            "dispatch_http_call" => self.error(CallErrorKind::Dispatch(error.status())),
+            // Making the right context effective failed.
+            _ => self.error(CallErrorKind::Host(error.status())),
+        })?;
+        Ok((token, route))
     }
 }
 
@@ -649,6 +666,10 @@ pub enum CallErrorKind {
     /// response can never arrive: the host delivers it only after the
     /// running callback has returned.
     NotInTask,
+    /// The stream that sent the call (a [`DispatchGroup`](crate::DispatchGroup)'s,
+    /// awaited by another stream) ended before the response came: a group's
+    /// calls belong to the stream that dispatched them.
+    SenderEnded,
     /// The call was sent while a filter was being created
     /// ([`Plugin::filter`](crate::Plugin::filter)), when the SDK cannot
     /// route its response; send it from a phase.
@@ -748,6 +769,10 @@ impl fmt::Display for CallError {
                 "` awaited outside pwf's executor, where its response never arrives: await it in a task started with Http::spawn or PluginContext::spawn",
                 None,
             ),
+            CallErrorKind::SenderEnded => (
+                "`: the stream that sent it ended before the response came",
+                None,
+            ),
             CallErrorKind::NotInCallback => (
                 "` not sent: calls cannot be sent while a filter is created; send it from a phase",
                 None,
@@ -772,6 +797,8 @@ struct Sink {
     target: Rc<dyn Landing>,
     /// The result's slot in `target`.
     index: usize,
+    /// The stream the SDK routes the response through; 0: the root.
+    route: u32,
     cluster: Rc<str>,
     read: Option<Reader>,
 }
@@ -838,6 +865,35 @@ pub(crate) fn forget_group(group: &Rc<GroupState>) {
             .borrow_mut()
             .retain(|sink| !std::ptr::addr_eq(Rc::as_ptr(&sink.target), Rc::as_ptr(group)))
     });
+}
+
+/// Fails every call whose response was to be routed through stream
+/// `context_id`, which has ended: the SDK now drops those responses. Only a
+/// group that outlived its stream (awaited by another one) still waits for
+/// them; its own stream's tasks and groups were dropped already.
+pub(crate) fn end_routes_through(context_id: u32) {
+    let mut ended = Vec::new();
+    let _ = CALLS.try_with(|calls| {
+        let Ok(mut calls) = calls.try_borrow_mut() else {
+            return;
+        };
+        if calls.len() == 0 {
+            return;
+        }
+        calls.retain(|sink| {
+            let through = sink.route == context_id;
+            if through {
+                ended.push((sink.target.clone(), sink.index, sink.cluster.clone()));
+            }
+            !through
+        });
+    });
+    for (target, index, cluster) in ended {
+        target.land(
+            index,
+            Err(CallError::of(&cluster, CallErrorKind::SenderEnded)),
+        );
+    }
 }
 
 /// Forgets call `token`, awaited outside pwf's executor: its error.

@@ -2,16 +2,23 @@
 //!
 //! Envoy applies every host call to one context: the *effective* one. It is
 //! the context whose callback is running, unless the plugin switches it with
-//! `proxy_set_effective_context`. pwf switches it in three places:
+//! `proxy_set_effective_context`. pwf decides which context each host call
+//! is for (its *target*) in three places:
 //!
-//! - a task is polled with its own stream effective, whichever callback
-//!   woke it ([`in_context`]);
+//! - a task runs for its own stream, whichever callback woke it
+//!   ([`in_context`] around each poll);
 //! - an [`Http`](crate::Http) or [`Tcp`](crate::Tcp) handle acts on its own
 //!   stream, whichever phase or tick uses it;
 //! - a call is sent on behalf of the plugin's root context ([`for_root`]):
 //!   Envoy then ties the call to the root, so that it outlives the stream
 //!   that sent it, and the SDK routes its response to the root, which lives
 //!   as long as the plugin. pwf finds the call's waiter by its token.
+//!
+//! Switching is lazy: a host call that applies to a context ([`sync`])
+//! makes its target effective only if it is not already, and nothing
+//! switches back. Sending ten calls from a phase switches to the root once;
+//! a phase that sends none never switches. Envoy forgets the switch when the
+//! callback returns.
 //!
 //! The SDK records the token of a call under the context whose callback the
 //! SDK is running (its "active" context), and drops a response silently when
@@ -44,6 +51,12 @@ pub(crate) enum Sdk {
 struct Contexts {
     /// The context Envoy applies host calls to now.
     effective: Cell<u32>,
+    /// The context the code running now acts for.
+    target: Cell<u32>,
+    /// While the root is effective for calls: the context they are sent for.
+    behalf: Cell<u32>,
+    /// The context whose callback is running.
+    callback: Cell<u32>,
     /// The root context of the plugin whose callback is running.
     root: Cell<u32>,
     sdk: Cell<Sdk>,
@@ -55,6 +68,9 @@ thread_local! {
     static CONTEXTS: Contexts = const {
         Contexts {
             effective: Cell::new(0),
+            target: Cell::new(0),
+            behalf: Cell::new(0),
+            callback: Cell::new(0),
             root: Cell::new(0),
             sdk: Cell::new(Sdk::Root),
             rebinding: Cell::new(false),
@@ -68,38 +84,50 @@ thread_local! {
 pub(crate) fn enter(context_id: u32, root: u32, sdk: Sdk) {
     CONTEXTS.with(|contexts| {
         contexts.effective.set(context_id);
+        contexts.target.set(context_id);
+        contexts.behalf.set(0);
+        contexts.callback.set(context_id);
         contexts.root.set(root);
         contexts.sdk.set(sdk);
     });
 }
 
-/// The context Envoy applies host calls to now.
-pub(crate) fn effective() -> u32 {
-    CONTEXTS.with(|contexts| contexts.effective.get())
+/// Runs `f` acting for `context_id`: the host calls it makes apply to that
+/// context.
+pub(crate) fn in_context<R>(context_id: u32, f: impl FnOnce() -> R) -> R {
+    let before = CONTEXTS.with(|contexts| contexts.target.replace(context_id));
+    let result = f();
+    CONTEXTS.with(|contexts| contexts.target.set(before));
+    result
 }
 
-/// Runs `f` with `context_id` effective, and makes the context effective
-/// before it effective again afterwards. Fails, without running `f`, when
-/// the host refuses the switch (the context has ended).
-pub(crate) fn in_context<R>(context_id: u32, f: impl FnOnce() -> R) -> Result<R, HostError> {
-    let before = effective();
-    if before == context_id {
-        return Ok(f());
+/// Makes the context the running code acts for effective, if it is not:
+/// what every host call that applies to a context does first.
+pub(crate) fn sync() -> Result<(), HostError> {
+    let (effective, target) =
+        CONTEXTS.with(|contexts| (contexts.effective.get(), contexts.target.get()));
+    if effective == target {
+        Ok(())
+    } else {
+        switch(target)
     }
+}
+
+/// Makes `context_id` effective.
+#[inline(never)]
+fn switch(context_id: u32) -> Result<(), HostError> {
     host::set_effective_context(context_id)?;
     CONTEXTS.with(|contexts| contexts.effective.set(context_id));
-    let result = f();
-    if host::set_effective_context(before).is_ok() {
-        CONTEXTS.with(|contexts| contexts.effective.set(before));
-    }
-    Ok(result)
+    Ok(())
 }
 
 /// Runs `f` (which sends a call) on behalf of the running plugin's root
 /// context: Envoy ties the call to the root, and the SDK records its token
 /// under the root. `None` when a filter is being created, when no call can
 /// be routed.
-pub(crate) fn for_root<R>(f: impl FnOnce() -> R) -> Option<R> {
+pub(crate) fn for_root<R>(
+    f: impl FnOnce() -> Result<R, HostError>,
+) -> Option<Result<R, HostError>> {
     let (root, sdk) = CONTEXTS.with(|contexts| (contexts.root.get(), contexts.sdk.get()));
     match sdk {
         Sdk::Root => {}
@@ -109,8 +137,55 @@ pub(crate) fn for_root<R>(f: impl FnOnce() -> R) -> Option<R> {
         }
         Sdk::Creating => return None,
     }
-    // The root is alive while its plugin's callback runs: the switch holds.
-    in_context(root, f).ok()
+    Some(make_root_effective(root).and_then(|()| f()))
+}
+
+/// Runs `f` (which sends a call) for the running code's stream, the SDK's
+/// active context: the SDK records the call's token under that stream, and
+/// Envoy ties the call to it. Otherwise (a task of another stream, a root's
+/// callback) as [`for_root`]. Also returns the context the call's response
+/// is routed through (0: the root).
+///
+/// Cheaper than [`for_root`] (no switch, and the SDK finds a stream first),
+/// for calls whose waiter ends with the stream; a waiter that outlives it
+/// must be told when the stream ends (`call::end_routes_through`).
+pub(crate) fn for_own_stream<R>(
+    f: impl FnOnce() -> Result<R, HostError>,
+) -> Option<(Result<R, HostError>, u32)> {
+    let (sdk, callback, target) = CONTEXTS.with(|contexts| {
+        (
+            contexts.sdk.get(),
+            contexts.callback.get(),
+            contexts.target.get(),
+        )
+    });
+    if sdk == Sdk::Stream && target == callback {
+        Some((sync().and_then(|()| f()), callback))
+    } else {
+        for_root(f).map(|result| (result, 0))
+    }
+}
+
+/// Makes `root` effective for a call sent for the running code's context.
+/// The switch goes through that context first, so that the host sees whom
+/// the root acts for (the native test host lists the call with it).
+fn make_root_effective(root: u32) -> Result<(), HostError> {
+    let (effective, target, behalf) = CONTEXTS.with(|contexts| {
+        (
+            contexts.effective.get(),
+            contexts.target.get(),
+            contexts.behalf.get(),
+        )
+    });
+    if effective == root && (target == root || behalf == target) {
+        return Ok(());
+    }
+    if target != root && effective != target {
+        switch(target)?;
+    }
+    switch(root)?;
+    CONTEXTS.with(|contexts| contexts.behalf.set(target));
+    Ok(())
 }
 
 /// Whether the running root callback is pwf entering the SDK's dispatcher

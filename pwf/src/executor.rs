@@ -361,12 +361,9 @@ fn poll_one(task: TaskRef) {
         return;
     };
     let waker = waker_for(task);
-    // A context the host no longer knows has ended: its task is dropped
-    // rather than polled against another context.
     let poll = context::in_context(context_id, || {
         future.as_mut().poll(&mut Context::from_waker(&waker))
-    })
-    .unwrap_or(std::task::Poll::Ready(()));
+    });
     let leftover = EXECUTOR.with(|executor| {
         let mut slots = executor.slots.borrow_mut();
         let slot = &mut slots[task.index as usize];

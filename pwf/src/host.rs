@@ -7,6 +7,10 @@
 //! borrows the SDK for the one call whose bookkeeping the SDK's dispatcher owns:
 //! `dispatch_http_call`, which registers the call's token so that
 //! `on_http_call_response` reaches the right context.
+//!
+//! Every call that applies to a context (headers, bodies, properties,
+//! resuming, local responses) first makes the context the running code acts
+//! for effective (`context::sync`); see the `context` module.
 
 use std::fmt;
 use std::ptr::{null, null_mut};
@@ -284,6 +288,7 @@ pub(crate) fn get_buffer(
     start: usize,
     max_size: usize,
 ) -> Result<Option<Vec<u8>>, HostError> {
+    crate::context::sync()?;
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: `data` and `size` are valid places for the host to write.
     let status = unsafe {
@@ -303,6 +308,7 @@ pub(crate) fn set_buffer(
     size: usize,
     value: &[u8],
 ) -> Result<(), HostError> {
+    crate::context::sync()?;
     // SAFETY: the pointer and length describe a live slice.
     let status = unsafe {
         abi::proxy_set_buffer_bytes(buffer as u32, start, size, value.as_ptr(), value.len())
@@ -321,6 +327,7 @@ pub(crate) fn get_map(map: MapType) -> Result<Vec<(String, HeaderValue)>, HostEr
 /// A header map in the host's serialized form, to be read with
 /// [`find_in_map`] or [`decode_map`].
 pub(crate) fn get_map_raw(map: MapType) -> Result<Vec<u8>, HostError> {
+    crate::context::sync()?;
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: `data` and `size` are valid places for the host to write.
     let status = unsafe { abi::proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
@@ -333,6 +340,7 @@ pub(crate) fn set_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     map: MapType,
     pairs: &[(K, V)],
 ) -> Result<(), HostError> {
+    crate::context::sync()?;
     let bytes = encode_map(pairs);
     // SAFETY: the pointer and length describe a live buffer.
     let status =
@@ -341,6 +349,7 @@ pub(crate) fn set_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(
 }
 
 pub(crate) fn get_map_value(map: MapType, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+    crate::context::sync()?;
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: the key is a live `str`; `data` and `size` are valid places to write.
     let status = unsafe {
@@ -351,6 +360,7 @@ pub(crate) fn get_map_value(map: MapType, key: &str) -> Result<Option<Vec<u8>>, 
 }
 
 pub(crate) fn replace_map_value(map: MapType, key: &str, value: &[u8]) -> Result<(), HostError> {
+    crate::context::sync()?;
     // SAFETY: both pointers and lengths describe live slices.
     let status = unsafe {
         abi::proxy_replace_header_map_value(
@@ -365,6 +375,7 @@ pub(crate) fn replace_map_value(map: MapType, key: &str, value: &[u8]) -> Result
 }
 
 pub(crate) fn add_map_value(map: MapType, key: &str, value: &[u8]) -> Result<(), HostError> {
+    crate::context::sync()?;
     // SAFETY: both pointers and lengths describe live slices.
     let status = unsafe {
         abi::proxy_add_header_map_value(
@@ -379,6 +390,7 @@ pub(crate) fn add_map_value(map: MapType, key: &str, value: &[u8]) -> Result<(),
 }
 
 pub(crate) fn remove_map_value(map: MapType, key: &str) -> Result<(), HostError> {
+    crate::context::sync()?;
     // SAFETY: the pointer and length describe a live `str`.
     let status = unsafe { abi::proxy_remove_header_map_value(map as u32, key.as_ptr(), key.len()) };
     check("remove_header_map_value", status)
@@ -402,6 +414,7 @@ pub(crate) fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> 
 
 /// [`get_property`] of a path already encoded (segments joined by NUL bytes).
 pub(crate) fn get_property_encoded(path: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
+    crate::context::sync()?;
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: the path is a live buffer; `data` and `size` are valid places to write.
     let status =
@@ -411,6 +424,7 @@ pub(crate) fn get_property_encoded(path: &[u8]) -> Result<Option<Vec<u8>>, HostE
 }
 
 pub(crate) fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
+    crate::context::sync()?;
     let path = encode_path(path);
     // SAFETY: both pointers and lengths describe live buffers.
     let status =
@@ -510,6 +524,7 @@ pub(crate) enum StreamKind {
 }
 
 pub(crate) fn continue_stream(kind: StreamKind) -> Result<(), HostError> {
+    crate::context::sync()?;
     // SAFETY: no pointers.
     check("continue_stream", unsafe {
         abi::proxy_continue_stream(kind as u32)
@@ -517,6 +532,7 @@ pub(crate) fn continue_stream(kind: StreamKind) -> Result<(), HostError> {
 }
 
 pub(crate) fn close_stream(kind: StreamKind) -> Result<(), HostError> {
+    crate::context::sync()?;
     // SAFETY: no pointers.
     check("close_stream", unsafe {
         abi::proxy_close_stream(kind as u32)
@@ -529,6 +545,7 @@ pub(crate) fn send_local_response<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     body: &[u8],
     grpc_status: i32,
 ) -> Result<(), HostError> {
+    crate::context::sync()?;
     let headers = encode_map(headers);
     // SAFETY: every pointer and length describes a live buffer.
     let status = unsafe {

@@ -568,7 +568,7 @@ impl Http {
     /// Runs a host call with this handle's stream effective: a handle acts
     /// on its own stream, whichever callback is running.
     fn on_stream<R>(&self, call: impl FnOnce() -> Result<R, HostError>) -> Result<R, HostError> {
-        context::in_context(self.id, call).and_then(|result| result)
+        context::in_context(self.id, call)
     }
 
     /// Logs `message` at `level` for this stream.

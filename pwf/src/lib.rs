@@ -139,3 +139,8 @@ pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/features/sharing.md's code, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/features/sharing.md")]
+pub struct SharingDoctests;

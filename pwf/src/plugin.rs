@@ -1022,6 +1022,10 @@ impl<P: Plugin> Context for Stream<P> {
         if let Some(filter) = &mut self.filter {
             filter.on_done(&Http::new(self.id, Phase::Response, P::error_response));
         }
+        // A group of this stream's awaited by another stream: its calls fail
+        // now, rather than never land.
+        crate::call::end_routes_through(self.id);
+        executor::run_until_stalled();
         true
     }
 }

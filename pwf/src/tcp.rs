@@ -383,7 +383,9 @@ impl Tcp {
     /// }
     /// ```
     pub fn downstream_data(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
-        Ok(host::get_buffer(BufferType::DownstreamData, start, max_size)?.unwrap_or_default())
+        let data =
+            self.on_connection(|| host::get_buffer(BufferType::DownstreamData, start, max_size))?;
+        Ok(data.unwrap_or_default())
     }
 
     /// Replaces the buffered bytes from the client.
@@ -396,7 +398,9 @@ impl Tcp {
     /// }
     /// ```
     pub fn set_downstream_data(&self, data: &[u8]) -> Result<(), HostError> {
-        host::set_buffer(BufferType::DownstreamData, 0, u32::MAX as usize, data)
+        self.on_connection(|| {
+            host::set_buffer(BufferType::DownstreamData, 0, u32::MAX as usize, data)
+        })
     }
 
     /// Up to `max_size` buffered bytes from the upstream, from `start`.
@@ -409,7 +413,9 @@ impl Tcp {
     /// }
     /// ```
     pub fn upstream_data(&self, start: usize, max_size: usize) -> Result<Vec<u8>, HostError> {
-        Ok(host::get_buffer(BufferType::UpstreamData, start, max_size)?.unwrap_or_default())
+        let data =
+            self.on_connection(|| host::get_buffer(BufferType::UpstreamData, start, max_size))?;
+        Ok(data.unwrap_or_default())
     }
 
     /// Replaces the buffered bytes from the upstream.
@@ -422,7 +428,9 @@ impl Tcp {
     /// }
     /// ```
     pub fn set_upstream_data(&self, data: &[u8]) -> Result<(), HostError> {
-        host::set_buffer(BufferType::UpstreamData, 0, u32::MAX as usize, data)
+        self.on_connection(|| {
+            host::set_buffer(BufferType::UpstreamData, 0, u32::MAX as usize, data)
+        })
     }
 
     /// Resumes the client-to-upstream direction after a pause.
@@ -435,7 +443,7 @@ impl Tcp {
     /// }
     /// ```
     pub fn resume_downstream(&self) -> Result<(), HostError> {
-        host::continue_stream(StreamKind::Downstream)
+        self.on_connection(|| host::continue_stream(StreamKind::Downstream))
     }
 
     /// Resumes the upstream-to-client direction after a pause.
@@ -447,7 +455,7 @@ impl Tcp {
     /// }
     /// ```
     pub fn resume_upstream(&self) -> Result<(), HostError> {
-        host::continue_stream(StreamKind::Upstream)
+        self.on_connection(|| host::continue_stream(StreamKind::Upstream))
     }
 
     /// Closes the connection to the client.
@@ -461,7 +469,7 @@ impl Tcp {
     /// }
     /// ```
     pub fn close_downstream(&self) -> Result<(), HostError> {
-        host::close_stream(StreamKind::Downstream)
+        self.on_connection(|| host::close_stream(StreamKind::Downstream))
     }
 
     /// Closes the connection to the upstream.
@@ -475,7 +483,16 @@ impl Tcp {
     /// }
     /// ```
     pub fn close_upstream(&self) -> Result<(), HostError> {
-        host::close_stream(StreamKind::Upstream)
+        self.on_connection(|| host::close_stream(StreamKind::Upstream))
+    }
+
+    /// Runs a host call for this handle's connection: a handle acts on its
+    /// own connection, whichever callback is running.
+    fn on_connection<R>(
+        &self,
+        call: impl FnOnce() -> Result<R, HostError>,
+    ) -> Result<R, HostError> {
+        context::in_context(self.id, call)
     }
 }
 
@@ -543,7 +560,10 @@ impl<P: TcpPlugin> Context for Connection<P> {
     }
 
     fn on_done(&mut self) -> bool {
+        context::enter(self.tcp.id, self.root, Sdk::Stream);
         executor::cancel_context(self.tcp.id);
+        crate::call::end_routes_through(self.tcp.id);
+        executor::run_until_stalled();
         true
     }
 }

@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 
 use futures::channel::oneshot;
 use pwf::{
-    Action, CallErrorKind, Error, Http, HttpFilter, Outcome, Plugin, PluginContext, Request,
+    Action, CallErrorKind, DispatchGroup, Error, Http, HttpFilter, Outcome, Plugin, PluginContext,
+    Request,
 };
 use pwf_test::{Action as HostAction, Delivery, Direction, Host, LogLevel};
 
@@ -33,6 +34,8 @@ thread_local! {
     static SIGNAL: RefCell<Option<oneshot::Sender<()>>> = const { RefCell::new(None) };
     /// How many times the spinning future was polled.
     static SPINS: Cell<u64> = const { Cell::new(0) };
+    /// A group one stream dispatched and another awaits.
+    static GROUP: RefCell<Option<DispatchGroup>> = const { RefCell::new(None) };
 }
 
 /// Reports what the VM's runtime holds, from a stream's phase or a tick.
@@ -204,6 +207,29 @@ impl HttpFilter for RolesFilter {
                 pwf::timer::sleep(std::time::Duration::from_secs(1)).await;
                 Ok(Outcome::Continue)
             })),
+            // Dispatches a group and leaves it for another stream.
+            b"hand-off-group" => {
+                let mut group = DispatchGroup::new();
+                group.dispatch(Request::get("a", "/group"))?;
+                GROUP.with(|slot| *slot.borrow_mut() = Some(group));
+                Ok(Action::Continue)
+            }
+            // Awaits the group another stream dispatched.
+            b"await-group" => {
+                let Some(group) = GROUP.with(|slot| slot.borrow_mut().take()) else {
+                    return Ok(Action::Continue);
+                };
+                let handle = http.clone();
+                Ok(http.spawn(async move {
+                    let results = group.await;
+                    let seen = match &results[0] {
+                        Ok(response) => format!("status {}", response.status()),
+                        Err(error) => format!("error: {error}"),
+                    };
+                    handle.set_request_header("x-group", seen)?;
+                    Ok(Outcome::Continue)
+                }))
+            }
             b"report" => {
                 report();
                 Ok(Action::Continue)
@@ -445,4 +471,26 @@ fn a_sleep_without_a_tick_period_is_reported() {
         errors.iter().any(|line| line.contains("set_tick_period")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn a_group_awaited_by_another_stream_is_answered_after_its_sender_ends() {
+    let host = host();
+    let plugin = start(&host);
+    let sender = plugin.open_stream();
+    let waiter = plugin.open_stream();
+    sender.request_headers(request("hand-off-group"), true);
+    assert_eq!(
+        waiter.request_headers(request("await-group"), true),
+        HostAction::Pause
+    );
+    let call = sender.calls().remove(0);
+
+    sender.end().unwrap();
+    call.respond(200, RESPONSE, "");
+
+    let seen = waiter.request_header("x-group");
+    assert!(seen.is_some(), "the waiting stream hangs");
+    assert_eq!(waiter.resumes().len(), 1);
+    assert_eq!(plugin.failure(), None);
 }

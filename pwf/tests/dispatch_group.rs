@@ -633,9 +633,7 @@ fn stream_ending_before_the_group_completes_cancels_it_without_a_resume() {
         .open_stream()
         .request_headers(request(&[("x-report", "1")]), true);
     stream.end().unwrap();
-    // The call belongs to the plugin's root context: its late answer still
-    // comes, and finds no waiter.
-    assert_eq!(calls[1].respond(200, RESPONSE, "r1"), Delivery::Delivered);
+    assert_eq!(calls[1].respond(200, RESPONSE, "r1"), Delivery::Cancelled);
     plugin
         .open_stream()
         .request_headers(request(&[("x-report", "1")]), true);
@@ -671,8 +669,7 @@ fn stream_ending_forgets_its_own_groups_calls_and_no_others() {
         .request_headers(request(&[("x-report", "1")]), true);
     assert_eq!(
         ending_calls[0].respond(200, RESPONSE, "late"),
-        Delivery::Delivered,
-        "answered, and ignored"
+        Delivery::Cancelled
     );
     assert_eq!(
         staying_calls[1].respond(200, RESPONSE, "s1"),

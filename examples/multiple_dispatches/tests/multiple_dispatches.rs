@@ -198,10 +198,8 @@ fn stream_ended_before_the_calls_land_is_never_resumed() {
     let calls = stream.pending_calls();
     calls[..4].iter().for_each(answer);
     stream.end().unwrap();
-    // The calls belong to the plugin's root context: late answers still
-    // come, and find no waiter.
     for call in &calls[4..] {
-        assert_eq!(call.respond(200, [("a", "b")], "late"), Delivery::Delivered);
+        assert_eq!(call.respond(200, [("a", "b")], "late"), Delivery::Cancelled);
     }
     assert!(stream.resumes().is_empty());
     assert_eq!(plugin.failure(), None);
