@@ -306,6 +306,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_shared_error_says_its_host_error_once() {
+        let shared = crate::SharedError::Host {
+            key: "k".to_owned(),
+            error: HostError::new("set_property", Status::NotFound),
+        };
+        let expected = "shared key `k`: host call `set_property` failed: not found";
+        let error = Error::from(shared);
+        assert_eq!(error.to_string(), expected);
+        assert_eq!(format!("{error:#}"), expected, "no source said again");
+        assert_eq!(format!("{error:?}"), expected);
+    }
+
+    #[test]
     fn host_error_debug_reads_as_derived() {
         let error = HostError::new("get_shared_data", Status::CasMismatch);
         assert_eq!(

@@ -195,6 +195,19 @@ impl HttpFilter for RolesFilter {
                 }
                 Ok(Action::Continue)
             }
+            // Polls a group outside pwf's executor.
+            b"block-on-group" => {
+                let mut group = DispatchGroup::new();
+                group.dispatch(Request::get("a", "/blocked"))?;
+                match poll_once(&mut group) {
+                    Poll::Ready(results) => match &results[0] {
+                        Err(error) => pwf::info!("group: {error}"),
+                        Ok(_) => pwf::info!("group answered"),
+                    },
+                    Poll::Pending => pwf::info!("group pending"),
+                }
+                Ok(Action::Continue)
+            }
             // Polls a sleep outside pwf's executor.
             b"block-on-sleep" => {
                 let mut sleep = pwf::timer::sleep(std::time::Duration::from_secs(1));
@@ -493,4 +506,17 @@ fn a_group_awaited_by_another_stream_is_answered_after_its_sender_ends() {
     assert!(seen.is_some(), "the waiting stream hangs");
     assert_eq!(waiter.resumes().len(), 1);
     assert_eq!(plugin.failure(), None);
+}
+
+#[test]
+fn a_group_polled_outside_the_executor_fails_at_once_with_a_message() {
+    let host = host();
+    let plugin = start(&host);
+    plugin
+        .open_stream()
+        .request_headers(request("block-on-group"), true);
+    let logs = host.logs(LogLevel::Info);
+    let line = logs.last().unwrap();
+    assert!(line.starts_with("group: call to cluster `a` awaited outside"), "{line}");
+    assert!(line.contains("Http::spawn"), "{line}");
 }
