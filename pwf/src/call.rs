@@ -766,15 +766,15 @@ impl fmt::Display for CallError {
                 Some(status),
             ),
             CallErrorKind::NotInTask => (
-                "` awaited outside pwf's executor, where its response never arrives: await it in a task started with Http::spawn or PluginContext::spawn",
+                "` awaited outside pwf's executor, where no response can arrive: await it in Http::spawn or PluginContext::spawn",
                 None,
             ),
             CallErrorKind::SenderEnded => (
-                "`: the stream that sent it ended before the response came",
+                "`: its stream ended first",
                 None,
             ),
             CallErrorKind::NotInCallback => (
-                "` not sent: calls cannot be sent while a filter is created; send it from a phase",
+                "` not sent while a filter is created: send it from a phase",
                 None,
             ),
         };
@@ -872,28 +872,7 @@ pub(crate) fn forget_group(group: &Rc<GroupState>) {
 /// group that outlived its stream (awaited by another one) still waits for
 /// them; its own stream's tasks and groups were dropped already.
 pub(crate) fn end_routes_through(context_id: u32) {
-    let mut ended = Vec::new();
-    let _ = CALLS.try_with(|calls| {
-        let Ok(mut calls) = calls.try_borrow_mut() else {
-            return;
-        };
-        if calls.len() == 0 {
-            return;
-        }
-        calls.retain(|sink| {
-            let through = sink.route == context_id;
-            if through {
-                ended.push((sink.target.clone(), sink.index, sink.cluster.clone()));
-            }
-            !through
-        });
-    });
-    for (target, index, cluster) in ended {
-        target.land(
-            index,
-            Err(CallError::of(&cluster, CallErrorKind::SenderEnded)),
-        );
-    }
+    fail_calls(|sink| sink.route == context_id, CallErrorKind::SenderEnded);
 }
 
 /// Forgets call `token`, awaited outside pwf's executor: its error.
@@ -908,23 +887,35 @@ fn abandon(token: u32) -> CallError {
 /// executor: each one's result becomes that error.
 #[cold]
 pub(crate) fn abandon_group(group: &Rc<GroupState>) {
-    let mut abandoned = Vec::new();
-    CALLS.with(|calls| {
-        calls.borrow_mut().retain(|sink| {
-            let mine = std::ptr::addr_eq(Rc::as_ptr(&sink.target), Rc::as_ptr(group));
-            if mine {
-                abandoned.push((sink.index, sink.cluster.clone()));
-            }
-            !mine
-        })
-    });
-    let mut results = group.results.borrow_mut();
-    for (index, cluster) in abandoned {
-        if let Some(slot) = results.get_mut(index) {
-            *slot = Err(CallError::of(&cluster, CallErrorKind::NotInTask));
+    let group: Rc<dyn Landing> = group.clone();
+    fail_calls(
+        |sink| std::ptr::addr_eq(Rc::as_ptr(&sink.target), Rc::as_ptr(&group)),
+        CallErrorKind::NotInTask,
+    );
+}
+
+/// Removes the calls in flight that `matches` picks, and lands each with an
+/// error of `kind`, with no borrow held.
+fn fail_calls(matches: impl Fn(&Sink) -> bool, kind: CallErrorKind) {
+    let mut failed = Vec::new();
+    let _ = CALLS.try_with(|calls| {
+        let Ok(mut calls) = calls.try_borrow_mut() else {
+            return;
+        };
+        if calls.len() == 0 {
+            return;
         }
+        calls.retain(|sink| {
+            let fails = matches(sink);
+            if fails {
+                failed.push((sink.target.clone(), sink.index, sink.cluster.clone()));
+            }
+            !fails
+        });
+    });
+    for (target, index, cluster) in failed {
+        target.land(index, Err(CallError::of(&cluster, kind.clone())));
     }
-    group.pending.set(0);
 }
 
 /// A dispatched call; resolves to its response.

@@ -335,13 +335,10 @@ fn run(first: impl FnOnce()) {
 fn report_spent_budget() {
     let first = EXECUTOR.with(|executor| !executor.budget_spent.replace(true));
     if first {
-        log::__log_fmt(
+        log::log(
             LogLevel::Warn,
-            format_args!(
-                "tasks were still ready after {} polls in one callback; \
-                 the rest run at the next callback (a task that wakes itself at every poll never finishes)",
-                budget()
-            ),
+            "tasks still ready after a callback's polls: they run at the next callback \
+             (a task that wakes itself at every poll)",
         );
     }
 }

@@ -116,9 +116,8 @@ impl Future for Sleep {
             // the running callback returns.
             log::log(
                 LogLevel::Error,
-                "timer::sleep polled outside pwf's executor, where it can never end: \
-                 await it in a task started with PluginContext::spawn (or Http::spawn); \
-                 it ends now, without waiting",
+                "timer::sleep polled outside pwf's executor, where it cannot wait: \
+                 await it in PluginContext::spawn or Http::spawn",
             );
             return Poll::Ready(());
         }
@@ -126,8 +125,8 @@ impl Future for Sleep {
             Ok(now) if now < deadline => {
                 if !TICKING.with(Cell::get) {
                     report_once(
-                        "timer::sleep waits for ticks, but the plugin set no tick period: \
-                         the task waits until PluginContext::set_tick_period is called",
+                        "timer::sleep waits for ticks, and no tick period is set: \
+                         call PluginContext::set_tick_period",
                     );
                 }
                 TIMERS.with(|timers| {

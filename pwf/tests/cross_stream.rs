@@ -517,6 +517,9 @@ fn a_group_polled_outside_the_executor_fails_at_once_with_a_message() {
         .request_headers(request("block-on-group"), true);
     let logs = host.logs(LogLevel::Info);
     let line = logs.last().unwrap();
-    assert!(line.starts_with("group: call to cluster `a` awaited outside"), "{line}");
+    assert!(
+        line.starts_with("group: call to cluster `a` awaited outside"),
+        "{line}"
+    );
     assert!(line.contains("Http::spawn"), "{line}");
 }
