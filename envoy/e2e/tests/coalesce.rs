@@ -3,7 +3,7 @@
 //! with it; and under load with clients aborting at random, nothing is left
 //! pending and memory stays flat.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
