@@ -9,7 +9,7 @@ use proxy_wasm::types::{BufferType, MapType};
 
 use crate::error::{Error, HostError};
 use crate::executor;
-use crate::headers::{HeaderValue, Headers};
+use crate::headers::{self, HeaderValue, Headers};
 use crate::host::{self, StreamKind};
 use crate::log::{self, LogLevel};
 
@@ -126,7 +126,9 @@ impl LocalResponse {
         }
     }
 
-    /// Adds a header.
+    /// Adds a header. Headers are checked when the response is sent: a name
+    /// that is not a token, or a value with a CR, LF or NUL, is refused then,
+    /// and nothing is sent.
     ///
     /// ```
     /// let redirect = pwf::LocalResponse::new(302).header("location", "/login");
@@ -179,6 +181,7 @@ impl LocalResponse {
     }
 
     pub(crate) fn send(&self) -> Result<(), HostError> {
+        headers::check_all_for("send_local_response", self.headers.as_pairs())?;
         let grpc_status = self.grpc_status.map_or(-1, |code| code as i32);
         host::send_local_response(
             self.status,
@@ -269,6 +272,10 @@ macro_rules! header_map_accessors {
 
         #[doc = concat!("Sets ", $what, " `name` to `value`, replacing any values it had.")]
         ///
+        /// Refused before the host call, with an error whose
+        /// [`invalid_header`](HostError::invalid_header) says why, when `name`
+        /// is not a token (or `:` and a token) or `value` has a CR, LF or NUL.
+        ///
         /// ```no_run
         /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
         #[doc = concat!("     http.", stringify!($set), "(\"x-tenant\", \"acme\")?;")]
@@ -276,10 +283,15 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
+            headers::check_for("replace_header_map_value", name, value.as_ref())?;
             host::replace_map_value($map, name, value.as_ref())
         }
 
         #[doc = concat!("Adds a value to ", $what, " `name`, keeping any it had.")]
+        ///
+        /// Refused before the host call, with an error whose
+        /// [`invalid_header`](HostError::invalid_header) says why, when `name`
+        /// is not a token (or `:` and a token) or `value` has a CR, LF or NUL.
         ///
         /// ```no_run
         /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
@@ -288,6 +300,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $add(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
+            headers::check_for("add_header_map_value", name, value.as_ref())?;
             host::add_map_value($map, name, value.as_ref())
         }
 
@@ -305,6 +318,10 @@ macro_rules! header_map_accessors {
 
         #[doc = concat!("Replaces every ", $what, " with `headers`.")]
         ///
+        /// Refused before the host call, with an error whose
+        /// [`invalid_header`](HostError::invalid_header) says why, when `name`
+        /// is not a token (or `:` and a token) or `value` has a CR, LF or NUL.
+        ///
         /// ```no_run
         /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
         #[doc = concat!("     let mut all = http.", stringify!($get_all), "()?;")]
@@ -315,6 +332,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set_all(&self, headers: &Headers) -> Result<(), HostError> {
+            headers::check_all_for("set_header_map_pairs", headers.as_pairs())?;
             host::set_map($map, headers.as_pairs())
         }
     };
@@ -629,6 +647,12 @@ impl Http {
                         LogLevel::Error,
                         format_args!("could not send the local response: {error}"),
                     );
+                    // A response refused before the host call (an invalid
+                    // header) would leave the stream paused for good: the
+                    // error response answers instead.
+                    if error.invalid_header().is_some() {
+                        let _ = (self.on_error)(&error.into()).send();
+                    }
                 }
                 Action::Pause
             }
