@@ -378,21 +378,43 @@ impl InvalidHeader {
     }
 }
 
+impl InvalidHeader {
+    /// What is wrong, without the header's name: `a CR at byte 5`,
+    /// `an empty name`.
+    pub(crate) fn problem(&self) -> impl fmt::Display + '_ {
+        ProblemText(self.problem)
+    }
+}
+
+/// [`InvalidHeader::problem`].
+struct ProblemText(Problem);
+
+impl fmt::Display for ProblemText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Problem::EmptyName => f.write_str("an empty name"),
+            Problem::NameByte(byte, at) | Problem::ValueByte(byte, at) => {
+                write!(f, "{} at byte {at}", ByteName(byte))
+            }
+        }
+    }
+}
+
 impl fmt::Display for InvalidHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.problem {
             Problem::EmptyName => f.write_str("a header name is empty"),
-            Problem::NameByte(byte, at) => write!(
+            Problem::NameByte(..) => write!(
                 f,
-                "header name {} has {} at byte {at}; a name is a token (letters, digits and !#$%&'*+-.^_`|~), or one of those after a leading `:`",
+                "header name {} has {}; a name is a token (letters, digits and !#$%&'*+-.^_`|~), or one of those after a leading `:`",
                 self.name,
-                ByteName(byte)
+                self.problem()
             ),
-            Problem::ValueByte(byte, at) => write!(
+            Problem::ValueByte(..) => write!(
                 f,
-                "the value of header {} has {} at byte {at}; CR, LF and NUL are not allowed in a header value",
+                "the value of header {} has {}; CR, LF and NUL are not allowed in a header value",
                 self.name,
-                ByteName(byte)
+                self.problem()
             ),
         }
     }

@@ -28,7 +28,7 @@ pub struct Config {
     #[config(default = 10, range = 1..=100)]
     pub dispatch_count: u32,
     /// The path each call asks for.
-    #[config(default = "/", non_empty)]
+    #[config(default = "/", non_empty, header_value)]
     pub dispatch_path: String,
     /// Each call's timeout (`5000`, `"5s"`, `"250ms"`).
     #[config(default = "5000ms", validate = pwf::config::call_timeout)]
