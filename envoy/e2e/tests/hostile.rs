@@ -349,3 +349,36 @@ fn call_header_limits_are_envoys_and_named_when_hit() -> Result<()> {
     assert_eq!(post.body, b"aaaaa");
     Ok(())
 }
+
+/// `audit` took `maxBodyBytes` up to 16 MiB, but a body past Envoy's buffer limit (the
+/// listener's `per_connection_buffer_limit_bytes`, 1 MiB by default) got Envoy's own 413,
+/// not the plugin's. The field now stops at 1 MiB, and each body over it gets the plugin's.
+#[test]
+fn audit_max_body_bytes_is_bounded_by_envoys_buffer_limit() -> Result<()> {
+    let refusal = Envoy::example("audit")
+        .plugin_config(r#"{"maxBodyBytes": 16777216}"#)
+        .start_expect_failure()?;
+    assert!(
+        refusal
+            .wasm_log()
+            .iter()
+            .any(|l| l.contains("maxBodyBytes: must be in 1..=1048576, got 16777216")),
+        "{}",
+        refusal.log
+    );
+    let envoy = Envoy::example("audit")
+        .plugin_config(r#"{"maxBodyBytes": 1048576}"#)
+        .start()?;
+    for size in [1048577, 2 << 20] {
+        let resp = envoy.send(&Request::post("/anything", vec![b'a'; size]))?;
+        assert_eq!(resp.status, 413, "{size}");
+        assert_eq!(
+            resp.text(),
+            "request body exceeds the limit of 1048576 bytes",
+            "{size}"
+        );
+    }
+    let resp = envoy.send(&Request::post("/status/204", vec![b'a'; 1048576]))?;
+    assert_eq!(resp.status, 204);
+    Ok(())
+}
