@@ -372,3 +372,68 @@ fn refused_dispatch_names_the_likely_cause() {
         ["call to cluster `auth` refused by Envoy (bad argument): most likely no cluster has that name (pwf checked the timeout and the headers)"]
     );
 }
+
+/// Refuses every call it makes (the cluster is unknown), logging each refusal through a
+/// `Limited` at most 3 times per 10 s.
+struct Flooding;
+
+static REFUSED: pwf::log::Limited =
+    pwf::log::Limited::new("test.refused", 3, Duration::from_secs(10));
+
+impl Plugin for Flooding {
+    type Config = ();
+    type Filter = FloodingFilter;
+    fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+        Ok(Flooding)
+    }
+    fn filter(_: &Rc<Self>, _: &Http) -> FloodingFilter {
+        FloodingFilter
+    }
+}
+
+struct FloodingFilter;
+
+impl HttpFilter for FloodingFilter {
+    fn on_request_headers(&mut self, _: &Http, _: bool) -> Result<Action, Error> {
+        if let Err(error) = Request::get("nowhere", "/").send() {
+            REFUSED.log(pwf::LogLevel::Error, format_args!("{error}"));
+        }
+        Ok(Action::Continue)
+    }
+}
+
+/// A refused call once logged one line per call: 125,370 lines in 30 s under overload.
+#[test]
+fn limited_logs_the_first_lines_of_an_interval_then_one_summary_and_counts_all() {
+    let host = Host::default();
+    let plugin = host
+        .start_vm_with_root(pwf::root_context::<Flooding>)
+        .unwrap()
+        .configure("")
+        .unwrap();
+    let refused = "call to cluster `nowhere` refused by Envoy (bad argument): most likely no cluster has that name (pwf checked the timeout and the headers)";
+    for _ in 0..100 {
+        plugin.open_stream().request_headers(REQUEST, true);
+    }
+    assert_eq!(host.logs(LogLevel::Error), [refused; 3]);
+    assert_eq!(
+        host.metric("test.refused"),
+        Some(pwf_test::Metric::Counter(100))
+    );
+
+    host.advance(Duration::from_secs(10));
+    for _ in 0..5 {
+        plugin.open_stream().request_headers(REQUEST, true);
+    }
+    let logs = host.logs(LogLevel::Error);
+    assert_eq!(logs.len(), 7, "{logs:#?}");
+    assert_eq!(
+        logs[3],
+        "test.refused: 97 more lines like the one above were not logged in the last 10s (the counter test.refused counts every one)"
+    );
+    assert_eq!(logs[4..], [refused; 3]);
+    assert_eq!(
+        host.metric("test.refused"),
+        Some(pwf_test::Metric::Counter(105))
+    );
+}

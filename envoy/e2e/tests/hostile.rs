@@ -382,3 +382,66 @@ fn audit_max_body_bytes_is_bounded_by_envoys_buffer_limit() -> Result<()> {
     assert_eq!(resp.status, 204);
     Ok(())
 }
+
+/// Under overload a refused call logged one error line per call (125,370 lines in 30 s at
+/// 512 connections). With a circuit breaker that admits one request at a time, every call
+/// `multiple_dispatches` makes is refused; the lines stay within the limit (10 per 10 s,
+/// then one summary), and the counter counts every refusal.
+#[test]
+fn overload_refusing_every_call_logs_a_bounded_number_of_lines() -> Result<()> {
+    let template = std::fs::read_to_string(
+        envoy_harness::repo_root().join("examples/multiple_dispatches/envoy.yaml"),
+    )
+    .expect("the example's envoy.yaml");
+    let one_at_a_time = template.replacen(
+        "    connect_timeout: 5s\n",
+        "    connect_timeout: 5s\n    circuit_breakers:\n      thresholds:\n      - { max_connections: 1, max_pending_requests: 1, max_requests: 1 }\n",
+        1,
+    );
+    assert_ne!(
+        one_at_a_time, template,
+        "the cluster gets a circuit breaker"
+    );
+    let envoy = Envoy::yaml(&one_at_a_time)
+        .wasm_of("multiple_dispatches")
+        .plugin_config(
+            r#"{"dispatchCluster": "httpbin", "dispatchCount": 10, "dispatchPath": "/uuid"}"#,
+        )
+        .concurrency(1)
+        .start()?;
+    let requests = 50;
+    for _ in 0..requests {
+        let resp = envoy.get("/anything")?;
+        assert_eq!(resp.status, 200);
+    }
+    let refused: Vec<String> = envoy
+        .wasm_log()
+        .into_iter()
+        .filter(|l| l.contains("refused by Envoy"))
+        .collect();
+    eprintln!("{}", refused.first().map_or("", String::as_str));
+    assert!(!refused.is_empty());
+    assert!(
+        refused.len() <= 10,
+        "{} lines:\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
+    assert!(
+        refused[0].contains(
+            "refused by Envoy (internal failure): the call ended as it started; most likely the \
+         cluster's circuit breaker is open"
+        ),
+        "{}",
+        refused[0]
+    );
+    let counted = envoy
+        .stat("wasmcustom.multiple_dispatches.refused")?
+        .unwrap_or(0);
+    eprintln!("counted {counted}, logged {}", refused.len());
+    assert!(
+        counted >= 10 * requests as u64 - requests as u64,
+        "counted {counted}"
+    );
+    Ok(())
+}

@@ -24,6 +24,7 @@ use std::hash::Hasher;
 use std::rc::Rc;
 use std::time::Duration;
 
+use pwf::log::{Limited, LogLevel};
 use pwf::{
     Action, CallErrorKind, Error, Http, HttpFilter, LocalResponse, Outcome, Plugin, PluginConfig,
     PluginContext, Request, Response,
@@ -76,6 +77,11 @@ impl Plugin for HttpAuthRandom {
     }
 }
 
+/// Failed auth calls come at the rate of requests when the auth service is
+/// down: 10 lines per 10 s at most, and the counter
+/// `http_auth_random.failed` counts them all.
+static FAILED: Limited = Limited::new("http_auth_random.failed", 10, Duration::from_secs(10));
+
 /// The filter of one stream.
 pub struct HttpAuthRandomFilter {
     plugin: Rc<HttpAuthRandom>,
@@ -120,11 +126,17 @@ impl HttpFilter for HttpAuthRandomFilter {
                         .into()
                 }
                 Err(error) if fail_open => {
-                    pwf::warn!("{error}; failing open: the request goes on");
+                    FAILED.log(
+                        LogLevel::Warn,
+                        format_args!("{error}; failing open: the request goes on"),
+                    );
                     Outcome::Continue
                 }
                 Err(error) => {
-                    pwf::error!("{error}; failing closed: 503");
+                    FAILED.log(
+                        LogLevel::Error,
+                        format_args!("{error}; failing closed: 503"),
+                    );
                     LocalResponse::new(503)
                         .header("powered-by", "pwf")
                         .body("auth service unavailable")
