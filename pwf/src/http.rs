@@ -626,7 +626,7 @@ impl Http {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
-                log::__log_fmt(LogLevel::Error, format_args!("task failed: {error}"));
+                TASK_FAILED.log(LogLevel::Error, format_args!("task failed: {error}"));
                 Outcome::Respond((self.on_error)(&error))
             }
         };
@@ -659,6 +659,12 @@ impl Http {
         }
     }
 }
+
+/// Failed tasks come at the rate of requests when what they wait on fails:
+/// 10 lines per 10 s at most, and the counter `pwf.task_failed` counts them
+/// all.
+static TASK_FAILED: log::Limited =
+    log::Limited::new("pwf.task_failed", 10, std::time::Duration::from_secs(10));
 
 thread_local! {
     /// The action of a task that ended during its first poll, inside `spawn`.
