@@ -419,7 +419,6 @@ fn overload_refusing_every_call_logs_a_bounded_number_of_lines() -> Result<()> {
         .into_iter()
         .filter(|l| l.contains("refused by Envoy"))
         .collect();
-    eprintln!("{}", refused.first().map_or("", String::as_str));
     assert!(!refused.is_empty());
     assert!(
         refused.len() <= 10,
@@ -438,10 +437,118 @@ fn overload_refusing_every_call_logs_a_bounded_number_of_lines() -> Result<()> {
     let counted = envoy
         .stat("wasmcustom.multiple_dispatches.refused")?
         .unwrap_or(0);
-    eprintln!("counted {counted}, logged {}", refused.len());
     assert!(
         counted >= 10 * requests as u64 - requests as u64,
         "counted {counted}"
     );
+    Ok(())
+}
+
+/// The listener of `lds.yaml`: `add_header` with `config`.
+fn lds_listener(wasm: &std::path::Path, config: &str) -> String {
+    format!(
+        r#"resources:
+- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: main
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+  filter_chains:
+  - filters:
+    - name: envoy.filters.network.http_connection_manager
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+        stat_prefix: main
+        route_config:
+          virtual_hosts:
+          - {{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, route: {{ cluster: httpbin }} }}] }}
+        http_filters:
+        - name: envoy.filters.http.wasm
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+            config:
+              name: add_header
+              vm_config:
+                vm_id: add_header
+                runtime: envoy.wasm.runtime.v8
+                code: {{ local: {{ filename: {wasm} }} }}
+              configuration:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: '{config}'
+        - name: envoy.filters.http.router
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#,
+        wasm = wasm.display()
+    )
+}
+
+/// A refused configuration arriving by LDS: the update is rejected, traffic goes on with the
+/// previous one, and each worker reports the refusal (what docs/concepts.md says).
+#[test]
+fn lds_update_with_a_bad_configuration_is_rejected_and_traffic_goes_on() -> Result<()> {
+    let wasm = envoy_harness::wasm_artifact("add_header")?;
+    let dir = envoy_harness::repo_root()
+        .join("envoy/.run")
+        .join(format!("lds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for lds.yaml");
+    let lds = dir.join("lds.yaml");
+    let write = |config: &str| {
+        let next = dir.join("lds.next.yaml");
+        std::fs::write(&next, lds_listener(&wasm, config)).expect("write lds.next.yaml");
+        std::fs::rename(&next, &lds).expect("move it over lds.yaml");
+    };
+    write(r#"{"name": "x-pwf", "value": "first"}"#);
+    let bootstrap = format!(
+        r#"node: {{ id: e2e, cluster: e2e }}
+dynamic_resources:
+  lds_config:
+    resource_api_version: V3
+    path_config_source: {{ path: {lds} }}
+static_resources:
+  clusters:
+  - name: httpbin
+    connect_timeout: 5s
+    type: STATIC
+    load_assignment:
+      cluster_name: httpbin
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address:
+                address: 127.0.0.1
+                port_value: 18080 # pwf:upstream_port
+admin:
+  address:
+    socket_address:
+      address: 127.0.0.1
+      port_value: 18001 # pwf:admin_port
+"#,
+        lds = lds.display()
+    );
+    let envoy = Envoy::yaml(&bootstrap).concurrency(2).start()?;
+    assert_eq!(envoy.get("/anything")?.header("x-pwf"), Some("first"));
+
+    write(r#"{"name": "", "value": "second"}"#);
+    envoy.wait_for_log("Filesystem config update rejected", Duration::from_secs(10))?;
+    let fail_closed = "Plugin configured to fail closed failed to load";
+    let log = envoy.log();
+    let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    // The plugin's configure ran once, on the main thread, and refused...
+    assert_eq!(
+        count("invalid plugin configuration: name: must not be empty"),
+        1,
+        "{log}"
+    );
+    // ...and Envoy reports it at critical level on the main thread, and on none, one or
+    // both of the 2 workers, in their own time (2 or 3 lines in all, measured).
+    assert_eq!(count("Plugin add_header failed to load"), 1, "{log}");
+    assert!((1..=3).contains(&count(fail_closed)), "{log}");
+    assert_eq!(
+        count("lds: listener 'main' config rejected: Unable to create Wasm plugin add_header"),
+        1
+    );
+    // Traffic goes on through the previous configuration.
+    assert_eq!(envoy.get("/anything")?.header("x-pwf"), Some("first"));
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
