@@ -592,8 +592,8 @@ impl Request {
     }
 }
 
-/// The size of `pairs` serialized as the ABI passes a map, without the
-/// 4 bytes of the count.
+/// The size of `pairs` serialized as the ABI passes a map: 4 bytes of the
+/// count, then 8 per pair and each name and value with a NUL after it.
 fn pairs_bytes<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> usize {
     pairs.map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>() + 4
 }

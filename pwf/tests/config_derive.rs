@@ -967,11 +967,11 @@ fn parse_long_values_and_keys_are_cut_in_messages() {
         problems::<Config>(&format!(r#"{{"count": "{long}", "{long}": 1}}"#)),
         [
             format!(
-                r#"count: expected an unsigned integer, got "{}"..."#,
+                r#"count: expected an unsigned integer, got "{}"... (1000 bytes)"#,
                 &long[..64]
             ),
             format!(
-                "unknown field `{}...`, expected one of `count`",
+                "unknown field `{}... (1000 bytes)`, expected one of `count`",
                 &long[..64]
             ),
         ]
