@@ -352,7 +352,8 @@ fn call_header_limits_are_envoys_and_named_when_hit() -> Result<()> {
 
 /// `audit` took `maxBodyBytes` up to 16 MiB, but a body past Envoy's buffer limit (the
 /// listener's `per_connection_buffer_limit_bytes`, 1 MiB by default) got Envoy's own 413,
-/// not the plugin's. The field now stops at 1 MiB, and each body over it gets the plugin's.
+/// not the plugin's. The field now stops at 1 MiB, the example's listener buffers 2 MiB,
+/// and each body over the field's limit gets the plugin's 413.
 #[test]
 fn audit_max_body_bytes_is_bounded_by_envoys_buffer_limit() -> Result<()> {
     let refusal = Envoy::example("audit")
@@ -369,7 +370,7 @@ fn audit_max_body_bytes_is_bounded_by_envoys_buffer_limit() -> Result<()> {
     let envoy = Envoy::example("audit")
         .plugin_config(r#"{"maxBodyBytes": 1048576}"#)
         .start()?;
-    for size in [1048577, 2 << 20] {
+    for size in [1048577, 3 << 20] {
         let resp = envoy.send(&Request::post("/anything", vec![b'a'; size]))?;
         assert_eq!(resp.status, 413, "{size}");
         assert_eq!(

@@ -32,8 +32,9 @@ pub struct Config {
     pub queue_name: String,
     /// The largest request body let through, in bytes. At most 1 MiB: Envoy
     /// buffers a body the plugin holds up to the listener's
-    /// `per_connection_buffer_limit_bytes` (1 MiB unless set), and answers a
-    /// larger one `413 Payload Too Large` itself, before the plugin can.
+    /// `per_connection_buffer_limit_bytes` (1 MiB unless set; 2 MiB in
+    /// `envoy.yaml`, so that the plugin's limit is reached first), and
+    /// answers a larger one `413 Payload Too Large` itself.
     #[config(default = 1024, range = 1..=1048576)]
     pub max_body_bytes: usize,
     /// How many recent requests `/audit/recent` shows.
