@@ -421,8 +421,15 @@ fn overload_refusing_every_call_logs_a_bounded_number_of_lines() -> Result<()> {
         .filter(|l| l.contains("refused by Envoy"))
         .collect();
     assert!(!refused.is_empty());
+    // 10 lines per 10 s: one interval, unless the machine is slow enough for the requests
+    // to span more, each of which then starts with a summary line.
+    let summaries = envoy
+        .wasm_log()
+        .iter()
+        .filter(|l| l.contains("more lines like the one above were not logged"))
+        .count();
     assert!(
-        refused.len() <= 10,
+        refused.len() <= 10 * (summaries + 1),
         "{} lines:\n{}",
         refused.len(),
         refused.join("\n")
@@ -438,10 +445,8 @@ fn overload_refusing_every_call_logs_a_bounded_number_of_lines() -> Result<()> {
     let counted = envoy
         .stat("wasmcustom.multiple_dispatches.refused")?
         .unwrap_or(0);
-    assert!(
-        counted >= 10 * requests as u64 - requests as u64,
-        "counted {counted}"
-    );
+    // At most one call of each request gets past the breaker; the counter has the rest.
+    assert!(counted >= 9 * requests as u64, "counted {counted}");
     Ok(())
 }
 
