@@ -9,7 +9,8 @@ use syn::{Attribute, Data, DeriveInput, Expr, ExprLit, Fields, Ident, Lit, LitSt
 use crate::case::{RenameRule, RULES};
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    Symbol, CONFIG, DEFAULT, NON_EMPTY, ONE_OF, RANGE, RENAME, RENAME_ALL, VALIDATE,
+    Symbol, CONFIG, DEFAULT, HEADER_NAME, HEADER_VALUE, NON_EMPTY, ONE_OF, RANGE, RENAME,
+    RENAME_ALL, VALIDATE,
 };
 
 /// The type deriving `PluginConfig`.
@@ -64,6 +65,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) rename: Option<LitStr>,
     pub(crate) range: Option<(Ident, Expr)>,
     pub(crate) non_empty: Option<Ident>,
+    pub(crate) header_name: Option<Ident>,
+    pub(crate) header_value: Option<Ident>,
     pub(crate) one_of: Option<(Ident, Vec<LitStr>)>,
     pub(crate) validate: Option<(Ident, syn::Path)>,
 }
@@ -219,6 +222,12 @@ impl FieldAttrs {
             } else if meta.path == NON_EMPTY {
                 no_value(&meta, NON_EMPTY)?;
                 set_once(cx, &meta, &mut this.non_empty, ident);
+            } else if meta.path == HEADER_NAME {
+                no_value(&meta, HEADER_NAME)?;
+                set_once(cx, &meta, &mut this.header_name, ident);
+            } else if meta.path == HEADER_VALUE {
+                no_value(&meta, HEADER_VALUE)?;
+                set_once(cx, &meta, &mut this.header_value, ident);
             } else if meta.path == ONE_OF {
                 let values = parse_one_of(cx, &meta)?;
                 set_once(cx, &meta, &mut this.one_of, (ident, values));

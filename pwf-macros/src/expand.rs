@@ -161,9 +161,20 @@ fn checks(field: &Field<'_>) -> Option<TokenStream> {
             ::pwf::__private::check_range(&__x, #range, &__path, __problems)
         });
     }
-    if let Some(ident) = &attrs.non_empty {
+    // `header_name` refuses an empty name itself, with the same message.
+    if let (Some(ident), None) = (&attrs.non_empty, &attrs.header_name) {
         each.push(quote_spanned! {ident.span()=>
             ::pwf::__private::check_non_empty(&__x, &__path, __problems)
+        });
+    }
+    if let Some(ident) = &attrs.header_name {
+        each.push(quote_spanned! {ident.span()=>
+            ::pwf::__private::check_header_name(&__x, &__path, __problems)
+        });
+    }
+    if let Some(ident) = &attrs.header_value {
+        each.push(quote_spanned! {ident.span()=>
+            ::pwf::__private::check_header_value(&__x, &__path, __problems)
         });
     }
     if let Some((ident, values)) = &attrs.one_of {
@@ -254,6 +265,12 @@ fn schema_field(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     }
     if attrs.non_empty.is_some() {
         constraints.push("not empty".to_owned());
+    }
+    if attrs.header_name.is_some() {
+        constraints.push("a header name".to_owned());
+    }
+    if attrs.header_value.is_some() {
+        constraints.push("a header value".to_owned());
     }
     if let Some((_, values)) = &attrs.one_of {
         let values: Vec<String> = values.iter().map(|v| format!("{:?}", v.value())).collect();

@@ -12,6 +12,10 @@ pub(crate) struct Symbol(&'static str);
 pub(crate) const CONFIG: Symbol = Symbol("config");
 /// Field: `default` or `default = <expr>`.
 pub(crate) const DEFAULT: Symbol = Symbol("default");
+/// Field: `header_name`.
+pub(crate) const HEADER_NAME: Symbol = Symbol("header_name");
+/// Field: `header_value`.
+pub(crate) const HEADER_VALUE: Symbol = Symbol("header_value");
 /// Field: `non_empty`.
 pub(crate) const NON_EMPTY: Symbol = Symbol("non_empty");
 /// Field: `one_of = ["a", "b"]`.

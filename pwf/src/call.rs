@@ -21,8 +21,9 @@ use proxy_wasm::types::{BufferType, MapType};
 
 use crate::context;
 use crate::error::{HostError, Status};
-use crate::headers::{HeaderValue, Headers, NO_HEADERS};
+use crate::headers::{HeaderValue, Headers, InvalidHeader, NO_HEADERS};
 use crate::host;
+use crate::shown::Shown;
 use crate::tokens::TokenMap;
 
 /// The timeout of a call when the request does not set one.
@@ -66,7 +67,37 @@ pub struct Request {
     trailers: Vec<(String, String)>,
     timeout: Duration,
     read: Read,
+    /// Why the request cannot be sent, found while it was built: the first
+    /// problem, reported by [`send`](Request::send).
+    refusal: Option<Box<CallErrorKind>>,
 }
+
+/// The most pairs Envoy takes in one header or trailer map of a call
+/// (proxy-wasm-cpp-host's `PROXY_WASM_HOST_PAIRS_MAX_COUNT`); past it the
+/// map arrives empty and the call is refused as if `:path` were missing.
+pub(crate) const MAX_PAIRS: usize = 1024;
+
+/// The largest serialized header or trailer map Envoy takes for a call
+/// (proxy-wasm-cpp-host's `PROXY_WASM_HOST_PAIRS_MAX_BYTES`): 4 bytes, then
+/// 8 per pair, then each name and value with a NUL after it.
+pub(crate) const MAX_PAIRS_BYTES: usize = 1 << 20;
+
+/// The longest call timeout Envoy takes: it reads the milliseconds as a
+/// signed 32-bit count, and refuses 2^31 and more.
+pub(crate) const MAX_TIMEOUT_MILLIS: u32 = i32::MAX as u32;
+
+/// Headers a call never forwards: hop-by-hop headers (RFC 9110 section
+/// 7.6.1), which belong to the client's connection, and the body's framing,
+/// which describes the client's body and not the call's.
+const NOT_FORWARDED: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "transfer-encoding",
+    "content-length",
+];
 
 /// How much of its response a call reads: the function that reads it
 /// (none: nothing is read), chosen where the request is built, so that a
@@ -128,6 +159,15 @@ impl Request {
             trailers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             read: Read::WHOLE,
+            refusal: None,
+        }
+    }
+
+    /// Records why the request cannot be sent, unless a problem was found
+    /// already (the first one is reported).
+    fn refuse(&mut self, kind: CallErrorKind) {
+        if self.refusal.is_none() {
+            self.refusal = Some(Box::new(kind));
         }
     }
 
@@ -170,6 +210,10 @@ impl Request {
 
     /// Adds a header. Pseudo-headers given here replace the builder's own.
     ///
+    /// A name that is not a token (or `:` and a token) or a value with a CR,
+    /// LF or NUL makes [`send`](Request::send) refuse the request with
+    /// [`CallErrorKind::InvalidHeader`]: nothing is sent.
+    ///
     /// ```
     /// # use pwf_test as _; // links the native host's imports
     /// let request = pwf::Request::get("auth", "/check")
@@ -183,6 +227,9 @@ impl Request {
     }
 
     fn add_header(&mut self, name: String, value: String) {
+        if let Err(invalid) = crate::headers::check(&name, value.as_bytes()) {
+            return self.refuse(CallErrorKind::InvalidHeader(invalid));
+        }
         match name.as_str() {
             ":method" => self.method = Cow::Owned(value),
             ":path" => self.path = value,
@@ -191,24 +238,93 @@ impl Request {
         }
     }
 
-    /// Adds every header of `headers`, pseudo-headers included (see
-    /// [`header`](Request::header)), moving them without a copy. Values that
-    /// are not UTF-8 are skipped: the host takes call headers as text.
+    /// Adds every header of `headers`, as they are.
     ///
-    /// ```no_run
-    /// # fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
-    /// // Forward the client's request headers, as they are, to `auth`.
-    /// let call = pwf::Request::get("auth", "/").headers(http.request_headers()?).send()?;
-    /// # Ok(()) }
+    /// To pass on a client's request headers, use
+    /// [`forward_headers`](Request::forward_headers) instead, which leaves
+    /// out what must not be forwarded. Here, a pseudo-header (`:path`...)
+    /// would replace the builder's own without saying so, so
+    /// [`send`](Request::send) refuses the request with
+    /// [`CallErrorKind::PseudoHeader`]; set those with
+    /// [`header`](Request::header). A value that is not UTF-8 is refused
+    /// with [`CallErrorKind::NotUtf8`] (the host takes call headers as text),
+    /// and an invalid header as [`header`](Request::header) says.
+    ///
+    /// ```
+    /// # use pwf_test as _; // links the native host's imports
+    /// use pwf::{CallErrorKind, Headers, Request};
+    ///
+    /// let extra: Headers = [("x-trace", "1"), ("x-tenant", "acme")].into_iter().collect();
+    /// let request = Request::get("auth", "/check").headers(extra);
+    /// # let _ = request;
+    ///
+    /// let sneaky: Headers = [(":path", "/admin")].into_iter().collect();
+    /// let error = Request::get("auth", "/check").headers(sneaky).send().unwrap_err();
+    /// assert!(matches!(error.kind(), CallErrorKind::PseudoHeader(_)));
     /// ```
     pub fn headers(mut self, headers: Headers) -> Request {
         self.headers.reserve(headers.len());
         for (name, value) in headers {
-            if let Ok(value) = String::from_utf8(value.into_bytes()) {
-                self.add_header(name, value);
+            if name.starts_with(':') {
+                self.refuse(CallErrorKind::PseudoHeader(
+                    Shown(name.as_bytes()).to_string(),
+                ));
+                continue;
             }
+            self.add_utf8_header(name, value);
         }
         self
+    }
+
+    /// Forwards a client's headers on this call: every header of `headers`
+    /// but the pseudo-headers, so the builder's method, path and authority
+    /// stay; the hop-by-hop headers (`connection`, `keep-alive`,
+    /// `proxy-connection`, `te`, `upgrade`, and any named in `connection`);
+    /// and the body's framing (`content-length`, `transfer-encoding`), which
+    /// describes the client's body, not the call's: Envoy frames the call's
+    /// own [`body`](Request::body), if it has one.
+    ///
+    /// A value that is not UTF-8 makes [`send`](Request::send) refuse the
+    /// call with [`CallErrorKind::NotUtf8`], naming the header: the host
+    /// takes call headers as text, and a header left out silently could be
+    /// the one the service decides on. To keep the client's path, pass it to
+    /// the builder.
+    ///
+    /// ```no_run
+    /// # fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
+    /// // Ask `auth` about this request: its headers, on a GET to /check.
+    /// let call = pwf::Request::get("auth", "/check")
+    ///     .forward_headers(http.request_headers()?)
+    ///     .send()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn forward_headers(mut self, headers: Headers) -> Request {
+        // Names the client's `connection` header lists are hop-by-hop too.
+        let listed: Vec<String> = headers
+            .get_all("connection")
+            .flat_map(|value| value.split(|&byte| byte == b','))
+            .map(|name| String::from_utf8_lossy(name.trim_ascii()).to_ascii_lowercase())
+            .collect();
+        self.headers.reserve(headers.len());
+        for (name, value) in headers {
+            let hop = |other: &str| name.eq_ignore_ascii_case(other);
+            if name.starts_with(':')
+                || NOT_FORWARDED.iter().any(|n| hop(n))
+                || listed.iter().any(|n| hop(n))
+            {
+                continue;
+            }
+            self.add_utf8_header(name, value);
+        }
+        self
+    }
+
+    /// Adds a header whose value must be UTF-8, or records why not.
+    fn add_utf8_header(&mut self, name: String, value: HeaderValue) {
+        match String::from_utf8(value.into_bytes()) {
+            Ok(value) => self.add_header(name, value),
+            Err(_) => self.refuse(CallErrorKind::NotUtf8(Shown(name.as_bytes()).to_string())),
+        }
     }
 
     /// Sets the body.
@@ -233,14 +349,19 @@ impl Request {
     /// assert_eq!(request.cluster(), "grpc-backend");
     /// ```
     pub fn trailer(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
-        self.trailers.push((name.into(), value.into()));
+        let (name, value) = (name.into(), value.into());
+        if let Err(invalid) = crate::headers::check(&name, value.as_bytes()) {
+            self.refuse(CallErrorKind::InvalidHeader(invalid));
+        }
+        self.trailers.push((name, value));
         self
     }
 
     /// Sets the timeout (default [`DEFAULT_TIMEOUT`]). It must be at least
-    /// one millisecond and at most `u32::MAX` milliseconds: Envoy reads 0 as
-    /// "no timeout", and the ABI carries milliseconds as a `u32`.
-    /// [`send`](Request::send) rejects any other.
+    /// one millisecond and at most 2147483647 milliseconds (about 24.8
+    /// days): Envoy reads 0 as "no timeout", and reads the milliseconds as a
+    /// signed 32-bit count, refusing every call from 2^31 on.
+    /// [`send`](Request::send) refuses any other, before anything is sent.
     ///
     /// ```
     /// # use pwf_test as _; // links the native host's imports
@@ -394,10 +515,14 @@ impl Request {
         CallError::of(&self.cluster, kind)
     }
 
-    /// Checks the timeout and dispatches, through the sending stream if
+    /// Checks the request (its refusal, limits, timeout) and dispatches, through the sending stream if
     /// `for_stream` allows it (see `context::for_own_stream`); the call's
     /// token, and the context its response is routed through (0: the root).
     fn dispatch(&self, for_stream: bool) -> Result<(u32, u32), CallError> {
+        if let Some(kind) = &self.refusal {
+            return Err(self.error((**kind).clone()));
+        }
+        self.check_limits()?;
         let millis = match call_millis(self.timeout) {
             Some(0) => return Err(self.error(CallErrorKind::ZeroTimeout)),
             Some(millis) => millis,
@@ -449,7 +574,56 @@ impl Request {
     }
 }
 
-/// `timeout` in whole milliseconds, if it fits the `u32` the ABI carries.
+impl Request {
+    /// Checks what Envoy checks when it takes the call, to say which limit a
+    /// refused call hit: the pseudo-headers' values, and the number and the
+    /// size of the header and trailer pairs.
+    fn check_limits(&self) -> Result<(), CallError> {
+        let authority = self.authority.as_deref().unwrap_or(&self.cluster);
+        for (name, value) in [
+            (":method", &*self.method),
+            (":path", &*self.path),
+            (":authority", authority),
+        ] {
+            if let Err(invalid) = crate::headers::check_value(name, value.as_bytes()) {
+                return Err(self.error(CallErrorKind::InvalidHeader(invalid)));
+            }
+        }
+        let pseudo = [&*self.method, &*self.path, authority];
+        let header_bytes = pairs_bytes(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            + pseudo
+                .iter()
+                .zip([":method", ":path", ":authority"])
+                .map(|(v, k)| 8 + k.len() + v.len() + 2)
+                .sum::<usize>();
+        let checks = [
+            ("headers", self.headers.len() + 3, header_bytes),
+            (
+                "trailers",
+                self.trailers.len(),
+                pairs_bytes(self.trailers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            ),
+        ];
+        for (what, count, bytes) in checks {
+            if count > MAX_PAIRS {
+                return Err(self.error(CallErrorKind::TooManyHeaders { what, count }));
+            }
+            if bytes > MAX_PAIRS_BYTES {
+                return Err(self.error(CallErrorKind::HeadersTooLarge { what, bytes }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The size of `pairs` serialized as the ABI passes a map: 4 bytes of the
+/// count, then 8 per pair and each name and value with a NUL after it.
+fn pairs_bytes<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> usize {
+    pairs.map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>() + 4
+}
+
+/// `timeout` in whole milliseconds, if it is at most [`MAX_TIMEOUT_MILLIS`],
+/// the most Envoy takes.
 ///
 /// In 64-bit arithmetic: `as_millis` and `checked_mul` both take a 128-bit
 /// multiplication on wasm32.
@@ -458,7 +632,9 @@ pub(crate) fn call_millis(timeout: Duration) -> Option<u32> {
     if secs > u64::from(u32::MAX) / 1000 + 1 {
         return None;
     }
-    u32::try_from(secs * 1000 + u64::from(timeout.subsec_millis())).ok()
+    u32::try_from(secs * 1000 + u64::from(timeout.subsec_millis()))
+        .ok()
+        .filter(|&millis| millis <= MAX_TIMEOUT_MILLIS)
 }
 
 /// The response to an HTTP call.
@@ -649,10 +825,41 @@ impl Response {
 pub enum CallErrorKind {
     /// The timeout was zero, which Envoy would read as "no timeout".
     ZeroTimeout,
-    /// The timeout does not fit the ABI's `u32` milliseconds.
+    /// The timeout is 2^31 milliseconds or more: Envoy reads the
+    /// milliseconds as a signed 32-bit count and refuses such a call.
     TimeoutTooLong,
-    /// Envoy refused to dispatch the call. `BadArgument` means an unknown
-    /// cluster or a missing `:method`, `:path` or `:authority`.
+    /// A header or trailer name is not a token, or a value has a CR, LF or
+    /// NUL; nothing was sent.
+    InvalidHeader(InvalidHeader),
+    /// The value of this header (named as messages show it) is not UTF-8:
+    /// call headers go to the host as text, and pwf does not leave a header
+    /// out silently. Nothing was sent.
+    NotUtf8(String),
+    /// [`Request::headers`] was given this pseudo-header (named as messages
+    /// show it), which would have replaced the builder's own silently.
+    PseudoHeader(String),
+    /// More header (or trailer) pairs than Envoy takes for a call,
+    /// pseudo-headers included: at most 1024.
+    TooManyHeaders {
+        /// `"headers"` or `"trailers"`.
+        what: &'static str,
+        /// How many there are.
+        count: usize,
+    },
+    /// The header (or trailer) map is larger than Envoy takes for a call:
+    /// at most 1 MiB as the ABI passes it (8 bytes per pair, then each name
+    /// and value with a NUL after it).
+    HeadersTooLarge {
+        /// `"headers"` or `"trailers"`.
+        what: &'static str,
+        /// Their size as the ABI passes them.
+        bytes: usize,
+    },
+    /// Envoy refused to dispatch the call. pwf checks the timeout and the
+    /// headers first, so `BadArgument` means, most likely, that no cluster
+    /// has that name; `InternalFailure` that Envoy ended the call as it
+    /// started it: most likely the cluster's circuit breaker is open, or it
+    /// has no healthy host.
     Dispatch(Status),
     /// The call failed without a response: Envoy delivered it with zero
     /// headers (the stream was reset, or the response was cut off).
@@ -737,54 +944,88 @@ impl CallError {
 }
 
 impl fmt::Display for CallError {
-    /// One prefix, then each kind's text: written piece by piece, with no
-    /// format string per kind (and an HTTP status as a `u32`, whose
-    /// formatting is linked anyway).
+    /// One prefix, then each kind's text: written piece by piece, with few
+    /// format strings (an HTTP status as a `u32`, whose formatting is linked
+    /// anyway).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code;
-        let (text, status): (&str, Option<&dyn fmt::Display>) = match &self.kind {
+        let (text, value, after): (&str, Option<&dyn fmt::Display>, &str) = match &self.kind {
             CallErrorKind::ZeroTimeout => (
-                "` not sent: a zero timeout means no timeout to Envoy; give at least 1ms",
+                " not sent: a zero timeout means no timeout to Envoy; give at least 1ms",
                 None,
+                "",
             ),
             CallErrorKind::TimeoutTooLong => (
-                "` not sent: the timeout exceeds u32::MAX milliseconds",
+                " not sent: the timeout is 2147483648ms or more, and Envoy takes at most 2147483647ms (a signed 32-bit count)",
                 None,
+                "",
             ),
+            CallErrorKind::InvalidHeader(invalid) => (" not sent: ", Some(invalid), ""),
+            CallErrorKind::NotUtf8(name) => (
+                " not sent: the value of header ",
+                Some(name),
+                " is not UTF-8, and call headers go to the host as text",
+            ),
+            CallErrorKind::PseudoHeader(name) => (
+                " not sent: `headers` was given pseudo-header ",
+                Some(name),
+                ", which would replace the builder's own; set it with `header`, or use `forward_headers`",
+            ),
+            CallErrorKind::TooManyHeaders { what, count } => {
+                write!(f, "call to cluster {} not sent: {count} {what}", Shown(self.cluster.as_bytes()))?;
+                return f.write_str(if *what == "headers" {
+                    " (pseudo-headers included), and Envoy takes at most 1024"
+                } else {
+                    ", and Envoy takes at most 1024"
+                });
+            }
+            CallErrorKind::HeadersTooLarge { what, bytes } => {
+                return write!(
+                    f,
+                    "call to cluster {} not sent: the {what} take {bytes} bytes as the host gets them, and Envoy takes at most 1048576",
+                    Shown(self.cluster.as_bytes())
+                );
+            }
             CallErrorKind::Dispatch(Status::BadArgument) => (
-                "` refused by Envoy (bad argument): the cluster is unknown, or :method, :path or :authority is missing",
+                " refused by Envoy (bad argument): most likely no cluster has that name (pwf checked the timeout and the headers)",
                 None,
+                "",
             ),
-            CallErrorKind::Dispatch(status) => ("` refused by Envoy: ", Some(status)),
-            CallErrorKind::Failed => ("` failed: no response (reset or cut off)", None),
+            CallErrorKind::Dispatch(Status::InternalFailure) => (
+                " refused by Envoy (internal failure): the call ended as it started; most likely the cluster's circuit breaker is open (too many calls to it at once), or it has no healthy host",
+                None,
+                "",
+            ),
+            CallErrorKind::Dispatch(status) => (" refused by Envoy: ", Some(status), ""),
+            CallErrorKind::Failed => (" failed: no response (reset or cut off)", None, ""),
             CallErrorKind::Status(status) => {
                 code = u32::from(*status);
-                ("` answered with status ", Some(&code))
+                (" answered with status ", Some(&code), "")
             }
             CallErrorKind::Host(status) => (
-                "`: the host failed to hand over the response: ",
+                ": the host failed to hand over the response: ",
                 Some(status),
+                "",
             ),
             CallErrorKind::NotInTask => (
-                "` awaited outside pwf's executor, where no response can arrive: await it in Http::spawn or PluginContext::spawn",
+                " awaited outside pwf's executor, where no response can arrive: await it in Http::spawn or PluginContext::spawn",
                 None,
+                "",
             ),
-            CallErrorKind::SenderEnded => (
-                "`: its stream ended first",
-                None,
-            ),
+            CallErrorKind::SenderEnded => (": its stream ended first", None, ""),
             CallErrorKind::NotInCallback => (
-                "` not sent while a filter is created: send it from a phase",
+                " not sent while a filter is created: send it from a phase",
                 None,
+                "",
             ),
         };
-        f.write_str("call to cluster `")?;
-        f.write_str(&self.cluster)?;
+        f.write_str("call to cluster ")?;
+        fmt::Display::fmt(&Shown(self.cluster.as_bytes()), f)?;
         f.write_str(text)?;
-        match status {
-            Some(status) => write!(f, "{status}"),
-            None => Ok(()),
+        if let Some(value) = value {
+            write!(f, "{value}")?;
         }
+        f.write_str(after)
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::headers::InvalidHeader;
+
 /// A status returned by the host, as the proxy-wasm ABI numbers them.
 ///
 /// ```
@@ -106,11 +108,43 @@ impl fmt::Debug for Status {
 pub struct HostError {
     call: &'static str,
     status: Status,
+    /// The header pwf refused before making the call, if that is why it failed.
+    invalid: Option<Box<InvalidHeader>>,
 }
 
 impl HostError {
     pub(crate) fn new(call: &'static str, status: Status) -> HostError {
-        HostError { call, status }
+        HostError {
+            call,
+            status,
+            invalid: None,
+        }
+    }
+
+    /// The error of a host call pwf did not make because a header it would
+    /// have passed is invalid: status [`Status::BadArgument`].
+    pub(crate) fn refused_header(call: &'static str, invalid: InvalidHeader) -> HostError {
+        HostError {
+            call,
+            status: Status::BadArgument,
+            invalid: Some(Box::new(invalid)),
+        }
+    }
+
+    /// The header pwf refused to pass, when the call was not made because of
+    /// it (its status is then [`Status::BadArgument`]).
+    ///
+    /// ```no_run
+    /// fn f(http: &pwf::Http, user: &[u8]) {
+    ///     if let Err(error) = http.set_request_header("x-user", user) {
+    ///         if let Some(invalid) = error.invalid_header() {
+    ///             pwf::warn!("not forwarding the user: {invalid}");
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn invalid_header(&self) -> Option<&InvalidHeader> {
+        self.invalid.as_deref()
     }
 
     /// The ABI call that failed, without its `proxy_` prefix (`get_shared_data`).
@@ -147,7 +181,10 @@ impl HostError {
 
 impl fmt::Display for HostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "host call `{}` failed: {}", self.call, self.status)
+        match &self.invalid {
+            Some(invalid) => write!(f, "host call `{}` not made: {invalid}", self.call),
+            None => write!(f, "host call `{}` failed: {}", self.call, self.status),
+        }
     }
 }
 
@@ -157,9 +194,13 @@ impl fmt::Debug for HostError {
         // name (an ABI function name: nothing to escape).
         write!(
             f,
-            "HostError {{ call: \"{}\", status: {:?} }}",
+            "HostError {{ call: \"{}\", status: {:?}",
             self.call, self.status
-        )
+        )?;
+        if let Some(invalid) = &self.invalid {
+            write!(f, ", invalid: \"{invalid}\"")?;
+        }
+        f.write_str(" }")
     }
 }
 

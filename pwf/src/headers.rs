@@ -4,6 +4,8 @@
 use std::fmt;
 use std::ops::Deref;
 
+use crate::error::HostError;
+
 /// A header value: bytes, usually text.
 ///
 /// ```
@@ -311,5 +313,237 @@ impl<'a> IntoIterator for &'a Headers {
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A header name or value pwf refuses to hand to the host, and why.
+///
+/// Envoy writes header bytes as they are: a CR or LF in a value would end
+/// the header (and over HTTP/1.1, with `\r\n\r\n`, the whole response head)
+/// where the value says, and a NUL cuts it. So every setter checks the name
+/// (an RFC 9110 token, or a pseudo-header such as `:path`) and the value (no
+/// CR, LF or NUL) before the host call, and refuses with this error instead.
+///
+/// ```
+/// # use pwf_test as _; // links the native host's imports
+/// let error = pwf::Request::get("auth", "/check")
+///     .header("x-user", "alice\r\nx-admin: true")
+///     .send()
+///     .unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "call to cluster `auth` not sent: the value of header `x-user` has a CR at byte 5; \
+///      CR, LF and NUL are not allowed in a header value"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidHeader {
+    /// The name, cut and escaped for messages.
+    name: String,
+    problem: Problem,
+}
+
+/// What is wrong with a header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Problem {
+    /// The name is empty.
+    EmptyName,
+    /// The name has a byte that is not a token character, at this index.
+    NameByte(u8, usize),
+    /// The value has a CR, LF or NUL at this index.
+    ValueByte(u8, usize),
+}
+
+impl InvalidHeader {
+    fn new(name: &[u8], problem: Problem) -> InvalidHeader {
+        InvalidHeader {
+            name: crate::shown::Shown(name).to_string(),
+            problem,
+        }
+    }
+
+    /// Whether the value is at fault (a CR, LF or NUL in it), rather than
+    /// the name.
+    ///
+    /// ```
+    /// # use pwf_test as _; // links the native host's imports
+    /// use pwf::CallErrorKind;
+    ///
+    /// let error = pwf::Request::get("auth", "/").header("x-a", "1\n2").send().unwrap_err();
+    /// let CallErrorKind::InvalidHeader(invalid) = error.kind() else { unreachable!() };
+    /// assert!(invalid.in_value());
+    /// ```
+    pub fn in_value(&self) -> bool {
+        matches!(self.problem, Problem::ValueByte(..))
+    }
+}
+
+impl InvalidHeader {
+    /// What is wrong, without the header's name: `a CR at byte 5`,
+    /// `an empty name`.
+    pub(crate) fn problem(&self) -> impl fmt::Display + '_ {
+        ProblemText(self.problem)
+    }
+}
+
+/// [`InvalidHeader::problem`].
+struct ProblemText(Problem);
+
+impl fmt::Display for ProblemText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Problem::EmptyName => f.write_str("an empty name"),
+            Problem::NameByte(byte, at) | Problem::ValueByte(byte, at) => {
+                write!(f, "{} at byte {at}", ByteName(byte))
+            }
+        }
+    }
+}
+
+impl fmt::Display for InvalidHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.problem {
+            Problem::EmptyName => f.write_str("a header name is empty"),
+            Problem::NameByte(..) => write!(
+                f,
+                "header name {} has {}; a name is a token (letters, digits and !#$%&'*+-.^_`|~), or one of those after a leading `:`",
+                self.name,
+                self.problem()
+            ),
+            Problem::ValueByte(..) => write!(
+                f,
+                "the value of header {} has {}; CR, LF and NUL are not allowed in a header value",
+                self.name,
+                self.problem()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InvalidHeader {}
+
+/// A byte as messages name it: `a CR`, `an LF`, `a NUL`, `a space`, `byte 0x80`.
+struct ByteName(u8);
+
+impl fmt::Display for ByteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            b'\r' => f.write_str("a CR"),
+            b'\n' => f.write_str("an LF"),
+            0 => f.write_str("a NUL"),
+            b' ' => f.write_str("a space"),
+            byte @ 0x21..=0x7e => write!(f, "`{}`", char::from(byte)),
+            byte => write!(f, "byte 0x{byte:02x}"),
+        }
+    }
+}
+
+/// Whether `byte` is an RFC 9110 token character (`tchar`).
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// Checks a header name: an RFC 9110 token, or a pseudo-header (`:` and a
+/// token). Upper case passes: Envoy lowercases every name it is given.
+pub(crate) fn check_name(name: &str) -> Result<(), InvalidHeader> {
+    let bytes = name.as_bytes();
+    let token = bytes.strip_prefix(b":").unwrap_or(bytes);
+    if token.is_empty() {
+        return Err(InvalidHeader::new(bytes, Problem::EmptyName));
+    }
+    let offset = bytes.len() - token.len();
+    match token.iter().position(|&byte| !is_tchar(byte)) {
+        None => Ok(()),
+        Some(at) => Err(InvalidHeader::new(
+            bytes,
+            Problem::NameByte(token[at], at + offset),
+        )),
+    }
+}
+
+/// Checks a header value: no CR, LF or NUL, which would end or cut the
+/// header where Envoy writes it.
+pub(crate) fn check_value(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
+    match value
+        .iter()
+        .position(|&byte| matches!(byte, b'\r' | b'\n' | 0))
+    {
+        None => Ok(()),
+        Some(at) => Err(InvalidHeader::new(
+            name.as_bytes(),
+            Problem::ValueByte(value[at], at),
+        )),
+    }
+}
+
+/// Checks a name and its value, as every setter does before its host call.
+pub(crate) fn check(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
+    check_name(name)?;
+    check_value(name, value)
+}
+
+/// [`check`] for the setter whose host call is `call`: its error if refused.
+pub(crate) fn check_for(call: &'static str, name: &str, value: &[u8]) -> Result<(), HostError> {
+    check(name, value).map_err(|invalid| HostError::refused_header(call, invalid))
+}
+
+/// [`check`] on every pair, for the host call `call` that takes them all.
+pub(crate) fn check_all_for<K: AsRef<str>, V: AsRef<[u8]>>(
+    call: &'static str,
+    pairs: &[(K, V)],
+) -> Result<(), HostError> {
+    for (name, value) in pairs {
+        check_for(call, name.as_ref(), value.as_ref())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_takes_tokens_and_pseudo_headers() {
+        for name in [
+            "x-pwf",
+            "content-type",
+            "X-Mixed-Case",
+            ":path",
+            ":authority",
+            "a!#$%&'*+-.^_`|~9",
+        ] {
+            assert_eq!(check_name(name), Ok(()), "{name}");
+        }
+        assert_eq!(check("x-a", b"any \t value \xe9"), Ok(()));
+    }
+
+    /// A CR or LF in a value once split the response in Envoy.
+    #[test]
+    fn check_value_refuses_cr_lf_and_nul() {
+        for (value, text) in [
+            (&b"hello\r\nx-injected: 2"[..], "a CR at byte 5"),
+            (b"a\nb", "an LF at byte 1"),
+            (b"\0", "a NUL at byte 0"),
+        ] {
+            let error = check("x-pwf", value).unwrap_err();
+            assert!(error.in_value());
+            assert_eq!(
+                error.to_string(),
+                format!("the value of header `x-pwf` has {text}; CR, LF and NUL are not allowed in a header value")
+            );
+        }
+    }
+
+    #[test]
+    fn check_name_refuses_what_is_not_a_token() {
+        let message = |name: &str| check_name(name).unwrap_err().to_string();
+        assert_eq!(message(""), "a header name is empty");
+        assert_eq!(message(":"), "a header name is empty");
+        assert!(message("x pwf")
+            .starts_with("header name `x pwf` has a space at byte 1; a name is a token"));
+        assert!(message("x-a:b").starts_with("header name `x-a:b` has `:` at byte 3;"));
+        assert!(message("x\r\ny").starts_with("header name `x\\r\\ny` has a CR at byte 1;"));
+        assert!(message("é").starts_with("header name `é` has byte 0xc3 at byte 0;"));
+        assert!(!check_name("x-a:b").unwrap_err().in_value());
     }
 }

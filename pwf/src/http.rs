@@ -10,7 +10,7 @@ use proxy_wasm::types::{BufferType, MapType};
 use crate::context;
 use crate::error::{Error, HostError};
 use crate::executor;
-use crate::headers::{HeaderValue, Headers};
+use crate::headers::{self, HeaderValue, Headers};
 use crate::host::{self, StreamKind};
 use crate::log::{self, LogLevel};
 
@@ -127,7 +127,9 @@ impl LocalResponse {
         }
     }
 
-    /// Adds a header.
+    /// Adds a header. Headers are checked when the response is sent: a name
+    /// that is not a token, or a value with a CR, LF or NUL, is refused then,
+    /// and nothing is sent.
     ///
     /// ```
     /// let redirect = pwf::LocalResponse::new(302).header("location", "/login");
@@ -180,6 +182,7 @@ impl LocalResponse {
     }
 
     pub(crate) fn send(&self) -> Result<(), HostError> {
+        headers::check_all_for("send_local_response", self.headers.as_pairs())?;
         let grpc_status = self.grpc_status.map_or(-1, |code| code as i32);
         host::send_local_response(
             self.status,
@@ -272,6 +275,10 @@ macro_rules! header_map_accessors {
 
         #[doc = concat!("Sets ", $what, " `name` to `value`, replacing any values it had.")]
         ///
+        /// Refused before the host call, with an error whose
+        /// [`invalid_header`](HostError::invalid_header) says why, when `name`
+        /// is not a token (or `:` and a token) or `value` has a CR, LF or NUL.
+        ///
         /// ```no_run
         /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
         #[doc = concat!("     http.", stringify!($set), "(\"x-tenant\", \"acme\")?;")]
@@ -279,10 +286,15 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
+            headers::check_for("replace_header_map_value", name, value.as_ref())?;
             self.on_stream(|| host::replace_map_value($map, name, value.as_ref()))
         }
 
         #[doc = concat!("Adds a value to ", $what, " `name`, keeping any it had.")]
+        ///
+        /// Refused before the host call, with an error whose
+        /// [`invalid_header`](HostError::invalid_header) says why, when `name`
+        /// is not a token (or `:` and a token) or `value` has a CR, LF or NUL.
         ///
         /// ```no_run
         /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
@@ -291,6 +303,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $add(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
+            headers::check_for("add_header_map_value", name, value.as_ref())?;
             self.on_stream(|| host::add_map_value($map, name, value.as_ref()))
         }
 
@@ -308,6 +321,10 @@ macro_rules! header_map_accessors {
 
         #[doc = concat!("Replaces every ", $what, " with `headers`.")]
         ///
+        /// Refused before the host call, with an error whose
+        /// [`invalid_header`](HostError::invalid_header) says why, when `name`
+        /// is not a token (or `:` and a token) or `value` has a CR, LF or NUL.
+        ///
         /// ```no_run
         /// fn f(http: &pwf::Http) -> Result<(), pwf::Error> {
         #[doc = concat!("     let mut all = http.", stringify!($get_all), "()?;")]
@@ -318,6 +335,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set_all(&self, headers: &Headers) -> Result<(), HostError> {
+            headers::check_all_for("set_header_map_pairs", headers.as_pairs())?;
             self.on_stream(|| host::set_map($map, headers.as_pairs()))
         }
     };
@@ -651,7 +669,7 @@ impl Http {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
-                log::__log_fmt(LogLevel::Error, format_args!("task failed: {error:#}"));
+                TASK_FAILED.log(LogLevel::Error, format_args!("task failed: {error:#}"));
                 Outcome::Respond((self.on_error)(&error))
             }
         };
@@ -672,6 +690,12 @@ impl Http {
                         LogLevel::Error,
                         format_args!("could not send the local response: {error}"),
                     );
+                    // A response refused before the host call (an invalid
+                    // header) would leave the stream paused for good: the
+                    // error response answers instead.
+                    if error.invalid_header().is_some() {
+                        let _ = (self.on_error)(&error.into()).send();
+                    }
                 }
                 Action::Pause
             }
@@ -686,6 +710,12 @@ struct PhaseState {
     /// The action of the deciding task that finished while the phase ran.
     decision: Cell<Option<Action>>,
 }
+
+/// Failed tasks come at the rate of requests when what they wait on fails:
+/// 10 lines per 10 s at most, and the counter `pwf.task_failed` counts them
+/// all.
+static TASK_FAILED: log::Limited =
+    log::Limited::new("pwf.task_failed", 10, std::time::Duration::from_secs(10));
 
 thread_local! {
     static PHASE: PhaseState = const {

@@ -74,6 +74,7 @@ mod http;
 mod plugin;
 mod queue;
 mod shared;
+mod shown;
 mod tcp;
 mod tokens;
 
@@ -124,7 +125,7 @@ pub use call::{CallError, CallErrorKind, PendingCall, Request, Response, DEFAULT
 pub use config::PluginConfig;
 pub use error::{Error, HostError, Status};
 pub use group::{CallResult, DispatchGroup};
-pub use headers::{HeaderValue, Headers};
+pub use headers::{HeaderValue, Headers, InvalidHeader};
 pub use http::{Action, Http, LocalResponse, Outcome, Phase};
 pub use log::LogLevel;
 pub use plugin::{

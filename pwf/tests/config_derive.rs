@@ -601,6 +601,41 @@ fn parse_non_empty_refuses_empty_strings_lists_and_maps() {
     assert!(Config::parse(br#"{"name": " ", "list": [1], "map": {"a": 1}}"#).is_ok());
 }
 
+/// A header value with CR/LF once reached Envoy from `add_header`'s configuration and split
+/// the response.
+#[test]
+fn parse_header_name_and_header_value_refuse_what_would_split_a_header() {
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Config {
+        #[config(non_empty, header_name)]
+        name: String,
+        #[config(header_value)]
+        value: String,
+        #[config(header_name)]
+        other: Option<String>,
+    }
+    assert_eq!(
+        problems::<Config>(r#"{"name": "x pwf", "value": "hello\r\nx-injected: 2", "other": "a:b"}"#),
+        [
+            "name: must be a header name (a token: letters, digits and !#$%&'*+-.^_`|~), got \"x pwf\" with a space at byte 1",
+            "value: must be a header value without CR, LF or NUL, got \"hello\\r\\nx-injected: 2\" with a CR at byte 5",
+            "other: must be a header name (a token: letters, digits and !#$%&'*+-.^_`|~), got \"a:b\" with `:` at byte 1",
+        ]
+    );
+    assert_eq!(problems::<Config>(r#"{"name": "", "value": "\u0000"}"#), [
+        "name: must not be empty",
+        "value: must be a header value without CR, LF or NUL, got \"\\u0000\" with a NUL at byte 0",
+    ]);
+    let config = Config::parse(br#"{"name": "X-Pwf", "value": "caf\u00e9 \t ok"}"#).unwrap();
+    assert_eq!(
+        (config.name.as_str(), config.value.as_str()),
+        ("X-Pwf", "café \t ok")
+    );
+    let schema = Config::schema().to_string();
+    assert!(schema.contains("a header name"), "{schema}");
+}
+
 #[test]
 fn parse_one_of_refuses_other_strings() {
     #[derive(PluginConfig, Debug)]
@@ -932,11 +967,11 @@ fn parse_long_values_and_keys_are_cut_in_messages() {
         problems::<Config>(&format!(r#"{{"count": "{long}", "{long}": 1}}"#)),
         [
             format!(
-                r#"count: expected an unsigned integer, got "{}"..."#,
+                r#"count: expected an unsigned integer, got "{}"... (1000 bytes)"#,
                 &long[..64]
             ),
             format!(
-                "unknown field `{}...`, expected one of `count`",
+                "unknown field `{}... (1000 bytes)`, expected one of `count`",
                 &long[..64]
             ),
         ]

@@ -351,7 +351,7 @@ fn request_send_with_a_timeout_past_u32_millis_is_refused_before_dispatch() {
     assert!(stream.calls().is_empty());
     assert_eq!(
         host.logs(LogLevel::Warn),
-        ["TimeoutTooLong: call to cluster `backend` not sent: the timeout exceeds u32::MAX milliseconds"]
+        ["TimeoutTooLong: call to cluster `backend` not sent: the timeout is 2147483648ms or more, and Envoy takes at most 2147483647ms (a signed 32-bit count)"]
     );
 }
 

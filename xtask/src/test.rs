@@ -11,6 +11,8 @@ use crate::steps::{cargo, Steps};
 const PROBE: &str = "probe-plugin";
 /// The pwf plugin without `pwf::main!` that Envoy must refuse at load.
 const UNREGISTERED: &str = "unregistered-plugin";
+/// The pwf plugin the hostile-input e2e tests run.
+const HOSTILE: &str = "hostile-plugin";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 
@@ -25,10 +27,9 @@ pub(crate) enum Scope {
 
 pub(crate) fn run(scope: Scope) -> Result<(), String> {
     let examples = examples().map_err(|e| e.to_string())?;
-    // Everything built for wasm32-wasip1: the core, the examples, the probe.
+    // Everything built for wasm32-wasip1: the core, the examples, the test plugins.
     let mut wasm_packages: Vec<&str> = examples.iter().map(|e| e.package.as_str()).collect();
-    wasm_packages.push(PROBE);
-    wasm_packages.push(UNREGISTERED);
+    wasm_packages.extend([PROBE, UNREGISTERED, HOSTILE]);
     let packages = |first: &[&'static str]| -> Vec<String> {
         first
             .iter()

@@ -85,7 +85,7 @@ fn audit_zero_body_limit_makes_envoy_refuse_to_start() -> Result<()> {
         refusal
             .wasm_log()
             .iter()
-            .any(|l| l.contains("maxBodyBytes: must be in 1..=16777216, got 0")),
+            .any(|l| l.contains("maxBodyBytes: must be in 1..=1048576, got 0")),
         "{}",
         refusal.log
     );

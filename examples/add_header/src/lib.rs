@@ -16,10 +16,10 @@ use pwf::{Action, Error, Http, HttpFilter, Plugin, PluginConfig, PluginContext};
 #[derive(PluginConfig, Debug)]
 pub struct Config {
     /// The header to add.
-    #[config(default = "x-powered-by", non_empty)]
+    #[config(default = "x-powered-by", non_empty, header_name)]
     pub name: String,
     /// Its value.
-    #[config(default = "pwf")]
+    #[config(default = "pwf", header_value)]
     pub value: String,
 }
 

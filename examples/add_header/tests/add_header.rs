@@ -87,3 +87,24 @@ fn schema_lists_name_and_value_with_their_defaults() {
     let value = schema.field("value").unwrap();
     assert_eq!(value.default(), Some("\"pwf\""));
 }
+
+/// A value with CR/LF once went to Envoy as it was and split every response.
+#[test]
+fn configure_with_cr_lf_in_the_value_or_a_space_in_the_name_is_rejected() {
+    let host = Host::default();
+    let vm = host
+        .start_vm_with_root(pwf::root_context::<AddHeader>)
+        .unwrap();
+    assert_eq!(
+        vm.configure(r#"{"name": "x pwf", "value": "hello\r\nx-injected: 2"}"#)
+            .unwrap_err(),
+        ConfigureError::Rejected
+    );
+    assert_eq!(
+        host.logs(LogLevel::Error),
+        [
+            "plugin: invalid plugin configuration: name: must be a header name (a token: letters, digits and !#$%&'*+-.^_`|~), got \"x pwf\" with a space at byte 1",
+            "plugin: invalid plugin configuration: value: must be a header value without CR, LF or NUL, got \"hello\\r\\nx-injected: 2\" with a CR at byte 5",
+        ]
+    );
+}

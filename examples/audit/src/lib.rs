@@ -30,8 +30,12 @@ pub struct Config {
     /// The shared queue requests are handed over on.
     #[config(default = "audit", non_empty)]
     pub queue_name: String,
-    /// The largest request body let through, in bytes.
-    #[config(default = 1024, range = 1..=16777216)]
+    /// The largest request body let through, in bytes. At most 1 MiB: Envoy
+    /// buffers a body the plugin holds up to the listener's
+    /// `per_connection_buffer_limit_bytes` (1 MiB unless set; 2 MiB in
+    /// `envoy.yaml`, so that the plugin's limit is reached first), and
+    /// answers a larger one `413 Payload Too Large` itself.
+    #[config(default = 1024, range = 1..=1048576)]
     pub max_body_bytes: usize,
     /// How many recent requests `/audit/recent` shows.
     #[config(default = 10, range = 1..=1000)]

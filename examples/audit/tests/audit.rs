@@ -187,6 +187,6 @@ fn configure_with_max_body_bytes_0_is_rejected() {
     );
     assert_eq!(
         host.logs(LogLevel::Error),
-        ["plugin: invalid plugin configuration: maxBodyBytes: must be in 1..=16777216, got 0"]
+        ["plugin: invalid plugin configuration: maxBodyBytes: must be in 1..=1048576, got 0"]
     );
 }

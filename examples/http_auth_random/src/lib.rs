@@ -1,12 +1,19 @@
 //! Asks an auth cluster about every request, in straight-line async code,
 //! and allows or denies it by the parity of the answer's FNV-1a hash.
 //!
-//! On request headers it sends the original request headers to
-//! `authCluster` and awaits the answer. An even hash of the answer's body lets
+//! On request headers it forwards the request's headers to `authCluster`,
+//! on a GET for the request's own path (as the Go example does), and awaits
+//! the answer. Forwarding leaves out the pseudo-headers, the hop-by-hop
+//! headers and the body's framing (`content-length`, `transfer-encoding`):
+//! the call has no body, and a forwarded `content-length` would make the
+//! auth service wait for one. An even hash of the answer's body lets
 //! the request through; an odd one answers 403 `access forbidden` with
 //! `powered-by: pwf`. A failed call (no response, or a status other than 2xx:
 //! Envoy answers a refused connection with 503 and a timeout with 504) is
-//! logged and answered 503, or let through when `failOpen` is set.
+//! logged and answered 503, or let through when `failOpen` is set. A call
+//! pwf refuses to send because of the request itself (a header value that
+//! is not UTF-8, which call headers cannot carry) is answered 400 whatever
+//! `failOpen` says: the request cannot be checked, so it does not pass.
 //!
 //! Build: `cargo build --target wasm32-wasip1 --release -p http_auth_random`,
 //! then run it in Envoy with `examples/http_auth_random/envoy.yaml`.
@@ -17,9 +24,10 @@ use std::hash::Hasher;
 use std::rc::Rc;
 use std::time::Duration;
 
+use pwf::log::{Limited, LogLevel};
 use pwf::{
-    Action, Error, Http, HttpFilter, LocalResponse, Outcome, Plugin, PluginConfig, PluginContext,
-    Request, Response,
+    Action, CallErrorKind, Error, Http, HttpFilter, LocalResponse, Outcome, Plugin, PluginConfig,
+    PluginContext, Request, Response,
 };
 
 /// The plugin configuration.
@@ -69,6 +77,11 @@ impl Plugin for HttpAuthRandom {
     }
 }
 
+/// Failed auth calls come at the rate of requests when the auth service is
+/// down: 10 lines per 10 s at most, and the counter
+/// `http_auth_random.failed` counts them all.
+static FAILED: Limited = Limited::new("http_auth_random.failed", 10, Duration::from_secs(10));
+
 /// The filter of one stream.
 pub struct HttpAuthRandomFilter {
     plugin: Rc<HttpAuthRandom>,
@@ -77,9 +90,13 @@ pub struct HttpAuthRandomFilter {
 impl HttpFilter for HttpAuthRandomFilter {
     fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
         let config = &self.plugin.config;
+        let headers = http.request_headers()?;
+        // The client's path, as the Go example sends it: the auth service
+        // sees what is asked for.
+        let path = headers.get(":path").map(|path| path.to_string());
         // Only the answer's status and body count: its headers are not read.
-        let request = Request::get(&config.auth_cluster, "/")
-            .headers(http.request_headers()?)
+        let request = Request::get(&config.auth_cluster, path.unwrap_or_else(|| "/".to_owned()))
+            .forward_headers(headers)
             .timeout(config.timeout_ms)
             .without_headers();
         let fail_open = config.fail_open;
@@ -100,12 +117,26 @@ impl HttpFilter for HttpAuthRandomFilter {
                         .body("access forbidden")
                         .into()
                 }
+                // The request itself cannot be forwarded: never fail open.
+                Err(error) if refused_for_the_request(error.kind()) => {
+                    pwf::warn!("{error}; the request cannot be checked: 400");
+                    LocalResponse::new(400)
+                        .header("powered-by", "pwf")
+                        .body("request headers cannot be checked")
+                        .into()
+                }
                 Err(error) if fail_open => {
-                    pwf::warn!("{error}; failing open: the request goes on");
+                    FAILED.log(
+                        LogLevel::Warn,
+                        format_args!("{error}; failing open: the request goes on"),
+                    );
                     Outcome::Continue
                 }
                 Err(error) => {
-                    pwf::error!("{error}; failing closed: 503");
+                    FAILED.log(
+                        LogLevel::Error,
+                        format_args!("{error}; failing closed: 503"),
+                    );
                     LocalResponse::new(503)
                         .header("powered-by", "pwf")
                         .body("auth service unavailable")
@@ -114,6 +145,18 @@ impl HttpFilter for HttpAuthRandomFilter {
             })
         }))
     }
+}
+
+/// Whether pwf refused the call because of what the client sent, rather
+/// than because the auth service failed.
+fn refused_for_the_request(kind: &CallErrorKind) -> bool {
+    matches!(
+        kind,
+        CallErrorKind::NotUtf8(_)
+            | CallErrorKind::InvalidHeader(_)
+            | CallErrorKind::TooManyHeaders { .. }
+            | CallErrorKind::HeadersTooLarge { .. }
+    )
 }
 
 pwf::main!(HttpAuthRandom);

@@ -61,14 +61,69 @@ fn assert_unavailable(stream: &Stream) {
 }
 
 #[test]
-fn auth_call_carries_the_original_request_headers() {
+fn auth_call_carries_the_original_request_headers_on_a_get_for_the_same_path() {
     let host = Host::builder().cluster("httpbin").build();
     let stream = waiting(&host);
     let call = &stream.pending_calls()[0];
     assert_eq!(call.cluster(), "httpbin");
-    assert_eq!(call.headers().pairs(), stream.request_header_map().pairs());
-    assert_eq!(call.header(":path").as_deref(), Some("/anything?q=1"));
+    assert_eq!(
+        call.headers().pairs(),
+        [
+            (":method", "GET"),
+            (":path", "/anything?q=1"),
+            (":authority", "httpbin"),
+            ("x-user", "ann"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+}
+
+/// A POST's `content-length` was forwarded on the bodiless GET: the auth
+/// service waited for a body that never came, and every POST took the
+/// whole timeout to fail.
+#[test]
+fn post_with_a_body_forwards_neither_its_framing_nor_hop_by_hop_headers() {
+    let host = Host::builder().cluster("httpbin").build();
+    let stream = configured(&host, "").open_stream();
+    let post = [
+        (":method", "POST"),
+        (":path", "/anything"),
+        (":authority", "app.example"),
+        ("content-length", "3"),
+        ("transfer-encoding", "chunked"),
+        ("connection", "keep-alive"),
+        ("te", "trailers"),
+        ("x-user", "ann"),
+    ];
+    assert_eq!(stream.request_headers(post, false), Action::Pause);
+    let call = &stream.pending_calls()[0];
+    assert_eq!(call.header(":method").as_deref(), Some("GET"));
+    assert!(call.body().is_empty());
+    for hop in ["content-length", "transfer-encoding", "connection", "te"] {
+        assert_eq!(call.header(hop), None, "{hop}");
+    }
     assert_eq!(call.header("x-user").as_deref(), Some("ann"));
+}
+
+/// A value that is not UTF-8 was left out of the auth call silently and
+/// still sent upstream: a policy on that header could be bypassed.
+#[test]
+fn header_that_is_not_utf8_is_answered_400_even_with_fail_open() {
+    let host = Host::builder().cluster("httpbin").build();
+    for config in ["", r#"{"failOpen": true}"#] {
+        let stream = configured(&host, config).open_stream();
+        let headers: [(&str, &[u8]); 3] =
+            [(":method", b"GET"), (":path", b"/"), ("cookie", b"a=\xe9")];
+        assert_eq!(stream.request_headers(headers, true), Action::Pause);
+        assert!(stream.calls().is_empty());
+        let response = stream.local_response().expect("a local response");
+        assert_eq!(response.status, 400, "{config}");
+        assert_eq!(stream.resumed(Direction::Request), None);
+    }
+    assert_eq!(
+        host.logs(LogLevel::Warn)[0],
+        "call to cluster `httpbin` not sent: the value of header `cookie` is not UTF-8, and call headers go to the host as text; the request cannot be checked: 400"
+    );
 }
 
 #[test]
@@ -299,20 +354,20 @@ fn configure_with_a_zero_timeout_is_rejected() {
     );
 }
 
-/// A timeout past `u32::MAX` milliseconds was accepted at load, and then every call
-/// failed to dispatch.
+/// A timeout of 2^31 milliseconds or more was accepted at load, and then Envoy refused
+/// every call.
 #[test]
-fn configure_with_a_timeout_past_u32_millis_is_rejected() {
+fn configure_with_a_timeout_of_2_pow_31_millis_is_rejected() {
     let host = Host::builder().cluster("httpbin").build();
     let vm = host
         .start_vm_with_root(pwf::root_context::<HttpAuthRandom>)
         .unwrap();
     assert_eq!(
-        vm.configure(r#"{"timeoutMs": 4294967296}"#).unwrap_err(),
+        vm.configure(r#"{"timeoutMs": 2147483648}"#).unwrap_err(),
         pwf_test::ConfigureError::Rejected
     );
     assert_eq!(
         host.logs(LogLevel::Error),
-        ["plugin: invalid plugin configuration: timeoutMs: must be at most 4294967295ms, got 4294967.296s"]
+        ["plugin: invalid plugin configuration: timeoutMs: must be at most 2147483647ms (Envoy reads a signed 32-bit count of milliseconds), got 2147483.648s"]
     );
 }

@@ -13,6 +13,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use pwf::log::{Limited, LogLevel};
 use pwf::{
     Action, DispatchGroup, Error, Http, HttpFilter, Outcome, Plugin, PluginConfig, PluginContext,
     Request,
@@ -28,7 +29,7 @@ pub struct Config {
     #[config(default = 10, range = 1..=100)]
     pub dispatch_count: u32,
     /// The path each call asks for.
-    #[config(default = "/", non_empty)]
+    #[config(default = "/", non_empty, header_value)]
     pub dispatch_path: String,
     /// Each call's timeout (`5000`, `"5s"`, `"250ms"`).
     #[config(default = "5000ms", validate = pwf::config::call_timeout)]
@@ -62,6 +63,11 @@ impl Plugin for MultipleDispatches {
     }
 }
 
+/// Refused dispatches come at the rate of requests under overload (a full
+/// circuit breaker refuses every call): 10 lines per 10 s at most, and the
+/// counter `multiple_dispatches.refused` counts them all.
+static REFUSED: Limited = Limited::new("multiple_dispatches.refused", 10, Duration::from_secs(10));
+
 /// The filter of one stream.
 pub struct MultipleDispatchesFilter {
     plugin: Rc<MultipleDispatches>,
@@ -74,7 +80,7 @@ impl HttpFilter for MultipleDispatchesFilter {
         let mut group = DispatchGroup::with_capacity(count as usize);
         for _ in 0..count {
             if let Err(error) = group.dispatch(&plugin.request) {
-                pwf::error!("{error}");
+                REFUSED.log(LogLevel::Error, format_args!("{error}"));
             }
         }
         let group = group.on_landed(|_, pending| {

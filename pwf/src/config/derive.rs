@@ -437,6 +437,84 @@ pub fn check_non_empty<T: NonEmptyCheck>(
     }
 }
 
+/// A value `header_name` and `header_value` can check.
+#[diagnostic::on_unimplemented(
+    message = "`header_name` and `header_value` need a string, and `{Self}` is not one",
+    label = "`header_name` or `header_value` on a `{Self}` field"
+)]
+pub trait HeaderCheck {
+    /// The text to check; `None` (an absent `Option`) passes.
+    fn header_text(&self) -> Option<&str>;
+}
+
+impl HeaderCheck for String {
+    fn header_text(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl<T: HeaderCheck> HeaderCheck for Option<T> {
+    fn header_text(&self) -> Option<&str> {
+        self.as_ref().and_then(T::header_text)
+    }
+}
+
+/// Checks `header_name`: records `must not be empty`, or `must be a header name ..., got
+/// ...`, and returns false when the value is not a token (or `:` and a token).
+pub fn check_header_name<T: HeaderCheck>(
+    value: &T,
+    path: &Path<'_>,
+    problems: &mut Problems,
+) -> bool {
+    let Some(text) = value.header_text() else {
+        return true;
+    };
+    if text.is_empty() {
+        problems.push(path, "must not be empty");
+        return false;
+    }
+    match crate::headers::check_name(text) {
+        Ok(()) => true,
+        Err(invalid) => {
+            problems.push(
+                path,
+                format_args!(
+                    "must be a header name (a token: letters, digits and !#$%&'*+-.^_`|~), got {} with {}",
+                    ShownStr(text),
+                    invalid.problem()
+                ),
+            );
+            false
+        }
+    }
+}
+
+/// Checks `header_value`: records `must be a header value without CR, LF or NUL, got ...`
+/// and returns false when it has one.
+pub fn check_header_value<T: HeaderCheck>(
+    value: &T,
+    path: &Path<'_>,
+    problems: &mut Problems,
+) -> bool {
+    let Some(text) = value.header_text() else {
+        return true;
+    };
+    match crate::headers::check_value("", text.as_bytes()) {
+        Ok(()) => true,
+        Err(invalid) => {
+            problems.push(
+                path,
+                format_args!(
+                    "must be a header value without CR, LF or NUL, got {} with {}",
+                    ShownStr(text),
+                    invalid.problem()
+                ),
+            );
+            false
+        }
+    }
+}
+
 /// A value `one_of = [...]` can check.
 #[diagnostic::on_unimplemented(
     message = "`one_of` needs a string, and `{Self}` is not one",

@@ -183,8 +183,9 @@ impl Digits<'_> {
 }
 
 /// A validator for the timeout of outbound calls: Envoy reads 0 as "no
-/// timeout", and the ABI carries whole milliseconds as a `u32`, so a timeout
-/// must be at least 1 ms and at most `u32::MAX` ms. Use it with
+/// timeout", and reads the milliseconds as a signed 32-bit count, refusing
+/// every call from 2^31 on, so a timeout must be at least 1 ms and at most
+/// 2147483647 ms (about 24.8 days). Use it with
 /// `validate`, and a bad timeout is refused when the plugin loads instead
 /// of failing each call.
 ///
@@ -218,8 +219,9 @@ pub fn call_timeout(timeout: &Duration) -> Result<(), Invalid> {
     )))
 }
 
-/// The message of a timeout above `u32::MAX` milliseconds, before the duration.
-const TIMEOUT_TOO_LONG: &str = "must be at most 4294967295ms";
+/// The message of a timeout above Envoy's limit, before the duration.
+const TIMEOUT_TOO_LONG: &str =
+    "must be at most 2147483647ms (Envoy reads a signed 32-bit count of milliseconds)";
 
 /// A duration as `Debug` shows it (`250ms`, `1.5s`, `500µs`), written with
 /// integer formatting only.
@@ -280,10 +282,13 @@ mod tests {
     }
 
     #[test]
-    fn call_timeout_takes_1ms_to_u32_max_ms() {
+    /// 2^31 ms up to `u32::MAX` ms once passed, and Envoy refused every call.
+    fn call_timeout_takes_1ms_to_i32_max_ms() {
         assert!(call_timeout(&Duration::from_millis(1)).is_ok());
-        assert!(call_timeout(&Duration::from_millis(u64::from(u32::MAX))).is_ok());
+        assert!(call_timeout(&Duration::from_millis(i32::MAX as u64)).is_ok());
         assert!(call_timeout(&Duration::from_micros(999)).is_err());
+        assert!(call_timeout(&Duration::from_millis(1 << 31)).is_err());
+        assert!(call_timeout(&Duration::from_millis(u64::from(u32::MAX))).is_err());
         assert!(call_timeout(&Duration::from_millis(u64::from(u32::MAX) + 1)).is_err());
         assert!(call_timeout(&Duration::MAX).is_err());
     }
@@ -296,8 +301,8 @@ mod tests {
             "must be at least 1ms (0 means no timeout to Envoy), got 0ns"
         );
         assert_eq!(
-            message(Duration::from_millis(u64::from(u32::MAX) + 1)),
-            format!("must be at most {}ms, got 4294967.296s", u32::MAX)
+            message(Duration::from_millis(1 << 31)),
+            "must be at most 2147483647ms (Envoy reads a signed 32-bit count of milliseconds), got 2147483.648s"
         );
     }
 

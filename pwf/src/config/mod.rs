@@ -78,6 +78,8 @@
 //! | `range = 1..=100`, `1..100`, `1..`, `..=100` | numbers and `Option`s of them | a number outside: `must be in 1..=100, got 0` |
 //! | `non_empty` | strings, lists, maps and `Option`s of them | an empty one: `must not be empty` |
 //! | `one_of = ["GET", "POST"]` | strings and `Option<String>` | any other string: `must be one of "GET", "POST", got "PUT"` |
+//! | `header_name` | strings and `Option<String>` | what is not an RFC 9110 token (or `:` and a token), as the header setters do: ``must be a header name (a token: letters, digits and !#$%&'*+-.^_`|~), got "x pwf" with a space at byte 1`` |
+//! | `header_value` | strings and `Option<String>` | a CR, LF or NUL, as the header setters do: `must be a header value without CR, LF or NUL, got "a\r\nb" with a CR at byte 1` |
 //! | `validate = path::to::check` | any type `T` | what `fn check(&T) -> Result<(), E>` refuses |
 //!
 //! A `validate` hook runs after the field's other checks passed. It may take any borrowed

@@ -30,7 +30,8 @@ impl fmt::Display for Got<'_> {
     }
 }
 
-/// A string quoted as in JSON, cut after [`MAX_SHOWN_CHARS`] characters (`"abc"...`).
+/// A string quoted as in JSON, cut after [`MAX_SHOWN_CHARS`] characters
+/// (`"abc"... (1000 bytes)`).
 pub(crate) struct ShownStr<'a>(pub(crate) &'a str);
 
 impl fmt::Display for ShownStr<'_> {
@@ -50,7 +51,7 @@ impl fmt::Display for ShownKey<'_> {
 }
 
 /// `text` escaped between two `quote`s, cut after [`MAX_SHOWN_CHARS`] characters with `...`
-/// after the closing quote.
+/// and the real length in bytes after the closing quote.
 fn write_shown(f: &mut fmt::Formatter<'_>, text: &str, quote: &str) -> fmt::Result {
     // Where character number `MAX_SHOWN_CHARS` starts, counted over the bytes that start
     // a character (any but the continuation bytes `0b10xx_xxxx`).
@@ -68,7 +69,8 @@ fn write_shown(f: &mut fmt::Formatter<'_>, text: &str, quote: &str) -> fmt::Resu
     write_escaped(f, shown)?;
     f.write_str(quote)?;
     if was_cut {
-        f.write_str("...")?;
+        // The real length, so a cut value is not taken for the whole.
+        write!(f, "... ({} bytes)", text.len())?;
     }
     Ok(())
 }
@@ -223,7 +225,7 @@ mod tests {
         );
         assert_eq!(
             ShownStr(&"x".repeat(70)).to_string(),
-            format!("\"{}\"...", "x".repeat(64))
+            format!("\"{}\"... (70 bytes)", "x".repeat(64))
         );
     }
 
