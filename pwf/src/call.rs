@@ -508,6 +508,9 @@ impl Request {
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
         crate::plugin::land_calls_with(on_response);
+        if route != 0 {
+            crate::plugin::on_stream_end(end_routes_through);
+        }
     }
 
     /// An error of this request's call.

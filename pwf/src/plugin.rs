@@ -757,6 +757,9 @@ thread_local! {
     /// What a tick fires besides the plugin's `on_tick`, set when the first timer is armed:
     /// a plugin that never sleeps carries no timer code.
     static TICK_TIMERS: Cell<Option<fn()>> = const { Cell::new(None) };
+    /// What a stream's end does to the calls routed through it, set when the first call is
+    /// routed through a stream: a plugin whose groups never are carries no code for it.
+    static STREAM_ENDED: Cell<Option<fn(u32)>> = const { Cell::new(None) };
 }
 
 // The hooks are stored through `black_box`: seeing a single constant stored, the optimizer
@@ -775,6 +778,20 @@ pub(crate) fn land_calls_with(landing: CallLanding) {
 /// Fires `timers` on every tick from now on.
 pub(crate) fn tick_timers_with(timers: fn()) {
     TICK_TIMERS.with(|slot| slot.set(Some(std::hint::black_box(timers))));
+}
+
+/// Runs `ended` with the id of every stream that ends, from now on.
+pub(crate) fn on_stream_end(ended: fn(u32)) {
+    STREAM_ENDED.with(|slot| slot.set(Some(std::hint::black_box(ended))));
+}
+
+/// A stream (HTTP or TCP) ended: fails the calls routed through it, if any
+/// call ever was, and runs what that woke.
+pub(crate) fn stream_ended(context_id: u32) {
+    if let Some(ended) = STREAM_ENDED.with(Cell::get) {
+        ended(context_id);
+        executor::run_until_stalled();
+    }
 }
 
 /// A call response: lands it when a call was ever sent.
@@ -1024,8 +1041,7 @@ impl<P: Plugin> Context for Stream<P> {
         }
         // A group of this stream's awaited by another stream: its calls fail
         // now, rather than never land.
-        crate::call::end_routes_through(self.id);
-        executor::run_until_stalled();
+        stream_ended(self.id);
         true
     }
 }

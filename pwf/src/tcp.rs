@@ -562,8 +562,7 @@ impl<P: TcpPlugin> Context for Connection<P> {
     fn on_done(&mut self) -> bool {
         context::enter(self.tcp.id, self.root, Sdk::Stream);
         executor::cancel_context(self.tcp.id);
-        crate::call::end_routes_through(self.tcp.id);
-        executor::run_until_stalled();
+        crate::plugin::stream_ended(self.tcp.id);
         true
     }
 }
