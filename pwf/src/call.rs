@@ -494,6 +494,9 @@ impl Request {
         // it, and if the group outlives it, its calls fail when it ends.
         let (token, route) = self.dispatch(true)?;
         self.register(token, route, group.clone(), index);
+        if route != 0 {
+            crate::plugin::on_stream_end(end_routes_through);
+        }
         Ok(())
     }
 
@@ -508,9 +511,6 @@ impl Request {
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
         crate::plugin::land_calls_with(on_response);
-        if route != 0 {
-            crate::plugin::on_stream_end(end_routes_through);
-        }
     }
 
     /// An error of this request's call.
