@@ -11,6 +11,8 @@ use crate::steps::{cargo, Steps};
 const PROBE: &str = "probe-plugin";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
+/// The test of `bench/runner/tests/budget.rs`, a step of its own after the release wasm builds.
+const BUDGET_TEST: &str = "examples_stay_within_the_size_and_instruction_budget";
 
 /// Which steps to run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,7 +40,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             .collect()
     };
 
-    let mut steps = Steps::new(if scope == Scope::All { 10 } else { 4 });
+    let mut steps = Steps::new(if scope == Scope::All { 11 } else { 4 });
     steps.run(
         "install what is missing (wasm32-wasip1 target, Envoy 1.40)",
         || {
@@ -64,13 +66,27 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })?;
         steps.run("unit tests", || {
-            cargo(&["test", "--workspace", "--exclude", E2E])
+            cargo(&[
+                "test",
+                "--workspace",
+                "--exclude",
+                E2E,
+                "--",
+                "--skip",
+                BUDGET_TEST,
+            ])
         })?;
     }
     steps.run("release wasm builds", || {
         let args = packages(&["build", "--target", WASM_TARGET, "--release"]);
         cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
     })?;
+    if scope == Scope::All {
+        steps.run(
+            "size and instruction budget (bench/budget.toml)",
+            check_budget,
+        )?;
+    }
     steps.run(
         "envoy --mode validate (every Envoy config)",
         validate_configs,
@@ -99,6 +115,14 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
     }
     steps.summary();
     Ok(())
+}
+
+/// Holds the examples' sizes and instructions per request to `bench/budget.toml`, with the
+/// release builds of the step before. Run as the unit tests are, with the same packages, so
+/// cargo resolves the same features and finds everything built: `cargo run -p pwf-bench`
+/// would build wasmtime a second time, with the features of that package alone.
+fn check_budget() -> Result<(), String> {
+    cargo(&["test", "--workspace", "--exclude", E2E, "--test", "budget"])
 }
 
 /// Every Envoy config: the `*.yaml` under `envoy/` and `examples/` (hidden directories,
