@@ -11,7 +11,8 @@ use crate::steps::{cargo, Steps};
 const PROBE: &str = "probe-plugin";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
-/// The test of `bench/runner/tests/budget.rs`, a step of its own after the release wasm builds.
+/// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
+/// builds, not one of the unit tests.
 const BUDGET_TEST: &str = "examples_stay_within_the_size_and_instruction_budget";
 
 /// Which steps to run.
@@ -118,11 +119,21 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
 }
 
 /// Holds the examples' sizes and instructions per request to `bench/budget.toml`, with the
-/// release builds of the step before. Run as the unit tests are, with the same packages, so
-/// cargo resolves the same features and finds everything built: `cargo run -p pwf-bench`
-/// would build wasmtime a second time, with the features of that package alone.
+/// release builds of the step before. Selected by name among the test targets the unit tests
+/// built: cargo then resolves the same features and finds everything built, where
+/// `--test budget` or `cargo run -p pwf-bench` would build wasmtime a second time.
 fn check_budget() -> Result<(), String> {
-    cargo(&["test", "--workspace", "--exclude", E2E, "--test", "budget"])
+    cargo(&[
+        "test",
+        "--quiet",
+        "--workspace",
+        "--exclude",
+        E2E,
+        "--tests",
+        "--",
+        "--exact",
+        BUDGET_TEST,
+    ])
 }
 
 /// Every Envoy config: the `*.yaml` under `envoy/` and `examples/` (hidden directories,
