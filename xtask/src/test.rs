@@ -15,6 +15,9 @@ const UNREGISTERED: &str = "unregistered-plugin";
 const HOSTILE: &str = "hostile-plugin";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
+/// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
+/// builds, not one of the unit tests.
+const BUDGET_TEST: &str = "examples_stay_within_the_size_and_instruction_budget";
 
 /// Which steps to run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,7 +45,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             .collect()
     };
 
-    let mut steps = Steps::new(if scope == Scope::All { 10 } else { 4 });
+    let mut steps = Steps::new(if scope == Scope::All { 11 } else { 4 });
     steps.run(
         "install what is missing (wasm32-wasip1 target, Envoy 1.40)",
         || {
@@ -68,13 +71,27 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })?;
         steps.run("unit tests", || {
-            cargo(&["test", "--workspace", "--exclude", E2E])
+            cargo(&[
+                "test",
+                "--workspace",
+                "--exclude",
+                E2E,
+                "--",
+                "--skip",
+                BUDGET_TEST,
+            ])
         })?;
     }
     steps.run("release wasm builds", || {
         let args = packages(&["build", "--target", WASM_TARGET, "--release"]);
         cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
     })?;
+    if scope == Scope::All {
+        steps.run(
+            "size and instruction budget (bench/budget.toml)",
+            check_budget,
+        )?;
+    }
     steps.run(
         "envoy --mode validate (every Envoy config)",
         validate_configs,
@@ -103,6 +120,24 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
     }
     steps.summary();
     Ok(())
+}
+
+/// Holds the examples' sizes and instructions per request to `bench/budget.toml`, with the
+/// release builds of the step before. Selected by name among the test targets the unit tests
+/// built: cargo then resolves the same features and finds everything built, where
+/// `--test budget` or `cargo run -p pwf-bench` would build wasmtime a second time.
+fn check_budget() -> Result<(), String> {
+    cargo(&[
+        "test",
+        "--quiet",
+        "--workspace",
+        "--exclude",
+        E2E,
+        "--tests",
+        "--",
+        "--exact",
+        BUDGET_TEST,
+    ])
 }
 
 /// Every Envoy config: the `*.yaml` under `envoy/` and `examples/` (hidden directories,

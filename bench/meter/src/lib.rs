@@ -221,6 +221,9 @@ impl Vm {
     pub fn load(wasm: &[u8], options: VmOptions) -> Result<Vm, MeterError> {
         let mut config = Config::new();
         config.consume_fuel(true);
+        // Fuel counts wasm operators, whatever machine code they become: the
+        // optimizer would only add compile time (a fifth of the budget check's).
+        config.cranelift_opt_level(wasmtime::OptLevel::None);
         let function_profile = options.function_profile;
         if function_profile {
             // A deadline of the current epoch stops at every function entry

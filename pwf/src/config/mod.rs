@@ -165,7 +165,7 @@ pub trait PluginConfig: ConfigValue {
     /// );
     /// ```
     fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        parse_vec(bytes.to_vec())
+        parse_slice(bytes)
     }
 
     /// Describes the keys this configuration accepts.
@@ -186,9 +186,13 @@ pub trait PluginConfig: ConfigValue {
     fn schema() -> Schema;
 }
 
-/// [`PluginConfig::parse`] of bytes it keeps (messages look up the text of floats in them),
-/// with no copy of them.
+/// [`PluginConfig::parse`] of the configuration as the host gave it.
 pub(crate) fn parse_vec<C: PluginConfig>(bytes: Vec<u8>) -> Result<C, ConfigError> {
+    parse_slice(&bytes)
+}
+
+/// What [`PluginConfig::parse`] does.
+fn parse_slice<C: PluginConfig>(bytes: &[u8]) -> Result<C, ConfigError> {
     let mut config = None;
     read_config(bytes, &mut |value, problems| {
         config = C::from_config(value, &Path::root(), problems);
@@ -204,11 +208,11 @@ pub(crate) fn parse_vec<C: PluginConfig>(bytes: Vec<u8>) -> Result<C, ConfigErro
 /// a JSON value dropped in code instantiated in the plugin's crate would link a second copy
 /// of `Value`'s drop glue next to the one serde_json's reader uses.
 fn read_config(
-    bytes: Vec<u8>,
+    bytes: &[u8],
     read: &mut dyn FnMut(&serde_json::Value, &mut Problems) -> bool,
 ) -> Result<(), ConfigError> {
-    let value = value::read_json(&bytes)?;
-    let mut problems = Problems::in_source(bytes);
+    let value = value::read_json(bytes)?;
+    let mut problems = Problems::new();
     if !read(&value, &mut problems) && problems.is_empty() {
         problems.push(&Path::root(), "invalid configuration");
     }
