@@ -52,6 +52,8 @@
 //! - [`#[derive(PluginConfig)]`](derive@PluginConfig): typed, validated
 //!   configuration, rejected at load with messages that name the field.
 //! - [`SharedCounter`] and [`SharedValue`]: exact shared state across workers.
+//! - [`RateLimiter`], [`SharedCache`] and [`SharedTable`]: per-key shared
+//!   state whose memory stays bounded, whatever the number of keys.
 //! - [`Request`] and [`DispatchGroup`]: outbound calls without token maps.
 //! - [`Http::spawn`]: async filters that `.await` their calls.
 //! - Every host status is a `Result`; pwf never panics on one.
@@ -72,15 +74,18 @@ mod host;
 mod http;
 mod plugin;
 mod queue;
+mod ratelimit;
 mod shared;
 mod tcp;
 mod tokens;
 
 pub mod alloc;
+pub mod cache;
 pub mod config;
 pub mod log;
 pub mod metrics;
 pub mod properties;
+pub mod table;
 pub mod timer;
 
 /// What the VM's runtime holds right now: for metrics, diagnostics and tests.
@@ -129,8 +134,11 @@ pub use plugin::{
     register, register_tcp, root_context, tcp_root_context, HttpFilter, Plugin, PluginContext,
 };
 pub use pwf_macros::PluginConfig;
+pub use cache::SharedCache;
 pub use queue::SharedQueue;
+pub use ratelimit::{Decision, RateLimit, RateLimiter};
 pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};
+pub use table::SharedTable;
 pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};
 
 /// The README's code, compiled as doc tests.

@@ -14,6 +14,12 @@
 //!
 //! Nothing is ever reset: a counter starts at 0 when its key does not exist,
 //! so a VM start, a reload or a new worker leaves it as it was.
+//!
+//! Nothing is ever deleted either: the ABI has no delete, and Envoy keeps
+//! every key written until it restarts (about 400 bytes each). Keys that come
+//! from requests (a client, a tenant, a window) go in a bounded
+//! [`SharedTable`](crate::SharedTable), [`RateLimiter`](crate::RateLimiter) or
+//! [`SharedCache`](crate::SharedCache) instead.
 
 use std::cell::Cell;
 use std::fmt;
@@ -105,6 +111,15 @@ pub enum SharedError {
         /// The key.
         key: String,
     },
+    /// The encoded value is longer than the table's entries hold.
+    TooLarge {
+        /// The key.
+        key: String,
+        /// The encoded length, in bytes.
+        size: usize,
+        /// The most an entry holds, in bytes.
+        max: usize,
+    },
     /// The host refused a shared-data call.
     Host {
         /// The key.
@@ -119,6 +134,7 @@ impl fmt::Display for SharedError {
         let (SharedError::Contended { key, .. }
         | SharedError::Corrupt { key, .. }
         | SharedError::Overflow { key }
+        | SharedError::TooLarge { key, .. }
         | SharedError::Host { key, .. }) = self;
         write!(f, "shared key `{key}`: ")?;
         match self {
@@ -128,6 +144,10 @@ impl fmt::Display for SharedError {
             ),
             SharedError::Corrupt { reason, .. } => f.write_str(reason),
             SharedError::Overflow { .. } => f.write_str("the value would overflow"),
+            SharedError::TooLarge { size, max, .. } => write!(
+                f,
+                "the value takes {size} bytes, more than the {max} an entry holds"
+            ),
             SharedError::Host { error, .. } => fmt::Display::fmt(error, f),
         }
     }
@@ -143,22 +163,24 @@ impl std::error::Error for SharedError {
 }
 
 /// Why an update or a read failed, before the key is attached.
-enum Failure {
+pub(crate) enum Failure {
     Host(HostError),
     Corrupt(String),
     Overflow,
+    TooLarge { size: usize, max: usize },
     Contended,
 }
 
-/// The CAS loop both types share: read, compute, write conditionally, retry.
-struct CasLoop {
-    key: String,
-    max_attempts: u32,
-    retries: Cell<u64>,
+/// The CAS loop every shared type uses: read, compute, write conditionally,
+/// retry.
+pub(crate) struct CasLoop {
+    pub(crate) key: String,
+    pub(crate) max_attempts: u32,
+    pub(crate) retries: Cell<u64>,
 }
 
 impl CasLoop {
-    fn new(key: String) -> CasLoop {
+    pub(crate) fn new(key: String) -> CasLoop {
         CasLoop {
             key,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
@@ -170,12 +192,13 @@ impl CasLoop {
     /// failure costs no copy of the key until it is reported.
     #[cold]
     #[inline(never)]
-    fn error(&self, failure: Failure) -> SharedError {
+    pub(crate) fn error(&self, failure: Failure) -> SharedError {
         let key = self.key.clone();
         match failure {
             Failure::Host(error) => SharedError::Host { key, error },
             Failure::Corrupt(reason) => SharedError::Corrupt { key, reason },
             Failure::Overflow => SharedError::Overflow { key },
+            Failure::TooLarge { size, max } => SharedError::TooLarge { key, size, max },
             Failure::Contended => SharedError::Contended {
                 key,
                 attempts: self.max_attempts,
@@ -183,7 +206,7 @@ impl CasLoop {
         }
     }
 
-    fn read(&self) -> Result<Option<Vec<u8>>, SharedError> {
+    pub(crate) fn read(&self) -> Result<Option<Vec<u8>>, SharedError> {
         host::get_shared_data(&self.key)
             .map(|entry| entry.map(|entry| entry.value))
             .map_err(|error| self.error(Failure::Host(error)))
@@ -193,24 +216,29 @@ impl CasLoop {
     /// value to return and the bytes to write.
     fn update<T, B: AsRef<[u8]>>(
         &self,
-        next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
+        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
     ) -> Result<T, SharedError> {
-        self.attempt(next).map_err(|failure| self.error(failure))
+        self.attempt(|current| next(current).map(|(value, bytes)| (value, Some(bytes))))
+            .map_err(|failure| self.error(failure))
     }
 
-    fn attempt<T, B: AsRef<[u8]>>(
+    /// The loop itself. `next` may return no bytes: then nothing is written,
+    /// and its value is returned as read.
+    pub(crate) fn attempt<T, B: AsRef<[u8]>>(
         &self,
-        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
+        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, Option<B>), Failure>,
     ) -> Result<T, Failure> {
         for attempt in 1..=self.max_attempts {
             let entry = host::get_shared_data(&self.key).map_err(Failure::Host)?;
             let (value, bytes, cas) = match &entry {
                 Some(entry) => {
                     let (value, bytes) = next(Some(&entry.value))?;
+                    let Some(bytes) = bytes else { return Ok(value) };
                     (value, bytes, entry.cas)
                 }
                 None => {
                     let (value, bytes) = next(None)?;
+                    let Some(bytes) = bytes else { return Ok(value) };
                     (value, bytes, cas_floor().map_err(Failure::Host)?)
                 }
             };
@@ -233,6 +261,15 @@ impl CasLoop {
 ///
 /// The value is stored as 8 little-endian bytes, the bytes the Go SDK's
 /// `shared_data` example writes, so Go and pwf plugins can share a counter.
+///
+/// # Each key lives until Envoy restarts
+///
+/// Shared data cannot delete a key: every distinct key a plugin writes stays
+/// in Envoy's memory (about 400 bytes) until Envoy restarts. Use a
+/// `SharedCounter` for a fixed set of keys. A key built from a request (a
+/// client, an API key, a tenant, a time window) grows Envoy's memory with
+/// every new one: count those with a [`RateLimiter`](crate::RateLimiter) or a
+/// [`SharedTable`](crate::SharedTable), whose memory is bounded.
 ///
 /// ```no_run
 /// use pwf::SharedCounter;
@@ -357,6 +394,13 @@ fn decode_counter(bytes: &[u8]) -> Result<u64, Failure> {
 /// A typed value in Envoy shared data, stored as JSON, updated atomically
 /// across every worker VM.
 ///
+/// # Each key lives until Envoy restarts
+///
+/// Shared data cannot delete a key: every distinct key a plugin writes stays
+/// in Envoy's memory until Envoy restarts. Use a `SharedValue` for a fixed
+/// set of keys; for keys that come from requests, a
+/// [`SharedCache`](crate::SharedCache), whose memory is bounded.
+///
 /// ```no_run
 /// use pwf::SharedValue;
 ///
@@ -453,6 +497,23 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
             })?;
             Ok((next, bytes))
         })
+    }
+
+    /// Replaces the value with `value`, whatever it was.
+    ///
+    /// ```no_run
+    /// let leader: pwf::SharedValue<String> = pwf::SharedValue::new("leader");
+    /// leader.set(&"worker-1".to_owned())?;
+    /// # Ok::<(), pwf::SharedError>(())
+    /// ```
+    pub fn set(&self, value: &T) -> Result<(), SharedError> {
+        let bytes = serde_json::to_vec(value).map_err(|error| {
+            self.cas
+                .error(Failure::Corrupt(format!("cannot encode the new value: {error}")))
+        })?;
+        // One write, conditional like every other: a concurrent creation of
+        // the key is retried, not overwritten blindly by a token of 0.
+        self.cas.update(|_| Ok(((), &bytes)))
     }
 
     /// How many compare-and-swaps this handle lost and retried, in total.
