@@ -208,7 +208,7 @@ impl<V: Serialize + DeserializeOwned> SharedCache<V> {
     ///
     /// fn on_request_headers(decisions: &Rc<SharedCache<bool>>, http: &Http) -> Result<Action, Error> {
     ///     let token = http.request_header("authorization")?;
-///     let token = token.and_then(|token| token.to_str().ok().map(str::to_owned)).unwrap_or_default();
+    ///     let token = token.and_then(|token| token.to_str().ok().map(str::to_owned)).unwrap_or_default();
     ///     let decisions = decisions.clone();
     ///     Ok(http.spawn(async move {
     ///         let allowed = decisions

@@ -123,6 +123,7 @@ pub mod __private;
 #[global_allocator]
 static GLOBAL: alloc::Allocator = alloc::Allocator::new();
 
+pub use cache::SharedCache;
 pub use call::{CallError, CallErrorKind, PendingCall, Request, Response, DEFAULT_TIMEOUT};
 pub use config::PluginConfig;
 pub use error::{Error, HostError, Status};
@@ -134,7 +135,6 @@ pub use plugin::{
     register, register_tcp, root_context, tcp_root_context, HttpFilter, Plugin, PluginContext,
 };
 pub use pwf_macros::PluginConfig;
-pub use cache::SharedCache;
 pub use queue::SharedQueue;
 pub use ratelimit::{Decision, RateLimit, RateLimiter};
 pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};

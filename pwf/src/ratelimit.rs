@@ -486,7 +486,10 @@ impl Decision {
         let requests = self.limit.requests;
         let window = self.limit.per_ms.div_ceil(1000);
         [
-            ("x-ratelimit-limit", format!("{requests}, {requests};w={window}")),
+            (
+                "x-ratelimit-limit",
+                format!("{requests}, {requests};w={window}"),
+            ),
             ("x-ratelimit-remaining", self.remaining.to_string()),
             ("x-ratelimit-reset", self.reset_seconds().to_string()),
         ]

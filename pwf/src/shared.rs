@@ -508,8 +508,9 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     /// ```
     pub fn set(&self, value: &T) -> Result<(), SharedError> {
         let bytes = serde_json::to_vec(value).map_err(|error| {
-            self.cas
-                .error(Failure::Corrupt(format!("cannot encode the new value: {error}")))
+            self.cas.error(Failure::Corrupt(format!(
+                "cannot encode the new value: {error}"
+            )))
         })?;
         // One write, conditional like every other: a concurrent creation of
         // the key is retried, not overwritten blindly by a token of 0.

@@ -394,8 +394,7 @@ impl SharedTable {
             evicted = dropped;
             Ok((value, Some(bytes)))
         });
-        self.retries
-            .set(self.retries.get() + cas.retries.get());
+        self.retries.set(self.retries.get() + cas.retries.get());
         match result {
             Ok(value) => {
                 self.evictions.set(self.evictions.get() + evicted);
@@ -434,7 +433,12 @@ impl SharedTable {
         let mut bytes = Vec::with_capacity(size);
         encode(&mut bytes, &fingerprint, expires_at_ms, value);
         for stored in kept {
-            encode(&mut bytes, &stored.fingerprint, stored.expires_at_ms, stored.value);
+            encode(
+                &mut bytes,
+                &stored.fingerprint,
+                stored.expires_at_ms,
+                stored.value,
+            );
         }
         (bytes, dropped)
     }
@@ -579,11 +583,19 @@ mod tests {
         let entries = parse(&bytes).ok().unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(
-            (entries[0].fingerprint, entries[0].expires_at_ms, entries[0].value),
+            (
+                entries[0].fingerprint,
+                entries[0].expires_at_ms,
+                entries[0].value
+            ),
             ([1; 16], 7, &b"abc"[..])
         );
         assert_eq!(
-            (entries[1].fingerprint, entries[1].expires_at_ms, entries[1].value),
+            (
+                entries[1].fingerprint,
+                entries[1].expires_at_ms,
+                entries[1].value
+            ),
             ([2; 16], 9, &b""[..])
         );
     }
