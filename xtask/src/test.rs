@@ -9,6 +9,8 @@ use crate::steps::{cargo, Steps};
 
 /// The raw proxy-wasm plugin the harness's own e2e tests run.
 const PROBE: &str = "probe-plugin";
+/// The per-key `SharedCounter` limiter the rate_limit memory test compares with.
+const PER_KEY_COUNTER: &str = "per-key-counter";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 
@@ -23,9 +25,9 @@ pub(crate) enum Scope {
 
 pub(crate) fn run(scope: Scope) -> Result<(), String> {
     let examples = examples().map_err(|e| e.to_string())?;
-    // Everything built for wasm32-wasip1: the core, the examples, the probe.
+    // Everything built for wasm32-wasip1: the core, the examples, the test plugins.
     let mut wasm_packages: Vec<&str> = examples.iter().map(|e| e.package.as_str()).collect();
-    wasm_packages.push(PROBE);
+    wasm_packages.extend([PROBE, PER_KEY_COUNTER]);
     let packages = |first: &[&'static str]| -> Vec<String> {
         first
             .iter()
