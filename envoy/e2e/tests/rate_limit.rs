@@ -260,28 +260,34 @@ const SLOTS: usize = 1024;
 /// The limit of the memory test: windows of 2 s, so the load spans several.
 const MEMORY_CONFIG: &str = r#"{"limit": {"requests": 100, "per": "2s"}, "slots": 1024}"#;
 
-/// Sends one request for each of `keys` distinct API keys, after `WARM_UP`
-/// of them; returns `allocated` after the warm-up and at the end.
+/// Sends one request for each of `DISTINCT_KEYS` distinct API keys, in steps
+/// of `WARM_UP`, and prints `allocated` after each step; returns it after the
+/// first step (the warm-up) and at the end.
 fn memory_under_distinct_keys(envoy: &Envoy, tag: &str) -> Result<(u64, u64)> {
     let started = Instant::now();
-    let request = |i: usize| Request::get("/").header("x-api-key", &format!("{tag}-{i}"));
-    let ok = |_: usize, response: &envoy_harness::Response| response.status == 200;
-    let warm: Vec<bool> = send_all(envoy, WARM_UP, 8, request, ok);
-    assert!(warm.iter().all(|ok| *ok));
-    let after_warm_up = allocated(envoy)?;
-    let rest: Vec<bool> = send_all(
-        envoy,
-        DISTINCT_KEYS - WARM_UP,
-        8,
-        |i| request(WARM_UP + i),
-        ok,
-    );
-    assert!(rest.iter().all(|ok| *ok));
-    let at_end = allocated(envoy)?;
+    let mut series = Vec::new();
+    for step in 0..DISTINCT_KEYS / WARM_UP {
+        let first = step * WARM_UP;
+        let statuses = send_all(
+            envoy,
+            WARM_UP,
+            8,
+            |i| Request::get("/").header("x-api-key", &format!("{tag}-{}", first + i)),
+            |_, response| response.status,
+        );
+        assert!(statuses.iter().all(|status| *status == 200));
+        series.push(allocated(envoy)?);
+    }
+    let (after_warm_up, at_end) = (series[0], series[series.len() - 1]);
     eprintln!(
-        "{tag}: {DISTINCT_KEYS} distinct keys in {:.1} s; allocated after {WARM_UP}: {after_warm_up} B, \
-         at the end: {at_end} B, growth {} B",
+        "{tag}: {DISTINCT_KEYS} distinct keys in {:.1} s; allocated every {WARM_UP} keys (MB): {}; \
+         growth after the warm-up: {} B",
         started.elapsed().as_secs_f64(),
+        series
+            .iter()
+            .map(|bytes| format!("{:.2}", *bytes as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(" "),
         at_end as i64 - after_warm_up as i64
     );
     Ok((after_warm_up, at_end))
