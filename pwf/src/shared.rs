@@ -311,8 +311,8 @@ impl SharedCounter {
     /// The key.
     ///
     /// ```
-    /// let hits = pwf::SharedCounter::new(format!("hits.{}", "tenant-a"));
-    /// assert_eq!(hits.key(), "hits.tenant-a");
+    /// let hits = pwf::SharedCounter::new("hits.total");
+    /// assert_eq!(hits.key(), "hits.total");
     /// ```
     pub fn key(&self) -> &str {
         &self.cas.key

@@ -238,7 +238,11 @@ fn cache_get_or_fetch_with_a_failed_call_caches_nothing() {
     let host = host();
     let (_, plugin) = worker(&host, "");
     let first = op(&plugin, "fetch", &[("x-key", "k"), ("x-ttl-ms", "30000")]);
-    first.pending_calls()[0].respond(503, [("content-type", "text/plain")], "upstream connect error");
+    first.pending_calls()[0].respond(
+        503,
+        [("content-type", "text/plain")],
+        "upstream connect error",
+    );
     let second = op(&plugin, "fetch", &[("x-key", "k"), ("x-ttl-ms", "30000")]);
     assert_eq!(second.pending_calls().len(), 1);
     assert!(info(&host).is_empty());
