@@ -40,9 +40,10 @@ pub const DEFAULT_ENTRIES_PER_SLOT: usize = 4;
 /// ```
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 256;
 
-/// What Envoy spends on one shared-data key besides its value, in bytes:
-/// the key, the map's node and the entry's bookkeeping (measured on Envoy
-/// 1.40, see the "Rate limiting and caching" guide).
+/// What the memory bound counts for Envoy's own cost of one shared-data key
+/// (the key, the map's slot, the bookkeeping), in bytes: a deliberately high
+/// figure (Envoy 1.40 was measured at about 120 bytes for a 24-byte key; see
+/// the "Rate limiting and caching" guide).
 ///
 /// ```
 /// assert_eq!(pwf::table::ENVOY_BYTES_PER_KEY, 400);

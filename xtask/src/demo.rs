@@ -196,7 +196,7 @@ pub(crate) const DEMOS: &[Demo] = &[
                 total: 10,
                 connections: 2,
             },
-            Step::Say("the 6th request of the client IP is answered 429, with when to retry:"),
+            Step::Say("the next request of the client IP is answered 429, with when to retry:"),
             get("/anything"),
             Step::Say("an exempt path is never limited:"),
             get("/healthz"),
