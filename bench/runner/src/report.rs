@@ -315,8 +315,10 @@ fn render_rate_limiters(r: &Results) -> String {
     if let [(_, bounded), (_, per_key)] = r.rate_limiters[..] {
         let _ = writeln!(
             md,
-            "\nThe bounded limiter runs {:.2}× the instructions of the per-key counter: it \
-             hashes the key twice and reads and rewrites a slot of up to 4 entries. Its \
+            "\nThe bounded limiter runs {:.2}× the instructions of the per-key counter. Besides \
+             its table (two hashes of the key, a slot of up to 4 entries read and rewritten), \
+             the example does more per request: it writes the three `x-ratelimit-*` response \
+             headers, counts the decision in a metric and checks the exempt prefixes. Its \
              memory does not grow; the counter's does (see \
              [Rate limiting and caching](features/rate-limiting-and-caching.md)).\n",
             bounded / per_key

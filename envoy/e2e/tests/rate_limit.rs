@@ -146,9 +146,9 @@ fn rate_limit_allows_exactly_50_per_key_per_window_at_concurrency_2() -> Result<
     const PER_KEY: usize = 60;
     let envoy = Envoy::example("rate_limit")
         .concurrency(2)
-        .plugin_config(r#"{"limit": {"requests": 50, "per": "5s"}}"#)
+        .plugin_config(r#"{"limit": {"requests": 50, "per": "10s"}}"#)
         .start()?;
-    let per_window = bursts(&envoy, KEYS, PER_KEY, LIMIT, 5_000, 2);
+    let per_window = bursts(&envoy, KEYS, PER_KEY, LIMIT, 10_000, 2);
     // Each burst fit in its window: 20 x 50 = 1000 allowed in each.
     assert_eq!(
         full_windows(&per_window, KEYS, LIMIT),
