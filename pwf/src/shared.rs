@@ -16,7 +16,7 @@
 //! so a VM start, a reload or a new worker leaves it as it was.
 //!
 //! Nothing is ever deleted either: the ABI has no delete, and Envoy keeps
-//! every key written until it restarts (about 400 bytes each). Keys that come
+//! every key written until it restarts (120 bytes or more each). Keys that come
 //! from requests (a client, a tenant, a window) go in a bounded
 //! [`SharedTable`](crate::SharedTable), [`RateLimiter`](crate::RateLimiter) or
 //! [`SharedCache`](crate::SharedCache) instead.
@@ -265,7 +265,7 @@ impl CasLoop {
 /// # Each key lives until Envoy restarts
 ///
 /// Shared data cannot delete a key: every distinct key a plugin writes stays
-/// in Envoy's memory (about 400 bytes) until Envoy restarts. Use a
+/// in Envoy's memory (120 bytes or more) until Envoy restarts. Use a
 /// `SharedCounter` for a fixed set of keys. A key built from a request (a
 /// client, an API key, a tenant, a time window) grows Envoy's memory with
 /// every new one: count those with a [`RateLimiter`](crate::RateLimiter) or a

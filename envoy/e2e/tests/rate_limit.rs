@@ -265,6 +265,7 @@ const MEMORY_CONFIG: &str = r#"{"limit": {"requests": 100, "per": "2s"}, "slots"
 /// first step (the warm-up) and at the end.
 fn memory_under_distinct_keys(envoy: &Envoy, tag: &str) -> Result<(u64, u64)> {
     let started = Instant::now();
+    let before = allocated(envoy)?;
     let mut series = Vec::new();
     for step in 0..DISTINCT_KEYS / WARM_UP {
         let first = step * WARM_UP;
@@ -280,9 +281,10 @@ fn memory_under_distinct_keys(envoy: &Envoy, tag: &str) -> Result<(u64, u64)> {
     }
     let (after_warm_up, at_end) = (series[0], series[series.len() - 1]);
     eprintln!(
-        "{tag}: {DISTINCT_KEYS} distinct keys in {:.1} s; allocated every {WARM_UP} keys (MB): {}; \
-         growth after the warm-up: {} B",
+        "{tag}: {DISTINCT_KEYS} distinct keys in {:.1} s; allocated before: {:.2} MB, then every \
+         {WARM_UP} keys (MB): {}; growth after the warm-up: {} B",
         started.elapsed().as_secs_f64(),
+        before as f64 / 1e6,
         series
             .iter()
             .map(|bytes| format!("{:.2}", *bytes as f64 / 1e6))
