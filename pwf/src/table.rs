@@ -211,7 +211,7 @@ impl SharedTable {
 
     /// Sets how many times an update is tried before it fails with
     /// [`SharedError::Contended`] (at least 1; default
-    /// [`DEFAULT_MAX_ATTEMPTS`](crate::DEFAULT_MAX_ATTEMPTS)).
+    /// [`DEFAULT_MAX_ATTEMPTS`]).
     ///
     /// ```
     /// let table = pwf::table::SharedTable::new("t").with_max_attempts(8);
