@@ -171,6 +171,37 @@ pub(crate) enum Failure {
     Contended,
 }
 
+/// What one step of a CAS loop writes: always bytes, except an `Option`,
+/// whose `None` writes nothing. A trait, not an `Option` everywhere, so that
+/// a loop that always writes compiles to one without the test.
+pub(crate) trait Written {
+    fn written(&self) -> Option<&[u8]>;
+}
+
+impl Written for [u8; 8] {
+    fn written(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+impl Written for Vec<u8> {
+    fn written(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+impl Written for &Vec<u8> {
+    fn written(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+impl Written for Option<Vec<u8>> {
+    fn written(&self) -> Option<&[u8]> {
+        self.as_deref()
+    }
+}
+
 /// The CAS loop every shared type uses: read, compute, write conditionally,
 /// retry.
 pub(crate) struct CasLoop {
@@ -214,37 +245,42 @@ impl CasLoop {
 
     /// `next` maps the current bytes (None: the key does not exist) to the
     /// value to return and the bytes to write.
-    fn update<T, B: AsRef<[u8]>>(
+    fn update<T, B: Written>(
         &self,
-        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
+        next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
     ) -> Result<T, SharedError> {
-        self.attempt(|current| next(current).map(|(value, bytes)| (value, Some(bytes))))
-            .map_err(|failure| self.error(failure))
+        self.attempt(next).map_err(|failure| self.error(failure))
     }
 
-    /// The loop itself. `next` may return no bytes: then nothing is written,
-    /// and its value is returned as read.
-    pub(crate) fn attempt<T, B: AsRef<[u8]>>(
+    /// The loop itself. When `next` returns nothing to write (`None`, for
+    /// an `Option`), its value is returned as read.
+    pub(crate) fn attempt<T, B: Written>(
         &self,
-        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, Option<B>), Failure>,
+        mut next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
     ) -> Result<T, Failure> {
         for attempt in 1..=self.max_attempts {
             let entry = host::get_shared_data(&self.key).map_err(Failure::Host)?;
             let (value, bytes, cas) = match &entry {
                 Some(entry) => {
                     let (value, bytes) = next(Some(&entry.value))?;
-                    let Some(bytes) = bytes else { return Ok(value) };
+                    if bytes.written().is_none() {
+                        return Ok(value);
+                    }
                     (value, bytes, entry.cas)
                 }
                 None => {
                     let (value, bytes) = next(None)?;
-                    let Some(bytes) = bytes else { return Ok(value) };
+                    if bytes.written().is_none() {
+                        return Ok(value);
+                    }
                     (value, bytes, cas_floor().map_err(Failure::Host)?)
                 }
             };
             // A token of 0 would write unconditionally; Envoy never hands one out.
             let cas = if cas == 0 { u32::MAX } else { cas };
-            match host::set_shared_data(&self.key, bytes.as_ref(), cas) {
+            // `written` is `Some` here: a `None` returned above.
+            let bytes = bytes.written().unwrap_or_default();
+            match host::set_shared_data(&self.key, bytes, cas) {
                 Ok(CasWrite::Written) => return Ok(value),
                 Ok(CasWrite::Mismatch) if attempt < self.max_attempts => {
                     self.retries.set(self.retries.get() + 1);
