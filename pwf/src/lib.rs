@@ -52,6 +52,8 @@
 //! - [`#[derive(PluginConfig)]`](derive@PluginConfig): typed, validated
 //!   configuration, rejected at load with messages that name the field.
 //! - [`SharedCounter`] and [`SharedValue`]: exact shared state across workers.
+//! - [`RateLimiter`], [`SharedCache`] and [`SharedTable`]: per-key shared
+//!   state whose memory stays bounded, whatever the number of keys.
 //! - [`Request`] and [`DispatchGroup`]: outbound calls without token maps.
 //! - [`Http::spawn`]: async filters that `.await` their calls.
 //! - Every host status is a `Result`; pwf never panics on one.
@@ -73,16 +75,19 @@ mod host;
 mod http;
 mod plugin;
 mod queue;
+mod ratelimit;
 mod shared;
 mod shown;
 mod tcp;
 mod tokens;
 
 pub mod alloc;
+pub mod cache;
 pub mod config;
 pub mod log;
 pub mod metrics;
 pub mod properties;
+pub mod table;
 pub mod timer;
 
 /// What the VM's runtime holds right now: for metrics, diagnostics and tests.
@@ -121,6 +126,7 @@ pub mod __private;
 // SAFETY: a wasm32 module without the `atomics` feature runs on one thread.
 static GLOBAL: alloc::Allocator = unsafe { alloc::Allocator::new() };
 
+pub use cache::SharedCache;
 pub use call::{CallError, CallErrorKind, PendingCall, Request, Response, DEFAULT_TIMEOUT};
 pub use config::PluginConfig;
 pub use error::{Error, HostError, Status};
@@ -133,7 +139,9 @@ pub use plugin::{
 };
 pub use pwf_macros::PluginConfig;
 pub use queue::SharedQueue;
+pub use ratelimit::{Decision, RateLimit, RateLimiter};
 pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};
+pub use table::SharedTable;
 pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};
 
 /// The README's code, compiled as doc tests.

@@ -72,6 +72,42 @@ pub fn source_address() -> Result<Option<String>, HostError> {
     text(&["source", "address"])
 }
 
+/// The downstream peer's IP address, without its port: `source.address`
+/// through [`ip_without_port`]. A per-client key that does not change with
+/// each connection.
+///
+/// ```no_run
+/// let client = pwf::properties::client_ip()?.unwrap_or_default();
+/// # Ok::<(), pwf::HostError>(())
+/// ```
+pub fn client_ip() -> Result<Option<String>, HostError> {
+    Ok(source_address()?.map(|address| ip_without_port(&address).to_owned()))
+}
+
+/// The IP of an `ip:port` address as Envoy writes them: `10.0.0.7:51234`
+/// gives `10.0.0.7`, `[2001:db8::1]:443` gives `2001:db8::1`. An address
+/// without a port (a bare IPv6 address, a pipe path) is returned whole.
+///
+/// ```
+/// use pwf::properties::ip_without_port;
+///
+/// assert_eq!(ip_without_port("10.0.0.7:51234"), "10.0.0.7");
+/// assert_eq!(ip_without_port("[2001:db8::1]:443"), "2001:db8::1");
+/// assert_eq!(ip_without_port("2001:db8::1"), "2001:db8::1");
+/// assert_eq!(ip_without_port("10.0.0.7"), "10.0.0.7");
+/// ```
+pub fn ip_without_port(address: &str) -> &str {
+    if let Some(rest) = address.strip_prefix('[') {
+        if let Some((ip, _)) = rest.split_once(']') {
+            return ip;
+        }
+    }
+    match address.split_once(':') {
+        Some((ip, port)) if !port.contains(':') => ip,
+        _ => address,
+    }
+}
+
 /// The name of the route the request matched (`route_name`).
 ///
 /// ```no_run

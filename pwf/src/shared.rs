@@ -14,6 +14,12 @@
 //!
 //! Nothing is ever reset: a counter starts at 0 when its key does not exist,
 //! so a VM start, a reload or a new worker leaves it as it was.
+//!
+//! Nothing is ever deleted either: the ABI has no delete, and Envoy keeps
+//! every key written until it restarts (120 bytes or more each). Keys that come
+//! from requests (a client, a tenant, a window) go in a bounded
+//! [`SharedTable`](crate::SharedTable), [`RateLimiter`](crate::RateLimiter) or
+//! [`SharedCache`](crate::SharedCache) instead.
 
 use std::cell::Cell;
 use std::fmt;
@@ -105,6 +111,15 @@ pub enum SharedError {
         /// The key.
         key: String,
     },
+    /// The encoded value is longer than the table's entries hold.
+    TooLarge {
+        /// The key.
+        key: String,
+        /// The encoded length, in bytes.
+        size: usize,
+        /// The most an entry holds, in bytes.
+        max: usize,
+    },
     /// The host refused a shared-data call.
     Host {
         /// The key.
@@ -119,6 +134,7 @@ impl fmt::Display for SharedError {
         let (SharedError::Contended { key, .. }
         | SharedError::Corrupt { key, .. }
         | SharedError::Overflow { key }
+        | SharedError::TooLarge { key, .. }
         | SharedError::Host { key, .. }) = self;
         write!(f, "shared key `{key}`: ")?;
         match self {
@@ -128,6 +144,10 @@ impl fmt::Display for SharedError {
             ),
             SharedError::Corrupt { reason, .. } => f.write_str(reason),
             SharedError::Overflow { .. } => f.write_str("the value would overflow"),
+            SharedError::TooLarge { size, max, .. } => write!(
+                f,
+                "the value takes {size} bytes, more than the {max} an entry holds"
+            ),
             SharedError::Host { error, .. } => fmt::Display::fmt(error, f),
         }
     }
@@ -138,22 +158,55 @@ impl fmt::Display for SharedError {
 impl std::error::Error for SharedError {}
 
 /// Why an update or a read failed, before the key is attached.
-enum Failure {
+pub(crate) enum Failure {
     Host(HostError),
     Corrupt(String),
     Overflow,
+    TooLarge { size: usize, max: usize },
     Contended,
 }
 
-/// The CAS loop both types share: read, compute, write conditionally, retry.
-struct CasLoop {
-    key: String,
-    max_attempts: u32,
-    retries: Cell<u64>,
+/// What one step of a CAS loop writes: always bytes, except an `Option`,
+/// whose `None` writes nothing. A trait, not an `Option` everywhere, so that
+/// a loop that always writes compiles to one without the test.
+pub(crate) trait Written {
+    fn written(&self) -> Option<&[u8]>;
+}
+
+impl Written for [u8; 8] {
+    fn written(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+impl Written for Vec<u8> {
+    fn written(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+impl Written for &Vec<u8> {
+    fn written(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+}
+
+impl Written for Option<Vec<u8>> {
+    fn written(&self) -> Option<&[u8]> {
+        self.as_deref()
+    }
+}
+
+/// The CAS loop every shared type uses: read, compute, write conditionally,
+/// retry.
+pub(crate) struct CasLoop {
+    pub(crate) key: String,
+    pub(crate) max_attempts: u32,
+    pub(crate) retries: Cell<u64>,
 }
 
 impl CasLoop {
-    fn new(key: String) -> CasLoop {
+    pub(crate) fn new(key: String) -> CasLoop {
         CasLoop {
             key,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
@@ -165,12 +218,13 @@ impl CasLoop {
     /// failure costs no copy of the key until it is reported.
     #[cold]
     #[inline(never)]
-    fn error(&self, failure: Failure) -> SharedError {
+    pub(crate) fn error(&self, failure: Failure) -> SharedError {
         let key = self.key.clone();
         match failure {
             Failure::Host(error) => SharedError::Host { key, error },
             Failure::Corrupt(reason) => SharedError::Corrupt { key, reason },
             Failure::Overflow => SharedError::Overflow { key },
+            Failure::TooLarge { size, max } => SharedError::TooLarge { key, size, max },
             Failure::Contended => SharedError::Contended {
                 key,
                 attempts: self.max_attempts,
@@ -178,7 +232,7 @@ impl CasLoop {
         }
     }
 
-    fn read(&self) -> Result<Option<Vec<u8>>, SharedError> {
+    pub(crate) fn read(&self) -> Result<Option<Vec<u8>>, SharedError> {
         host::get_shared_data(&self.key)
             .map(|entry| entry.map(|entry| entry.value))
             .map_err(|error| self.error(Failure::Host(error)))
@@ -186,14 +240,16 @@ impl CasLoop {
 
     /// `next` maps the current bytes (None: the key does not exist) to the
     /// value to return and the bytes to write.
-    fn update<T, B: AsRef<[u8]>>(
+    fn update<T, B: Written>(
         &self,
         next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
     ) -> Result<T, SharedError> {
         self.attempt(next).map_err(|failure| self.error(failure))
     }
 
-    fn attempt<T, B: AsRef<[u8]>>(
+    /// The loop itself. When `next` returns nothing to write (`None`, for
+    /// an `Option`), its value is returned as read.
+    pub(crate) fn attempt<T, B: Written>(
         &self,
         mut next: impl FnMut(Option<&[u8]>) -> Result<(T, B), Failure>,
     ) -> Result<T, Failure> {
@@ -202,16 +258,24 @@ impl CasLoop {
             let (value, bytes, cas) = match &entry {
                 Some(entry) => {
                     let (value, bytes) = next(Some(&entry.value))?;
+                    if bytes.written().is_none() {
+                        return Ok(value);
+                    }
                     (value, bytes, entry.cas)
                 }
                 None => {
                     let (value, bytes) = next(None)?;
+                    if bytes.written().is_none() {
+                        return Ok(value);
+                    }
                     (value, bytes, cas_floor().map_err(Failure::Host)?)
                 }
             };
             // A token of 0 would write unconditionally; Envoy never hands one out.
             let cas = if cas == 0 { u32::MAX } else { cas };
-            match host::set_shared_data(&self.key, bytes.as_ref(), cas) {
+            // `written` is `Some` here: a `None` returned above.
+            let bytes = bytes.written().unwrap_or_default();
+            match host::set_shared_data(&self.key, bytes, cas) {
                 Ok(CasWrite::Written) => return Ok(value),
                 Ok(CasWrite::Mismatch) if attempt < self.max_attempts => {
                     self.retries.set(self.retries.get() + 1);
@@ -228,6 +292,15 @@ impl CasLoop {
 ///
 /// The value is stored as 8 little-endian bytes, the bytes the Go SDK's
 /// `shared_data` example writes, so Go and pwf plugins can share a counter.
+///
+/// # Each key lives until Envoy restarts
+///
+/// Shared data cannot delete a key: every distinct key a plugin writes stays
+/// in Envoy's memory (120 bytes or more) until Envoy restarts. Use a
+/// `SharedCounter` for a fixed set of keys. A key built from a request (a
+/// client, an API key, a tenant, a time window) grows Envoy's memory with
+/// every new one: count those with a [`RateLimiter`](crate::RateLimiter) or a
+/// [`SharedTable`](crate::SharedTable), whose memory is bounded.
 ///
 /// ```no_run
 /// use pwf::SharedCounter;
@@ -269,8 +342,8 @@ impl SharedCounter {
     /// The key.
     ///
     /// ```
-    /// let hits = pwf::SharedCounter::new(format!("hits.{}", "tenant-a"));
-    /// assert_eq!(hits.key(), "hits.tenant-a");
+    /// let hits = pwf::SharedCounter::new("hits.total");
+    /// assert_eq!(hits.key(), "hits.total");
     /// ```
     pub fn key(&self) -> &str {
         &self.cas.key
@@ -351,6 +424,13 @@ fn decode_counter(bytes: &[u8]) -> Result<u64, Failure> {
 
 /// A typed value in Envoy shared data, stored as JSON, updated atomically
 /// across every worker VM.
+///
+/// # Each key lives until Envoy restarts
+///
+/// Shared data cannot delete a key: every distinct key a plugin writes stays
+/// in Envoy's memory until Envoy restarts. Use a `SharedValue` for a fixed
+/// set of keys; for keys that come from requests, a
+/// [`SharedCache`](crate::SharedCache), whose memory is bounded.
 ///
 /// ```no_run
 /// use pwf::SharedValue;
@@ -448,6 +528,24 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
             })?;
             Ok((next, bytes))
         })
+    }
+
+    /// Replaces the value with `value`, whatever it was.
+    ///
+    /// ```no_run
+    /// let leader: pwf::SharedValue<String> = pwf::SharedValue::new("leader");
+    /// leader.set(&"worker-1".to_owned())?;
+    /// # Ok::<(), pwf::SharedError>(())
+    /// ```
+    pub fn set(&self, value: &T) -> Result<(), SharedError> {
+        let bytes = serde_json::to_vec(value).map_err(|error| {
+            self.cas.error(Failure::Corrupt(format!(
+                "cannot encode the new value: {error}"
+            )))
+        })?;
+        // One write, conditional like every other: a concurrent creation of
+        // the key is retried, not overwritten blindly by a token of 0.
+        self.cas.update(|_| Ok(((), &bytes)))
     }
 
     /// How many compare-and-swaps this handle lost and retried, in total.

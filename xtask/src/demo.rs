@@ -197,6 +197,40 @@ pub(crate) const DEMOS: &[Demo] = &[
             },
         ],
     },
+    Demo {
+        example: "rate_limit",
+        config: None,
+        workers: 2,
+        steps: &[
+            Step::Say(
+                "5 requests per minute per API key (envoy.yaml); allowed responses say what is left:",
+            ),
+            Step::Curl {
+                method: "GET",
+                path: "/anything",
+                headers: &[("x-api-key", "k1")],
+                body: "",
+            },
+            Step::Say("without the header, the key is the client IP: 10 requests, 5 allowed:"),
+            Step::Load {
+                path: "/anything",
+                total: 10,
+                connections: 2,
+            },
+            Step::Say("the next request of the client IP is answered 429, with when to retry:"),
+            get("/anything"),
+            Step::Say("an exempt path is never limited:"),
+            get("/healthz"),
+            Step::Say("the decisions, in Envoy's stats:"),
+            Step::Stats {
+                prefix: "wasmcustom.rate_limit",
+            },
+            Step::Say("a limit of 0 requests is not a valid configuration; Envoy refuses to start:"),
+            Step::Refuse {
+                config: r#"{"limit": {"requests": 0, "per": "1m"}}"#,
+            },
+        ],
+    },
 ];
 
 /// 2000 bytes: over the audit example's 1024-byte body limit.

@@ -107,6 +107,48 @@ pub(crate) fn exchanges(example: Example) -> Vec<Exchange> {
     }
 }
 
+/// The configuration both rate limiters are metered with: a limit no key
+/// reaches, so every request takes the same (allowed) path in both.
+pub(crate) const RATE_LIMIT_CONFIG: &str = r#"{"limit": {"requests": 1000000, "per": "1h"}}"#;
+
+/// How many distinct API keys the rate limiters are metered with, in turn.
+pub(crate) const RATE_LIMIT_KEYS: usize = 256;
+
+/// Guest instructions per request of a rate limiter plugin configured with
+/// [`RATE_LIMIT_CONFIG`], its requests carrying [`RATE_LIMIT_KEYS`] API keys
+/// in turn, at level warning; averaged over `requests` after `warmup` (by
+/// which every key exists).
+pub(crate) fn meter_rate_limit(wasm: &[u8], warmup: usize, requests: usize) -> Result<f64> {
+    let options = VmOptions {
+        configuration: RATE_LIMIT_CONFIG.as_bytes().to_vec(),
+        log_level: LogLevel::Warn,
+        ..VmOptions::default()
+    };
+    let mut vm = Vm::load(wasm, options)?;
+    let exchanges: Vec<Exchange> = (0..RATE_LIMIT_KEYS)
+        .map(|key| {
+            let mut headers = request_headers();
+            headers.push(("x-api-key".to_owned(), format!("client-{key:04}")));
+            Exchange {
+                request_headers: headers,
+                response_headers: response_headers(),
+                call_responses: Vec::new(),
+            }
+        })
+        .collect();
+    let mut total = Fuel::default();
+    for n in 0..warmup.max(RATE_LIMIT_KEYS) + requests {
+        let (fuel, outcome) = vm.request(&exchanges[n % exchanges.len()])?;
+        if let Some(response) = &outcome.local_response {
+            return Err(format!("request {n} was answered {response:?}, not let through").into());
+        }
+        if n >= warmup.max(RATE_LIMIT_KEYS) {
+            total.accumulate(&fuel);
+        }
+    }
+    Ok(total.total() as f64 / requests.max(1) as f64)
+}
+
 /// Loads `wasm` and drives `warmup + requests` streams through it; averages
 /// the last `requests`.
 pub(crate) fn meter(

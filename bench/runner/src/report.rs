@@ -105,6 +105,8 @@ struct Results {
     loads: HashMap<(Example, Target), Vec<Load>>,
     /// Latency samples of `multiple_dispatches` per flavor and call count.
     dispatch: HashMap<(Flavor, u32), Vec<Duration>>,
+    /// Guest instructions per request of each of [`wasm::RATE_LIMITERS`].
+    rate_limiters: Vec<(&'static str, f64)>,
     envoy_version: String,
     /// Where Envoy and the load ran, as the Machine section says it.
     placement: String,
@@ -136,6 +138,8 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
         }
         wasm::build_system_allocator(workspace)?;
         measure_static(settings, &mut results)?;
+        wasm::build_rate_limiters(workspace)?;
+        measure_rate_limiters(settings, &mut results)?;
     }
     if let Some(bin) = &envoy_bin {
         results.envoy_version = Command::new(bin)
@@ -273,6 +277,54 @@ fn measure_static(settings: &Settings, results: &mut Results) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Guest instructions per request of the bounded `RateLimiter` and of one
+/// `SharedCounter` per key and window.
+fn measure_rate_limiters(settings: &Settings, results: &mut Results) -> Result<()> {
+    let requests = settings.metered_requests;
+    let warmup = (requests / 10).max(10);
+    for package in wasm::RATE_LIMITERS {
+        eprintln!("metering {package}");
+        let bytes = fs::read(wasm::rate_limiter_path(&settings.workspace, package))?;
+        let fuel = metering::meter_rate_limit(&bytes, warmup, requests)?;
+        results.rate_limiters.push((package, fuel));
+    }
+    Ok(())
+}
+
+/// The section "Rate limiter": the bounded limiter against a counter per key.
+fn render_rate_limiters(r: &Results) -> String {
+    let mut md = format!(
+        "## Rate limiter
+
+\
+         Guest instructions per request of `examples/rate_limit` (`pwf::RateLimiter`: a \
+         fixed window per key in a bounded table of shared-data slots) against \
+         `envoy/testdata/per-key-counter` (the same limit written with one \
+         `pwf::SharedCounter` per key and window, whose shared data grows with every key), \
+         both configured with `{}` and sent {} API keys in turn, so every request is \
+         allowed and every key exists after the warm-up. Level warning.\n\n\
+         | plugin | guest instructions per request |\n|---|---|\n",
+        metering::RATE_LIMIT_CONFIG,
+        metering::RATE_LIMIT_KEYS
+    );
+    for (package, fuel) in &r.rate_limiters {
+        let _ = writeln!(md, "| `{package}` | {fuel:.0} |");
+    }
+    if let [(_, bounded), (_, per_key)] = r.rate_limiters[..] {
+        let _ = writeln!(
+            md,
+            "\nThe bounded limiter runs {:.2}× the instructions of the per-key counter. Besides \
+             its table (two hashes of the key, a slot of up to 4 entries read and rewritten), \
+             the example does more per request: it writes the three `x-ratelimit-*` response \
+             headers, counts the decision in a metric and checks the exempt prefixes. Its \
+             memory does not grow; the counter's does (see \
+             [Rate limiting and caching](features/rate-limiting-and-caching.md)).\n",
+            bounded / per_key
+        );
+    }
+    md
 }
 
 /// The path every load request asks for: the upstream's `/body` route with a
@@ -972,6 +1024,9 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
     md.push('\n');
 
     // Envoy.
+    if !r.rate_limiters.is_empty() {
+        md.push_str(&render_rate_limiters(r));
+    }
     if !r.loads.is_empty() {
         md.push_str(&render_envoy(settings, r));
     }

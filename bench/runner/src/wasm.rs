@@ -109,6 +109,31 @@ fn cargo_build(
     Ok(())
 }
 
+/// The two rate limiters the suite meters against each other: the bounded
+/// `RateLimiter` of `examples/rate_limit`, and one `SharedCounter` per key
+/// and window (`envoy/testdata/per-key-counter`).
+pub(crate) const RATE_LIMITERS: [&str; 2] = ["rate_limit", "per-key-counter"];
+
+/// Builds [`RATE_LIMITERS`] in the release variant.
+pub(crate) fn build_rate_limiters(workspace: &Path) -> Result<()> {
+    cargo_build(
+        workspace,
+        Variant::Release.dir(),
+        Variant::Release.rustflags(),
+        &[],
+        RATE_LIMITERS.map(str::to_owned),
+        "the rate limiters",
+    )
+}
+
+/// The `.wasm` of `package`, one of [`RATE_LIMITERS`].
+pub(crate) fn rate_limiter_path(workspace: &Path, package: &str) -> PathBuf {
+    target_root(workspace)
+        .join(Variant::Release.dir())
+        .join("wasm32-wasip1/release")
+        .join(format!("{}.wasm", package.replace('-', "_")))
+}
+
 /// Where [`build_system_allocator`] builds.
 const SYSTEM_ALLOCATOR_DIR: &str = "system-allocator";
 
