@@ -149,7 +149,7 @@ impl Request {
         cluster: impl AsRef<str>,
         path: impl Into<String>,
     ) -> Request {
-        Request {
+        let mut request = Request {
             cluster: Rc::from(cluster.as_ref()),
             method: method.into(),
             path: path.into(),
@@ -160,6 +160,24 @@ impl Request {
             timeout: DEFAULT_TIMEOUT,
             read: Read::WHOLE,
             refusal: None,
+        };
+        // The pseudo-headers' values are checked as they are set, once, not
+        // at every send of a request built once and sent many times (the
+        // cluster is the default `:authority`).
+        let cluster = request.cluster.clone();
+        let method = request.method.clone();
+        let path = std::mem::take(&mut request.path);
+        request.check_pseudo(":method", &method);
+        request.check_pseudo(":path", &path);
+        request.check_pseudo(":authority", &cluster);
+        request.path = path;
+        request
+    }
+
+    /// Refuses the request if `value` cannot be pseudo-header `name`'s.
+    fn check_pseudo(&mut self, name: &str, value: &str) {
+        if let Err(invalid) = crate::headers::check_value(name, value.as_bytes()) {
+            self.refuse(CallErrorKind::InvalidHeader(invalid));
         }
     }
 
@@ -204,7 +222,9 @@ impl Request {
     /// assert_eq!(request.cluster(), "backend");
     /// ```
     pub fn authority(mut self, authority: impl Into<String>) -> Request {
-        self.authority = Some(authority.into());
+        let authority = authority.into();
+        self.check_pseudo(":authority", &authority);
+        self.authority = Some(authority);
         self
     }
 
@@ -579,19 +599,10 @@ impl Request {
 
 impl Request {
     /// Checks what Envoy checks when it takes the call, to say which limit a
-    /// refused call hit: the pseudo-headers' values, and the number and the
-    /// size of the header and trailer pairs.
+    /// refused call hit: the number and the size of the header and trailer
+    /// pairs (the values were checked as they were set).
     fn check_limits(&self) -> Result<(), CallError> {
         let authority = self.authority.as_deref().unwrap_or(&self.cluster);
-        for (name, value) in [
-            (":method", &*self.method),
-            (":path", &*self.path),
-            (":authority", authority),
-        ] {
-            if let Err(invalid) = crate::headers::check_value(name, value.as_bytes()) {
-                return Err(self.error(CallErrorKind::InvalidHeader(invalid)));
-            }
-        }
         let pseudo = [&*self.method, &*self.path, authority];
         let header_bytes = pairs_bytes(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             + pseudo
