@@ -370,15 +370,27 @@ fn audit_max_body_bytes_is_bounded_by_envoys_buffer_limit() -> Result<()> {
     let envoy = Envoy::example("audit")
         .plugin_config(r#"{"maxBodyBytes": 1048576}"#)
         .start()?;
-    for size in [1048577, 3 << 20] {
-        let resp = envoy.send(&Request::post("/anything", vec![b'a'; size]))?;
-        assert_eq!(resp.status, 413, "{size}");
-        assert_eq!(
-            resp.text(),
+    let resp = envoy.send(&Request::post("/anything", vec![b'a'; 1048577]))?;
+    assert_eq!(resp.status, 413);
+    assert_eq!(
+        resp.text(),
+        "request body exceeds the limit of 1048576 bytes"
+    );
+    // A body past the listener's buffer too is refused as well, by whichever
+    // sees it first: the plugin, or Envoy's buffer limit when the body
+    // arrives faster than the plugin's body phases run (seen in one run of
+    // three under load).
+    let resp = envoy.send(&Request::post("/anything", vec![b'a'; 3 << 20]))?;
+    assert_eq!(resp.status, 413);
+    assert!(
+        [
             "request body exceeds the limit of 1048576 bytes",
-            "{size}"
-        );
-    }
+            "Payload Too Large"
+        ]
+        .contains(&resp.text().as_str()),
+        "{}",
+        resp.text()
+    );
     let resp = envoy.send(&Request::post("/status/204", vec![b'a'; 1048576]))?;
     assert_eq!(resp.status, 204);
     Ok(())
