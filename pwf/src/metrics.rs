@@ -70,6 +70,16 @@ macro_rules! metric {
                 Ok($name { id })
             }
 
+        }
+    };
+}
+
+/// `get` for the metrics Envoy can read back: counters and gauges. Envoy 1.40
+/// refuses `proxy_get_metric` on a histogram (BadArgument), so a histogram
+/// has no `get`.
+macro_rules! readable {
+    ($name:ident) => {
+        impl $name {
             /// The current value.
             ///
             /// ```no_run
@@ -115,9 +125,21 @@ metric!(
     /// body_sizes.record(1024)?;
     /// # Ok::<(), pwf::HostError>(())
     /// ```
+    ///
+    /// Envoy does not read a histogram back (`proxy_get_metric` answers
+    /// BadArgument), so it has no `get`:
+    ///
+    /// ```compile_fail
+    /// # use pwf_test as _; // links the native host's imports
+    /// let body_sizes = pwf::metrics::Histogram::define("request_body_bytes")?;
+    /// let _ = body_sizes.get()?;
+    /// # Ok::<(), pwf::HostError>(())
+    /// ```
     Histogram,
     MetricType::Histogram
 );
+readable!(Counter);
+readable!(Gauge);
 
 impl Counter {
     /// Adds `n`. Adding 0 does nothing (Envoy refuses a zero increment).
