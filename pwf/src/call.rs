@@ -1058,6 +1058,13 @@ struct Sink {
     read: Option<Reader>,
 }
 
+impl Sink {
+    /// Whether the result goes to `group`.
+    fn lands_in(&self, group: &Rc<GroupState>) -> bool {
+        std::ptr::addr_eq(Rc::as_ptr(&self.target), Rc::as_ptr(group))
+    }
+}
+
 /// Who waits for a call's result: the one [`PendingCall`] that waits for
 /// it, or a group, woken once, when its last call lands.
 trait Landing {
@@ -1115,11 +1122,7 @@ pub(crate) fn forget(token: u32) {
 /// its calls landed (its stream ended). Looks through every call in flight,
 /// which a group that completes never needs.
 pub(crate) fn forget_group(group: &Rc<GroupState>) {
-    let _ = CALLS.try_with(|calls| {
-        calls
-            .borrow_mut()
-            .retain(|sink| !std::ptr::addr_eq(Rc::as_ptr(&sink.target), Rc::as_ptr(group)))
-    });
+    let _ = CALLS.try_with(|calls| calls.borrow_mut().retain(|sink| !sink.lands_in(group)));
 }
 
 /// Fails every call whose response was to be routed through stream
@@ -1142,11 +1145,7 @@ fn abandon(token: u32) -> CallError {
 /// executor: each one's result becomes that error.
 #[cold]
 pub(crate) fn abandon_group(group: &Rc<GroupState>) {
-    let group: Rc<dyn Landing> = group.clone();
-    fail_calls(
-        |sink| std::ptr::addr_eq(Rc::as_ptr(&sink.target), Rc::as_ptr(&group)),
-        CallErrorKind::NotInTask,
-    );
+    fail_calls(|sink| sink.lands_in(group), CallErrorKind::NotInTask);
 }
 
 /// Removes the calls in flight that `matches` picks, and lands each with an

@@ -694,7 +694,8 @@ impl Http {
                     // header) would leave the stream paused for good: the
                     // error response answers instead.
                     if error.invalid_header().is_some() {
-                        let _ = (self.on_error)(&error.into()).send();
+                        let fallback = (self.on_error)(&error.into());
+                        let _ = self.on_stream(|| fallback.send());
                     }
                 }
                 Action::Pause
