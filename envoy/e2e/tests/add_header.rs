@@ -62,10 +62,6 @@ fn add_header_non_object_config_makes_envoy_refuse_to_start() -> Result<()> {
         .plugin_config(r#"["x-pwf", "hello"]"#)
         .start_expect_failure()?;
     assert!(!refusal.status.success());
-    assert!(
-        refusal.wasm_log().iter().any(|l| l.contains("[error]")),
-        "{}",
-        refusal.log
-    );
+    assert!(refusal.logged("[error]"), "{}", refusal.log);
     Ok(())
 }

@@ -82,10 +82,7 @@ fn audit_zero_body_limit_makes_envoy_refuse_to_start() -> Result<()> {
         .start_expect_failure()?;
     assert!(!refusal.status.success());
     assert!(
-        refusal
-            .wasm_log()
-            .iter()
-            .any(|l| l.contains("maxBodyBytes: must be in 1..=1048576, got 0")),
+        refusal.logged("maxBodyBytes: must be in 1..=1048576, got 0"),
         "{}",
         refusal.log
     );

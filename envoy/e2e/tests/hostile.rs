@@ -195,9 +195,9 @@ fn add_header_with_cr_lf_in_the_value_makes_envoy_refuse_to_start() -> Result<()
         .start_expect_failure()?;
     assert!(!refusal.status.success());
     assert!(
-        refusal.wasm_log().iter().any(|l| l.contains(
+        refusal.logged(
             r#"value: must be a header value without CR, LF or NUL, got "hello\r\nx-injected: 2" with a CR at byte 5"#
-        )),
+        ),
         "{}",
         refusal.log
     );
@@ -268,9 +268,9 @@ fn timeout_of_2_pow_31_ms_is_refused_at_load_and_at_the_call() -> Result<()> {
         .plugin_config(r#"{"timeoutMs": 2147483648}"#)
         .start_expect_failure()?;
     assert!(
-        refusal.wasm_log().iter().any(|l| l.contains(
+        refusal.logged(
             "timeoutMs: must be at most 2147483647ms (Envoy reads a signed 32-bit count of milliseconds), got 2147483.648s"
-        )),
+        ),
         "{}",
         refusal.log
     );
@@ -360,10 +360,7 @@ fn audit_max_body_bytes_is_bounded_by_envoys_buffer_limit() -> Result<()> {
         .plugin_config(r#"{"maxBodyBytes": 16777216}"#)
         .start_expect_failure()?;
     assert!(
-        refusal
-            .wasm_log()
-            .iter()
-            .any(|l| l.contains("maxBodyBytes: must be in 1..=1048576, got 16777216")),
+        refusal.logged("maxBodyBytes: must be in 1..=1048576, got 16777216"),
         "{}",
         refusal.log
     );

@@ -38,10 +38,7 @@ fn multiple_dispatches_zero_count_makes_envoy_refuse_to_start() -> Result<()> {
         .start_expect_failure()?;
     assert!(!refusal.status.success());
     assert!(
-        refusal
-            .wasm_log()
-            .iter()
-            .any(|l| l.contains("dispatchCount: must be in 1..=100, got 0")),
+        refusal.logged("dispatchCount: must be in 1..=100, got 0"),
         "{}",
         refusal.log
     );

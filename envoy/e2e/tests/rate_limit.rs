@@ -231,10 +231,7 @@ fn rate_limit_bad_limit_makes_envoy_refuse_to_start_naming_the_field() -> Result
         .start_expect_failure()?;
     assert!(!refusal.status.success());
     assert!(
-        refusal
-            .wasm_log()
-            .iter()
-            .any(|l| l.contains("limit.requests: must be at least 1, got 0")),
+        refusal.logged("limit.requests: must be at least 1, got 0"),
         "{}",
         refusal.log
     );

@@ -73,6 +73,12 @@ impl Refusal {
     pub fn wasm_log(&self) -> Vec<&str> {
         wasm_lines(&self.log)
     }
+
+    /// Whether a `wasm log` line contains `text`: what a refused plugin
+    /// configuration is checked for.
+    pub fn logged(&self, text: &str) -> bool {
+        self.wasm_log().iter().any(|line| line.contains(text))
+    }
 }
 
 /// The outcome of `envoy --mode validate`.
