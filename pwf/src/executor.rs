@@ -297,7 +297,7 @@ fn run_ready() {
 /// (a call many streams wait for) to run at once, and for a chain of wakes
 /// between tasks; bounded, so that a task that wakes itself at every poll
 /// cannot spin a worker inside one callback.
-pub(crate) fn budget() -> usize {
+fn budget() -> usize {
     EXECUTOR.with(|executor| executor.live.get().saturating_mul(2).max(64))
 }
 
