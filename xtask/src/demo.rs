@@ -176,7 +176,10 @@ pub(crate) const DEMOS: &[Demo] = &[
                 headers: &[("x-key", "k1")],
                 body: "",
             },
-            Step::Say("calls in flight and live tasks (the refresh task), from pwf::runtime:"),
+            Step::Say(
+                "calls in flight and live tasks from pwf::runtime, summed over the VMs at each \
+                 tick (every 1 s; right after start, still 0):",
+            ),
             Step::Stats {
                 prefix: "wasmcustom.coalesce",
             },
