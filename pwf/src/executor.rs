@@ -31,6 +31,7 @@ use std::task::{Context, RawWaker, RawWakerVTable, Waker};
 
 use crate::context;
 use crate::log::{self, LogLevel};
+use crate::slot::fill;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 
@@ -176,9 +177,8 @@ fn insert(context_id: u32, task: BoxFuture) -> Result<TaskRef, (Full, BoxFuture)
         });
         let slot = &mut slots[index as usize];
         slot.context_id = context_id;
-        // A free slot holds no task (each release follows a take): the
-        // `None` replaced is forgotten rather than given drop code.
-        std::mem::forget(slot.task.replace(task));
+        // A free slot holds no task: each release follows a take.
+        fill(Cell::from_mut(&mut slot.task), task);
         slot.live = true;
         executor.live.set(executor.live.get() + 1);
         slot.queued = false;
@@ -369,9 +369,8 @@ fn poll_one(task: TaskRef) {
                 release(executor, slot, task.index);
                 Some(future)
             } else {
-                // Its slot is empty while it is polled: the `None`
-                // replaced is forgotten rather than given drop code.
-                std::mem::forget(slot.task.replace(future));
+                // Its slot is empty while it is polled.
+                fill(Cell::from_mut(&mut slot.task), future);
                 None
             }
         } else {

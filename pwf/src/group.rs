@@ -11,6 +11,7 @@ use crate::call::{self, CallError, GroupState, Request, Response};
 use crate::error::Error;
 use crate::executor;
 use crate::http::{Action, Http, Outcome};
+use crate::slot::fill;
 
 /// The result of one call of a group.
 ///
@@ -292,8 +293,8 @@ impl Future for DispatchGroup {
                 Some(waker) if waker.will_wake(cx.waker()) => waker,
                 _ => cx.waker().clone(),
             };
-            // The waker was taken above: the `None` replaced is forgotten.
-            std::mem::forget(state.waker.replace(Some(waker)));
+            // The waker was taken out above.
+            fill(&state.waker, waker);
             return Poll::Pending;
         }
         Poll::Ready(state.take_results())

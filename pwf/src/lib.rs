@@ -78,6 +78,7 @@ mod queue;
 mod ratelimit;
 mod shared;
 mod shown;
+mod slot;
 mod tcp;
 mod tokens;
 
