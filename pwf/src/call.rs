@@ -496,13 +496,13 @@ impl Request {
         // A PendingCall can be moved anywhere, shared by many streams: its
         // call belongs to the plugin, and outlives the stream that sent it.
         let (token, route) = self.dispatch(false)?;
-        let state = Rc::new(SingleState::default());
+        let state = Rc::new(SingleState {
+            result: Cell::new(None),
+            waker: Cell::new(None),
+            in_flight: Cell::new(true),
+        });
         self.register(token, route, state.clone(), 0);
-        Ok(PendingCall {
-            token,
-            state,
-            done: false,
-        })
+        Ok(PendingCall { token, state })
     }
 
     /// Sends the call for a group: its result goes straight to slot `index`.
@@ -1074,10 +1074,12 @@ trait Landing {
 }
 
 /// What a [`PendingCall`] shares with the callout layer.
-#[derive(Default)]
 struct SingleState {
     result: Cell<Option<Result<Response, CallError>>>,
     waker: Cell<Option<Waker>>,
+    /// Whether the call waits in `CALLS` for its response: from its dispatch
+    /// until it lands or is forgotten.
+    in_flight: Cell<bool>,
 }
 
 /// What a [`DispatchGroup`](crate::DispatchGroup) shares with the callout
@@ -1197,8 +1199,6 @@ fn fail_calls(matches: impl Fn(&Sink) -> bool, kind: CallErrorKind) {
 pub struct PendingCall {
     token: u32,
     state: Rc<SingleState>,
-    /// Whether the result was handed out (the call is no longer routed).
-    done: bool,
 }
 
 impl fmt::Debug for SingleState {
@@ -1223,15 +1223,14 @@ impl PendingCall {
 impl Future for PendingCall {
     type Output = Result<Response, CallError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Some(result) = self.state.result.take() {
-            self.done = true;
             return Poll::Ready(result);
         }
         if !crate::executor::is_running() {
             // A blocking executor would wait forever: the response comes
             // only after the running callback returns.
-            self.done = true;
+            self.state.in_flight.set(false);
             return Poll::Ready(Err(abandon(self.token)));
         }
         let waker = match self.state.waker.take() {
@@ -1246,14 +1245,10 @@ impl Future for PendingCall {
 
 impl Drop for PendingCall {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        match self.state.result.take() {
-            None => forget(self.token),
-            // Landed but never awaited: the result goes back, to be dropped
-            // with the state.
-            Some(result) => fill(&self.state.result, result),
+        // A result that landed and was never awaited is dropped with the
+        // state.
+        if self.state.in_flight.get() {
+            forget(self.token);
         }
     }
 }
@@ -1291,6 +1286,7 @@ fn deliver(token: u32, num_headers: usize, body_size: usize, num_trailers: usize
 
 impl Landing for SingleState {
     fn land(&self, _: usize, result: Result<Response, CallError>) {
+        self.in_flight.set(false);
         // A call lands once.
         fill(&self.result, result);
         if let Some(waker) = self.waker.take() {

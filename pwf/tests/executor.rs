@@ -279,6 +279,48 @@ fn select_takes_the_first_answer_and_ignores_the_late_one() {
     );
 }
 
+/// A call whose response landed while nobody awaited it is dropped with its
+/// result, and leaves nothing in flight.
+#[test]
+fn call_landed_and_never_awaited_is_dropped_with_nothing_in_flight() {
+    struct Unawaited;
+    impl Scenario for Unawaited {
+        fn request_headers(http: &Http) -> Result<Action, Error> {
+            let awaited = Request::get("a", "/").send()?;
+            let unawaited = Request::get("b", "/").send()?;
+            Ok(http.spawn(async move {
+                let body = String::from_utf8(awaited.await?.into_body())?;
+                pwf::info!("a: {body}, b unawaited (token {})", unawaited.token() > 0);
+                drop(unawaited);
+                Ok(Outcome::Continue)
+            }))
+        }
+    }
+
+    let host = host();
+    let plugin = start::<Unawaited>(&host);
+    let stream = plugin.open_stream();
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
+    let calls = stream.calls();
+    assert_eq!(calls[1].respond(200, RESPONSE, "b"), Delivery::Delivered);
+    assert!(stream.resumes().is_empty(), "nobody awaits b");
+    assert_eq!(calls[0].respond(200, RESPONSE, "a"), Delivery::Delivered);
+    report(&plugin);
+
+    assert_eq!(stream.resumes().len(), 1);
+    assert_eq!(plugin.failure(), None);
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        [
+            "a: a, b unawaited (token true)",
+            "pending_calls=0 live_tasks=0"
+        ]
+    );
+}
+
 #[test]
 fn task_error_is_logged_and_answered_with_a_500() {
     struct Failing;
