@@ -505,16 +505,17 @@ impl Request {
         Ok(PendingCall { token, state })
     }
 
-    /// Sends the call for a group: its result goes straight to slot `index`.
+    /// Sends the call for a group: its result goes straight to slot `index`
+    /// of `group`.
     pub(crate) fn send_to_group(
         &self,
-        group: &Rc<GroupState>,
+        group: Rc<dyn Landing>,
         index: usize,
     ) -> Result<(), CallError> {
         // A group fans out calls for one stream: they are routed through
         // it, and if the group outlives it, its calls fail when it ends.
         let (token, route) = self.dispatch(true)?;
-        self.register(token, route, group.clone(), index);
+        self.register(token, route, group, index);
         if route != 0 {
             crate::plugin::on_stream_end(end_routes_through);
         }
@@ -918,7 +919,7 @@ pub struct CallError {
 }
 
 impl CallError {
-    fn new(cluster: String, kind: CallErrorKind) -> CallError {
+    pub(crate) fn new(cluster: String, kind: CallErrorKind) -> CallError {
         CallError { cluster, kind }
     }
 
@@ -1061,14 +1062,15 @@ struct Sink {
 
 impl Sink {
     /// Whether the result goes to `group`.
-    fn lands_in(&self, group: &Rc<GroupState>) -> bool {
-        std::ptr::addr_eq(Rc::as_ptr(&self.target), Rc::as_ptr(group))
+    fn lands_in(&self, group: &dyn Landing) -> bool {
+        std::ptr::addr_eq(Rc::as_ptr(&self.target), group)
     }
 }
 
 /// Who waits for a call's result: the one [`PendingCall`] that waits for
-/// it, or a group, woken once, when its last call lands.
-trait Landing {
+/// it, or a group (`group::GroupState`), woken once, when its last call
+/// lands.
+pub(crate) trait Landing {
     /// Takes the result of the call in slot `index`.
     fn land(&self, index: usize, result: Result<Response, CallError>);
 }
@@ -1082,36 +1084,6 @@ struct SingleState {
     in_flight: Cell<bool>,
 }
 
-/// What a [`DispatchGroup`](crate::DispatchGroup) shares with the callout
-/// layer: the results as they land, and who to wake when the last one has.
-pub(crate) struct GroupState {
-    /// One slot per call, in dispatch order; a call still pending holds a
-    /// placeholder until it lands.
-    pub(crate) results: RefCell<Vec<Result<Response, CallError>>>,
-    pub(crate) pending: Cell<usize>,
-    pub(crate) waker: Cell<Option<Waker>>,
-    pub(crate) on_landed: RefCell<Option<OnLanded>>,
-    /// The task [`wait`](crate::DispatchGroup::wait) parked, which the last
-    /// landing polls, in place of waking it.
-    pub(crate) waiting: Cell<Option<crate::executor::TaskRef>>,
-}
-
-impl GroupState {
-    /// The slot value of a call that has not landed yet; never handed out,
-    /// since the results are only read once every call has landed.
-    pub(crate) fn placeholder() -> Result<Response, CallError> {
-        Err(CallError::new(String::new(), CallErrorKind::Failed))
-    }
-
-    /// Every result, in dispatch order, once the last call has landed.
-    pub(crate) fn take_results(&self) -> Vec<Result<Response, CallError>> {
-        std::mem::take(&mut *self.results.borrow_mut())
-    }
-}
-
-/// A group's callback for each call that lands.
-pub(crate) type OnLanded = Box<dyn FnMut(&Result<Response, CallError>, usize)>;
-
 thread_local! {
     static CALLS: RefCell<TokenMap<Sink>> = const { RefCell::new(TokenMap::new()) };
 }
@@ -1124,7 +1096,7 @@ pub(crate) fn forget(token: u32) {
 /// Forgets every call of `group` still in flight: a group dropped before
 /// its calls landed (its stream ended). Looks through every call in flight,
 /// which a group that completes never needs.
-pub(crate) fn forget_group(group: &Rc<GroupState>) {
+pub(crate) fn forget_group(group: &dyn Landing) {
     let _ = CALLS.try_with(|calls| calls.borrow_mut().retain(|sink| !sink.lands_in(group)));
 }
 
@@ -1147,7 +1119,7 @@ fn abandon(token: u32) -> CallError {
 /// Forgets every call of `group` still in flight, awaited outside pwf's
 /// executor: each one's result becomes that error.
 #[cold]
-pub(crate) fn abandon_group(group: &Rc<GroupState>) {
+pub(crate) fn abandon_group(group: &dyn Landing) {
     fail_calls(|sink| sink.lands_in(group), CallErrorKind::NotInTask);
 }
 
@@ -1291,37 +1263,6 @@ impl Landing for SingleState {
         fill(&self.result, result);
         if let Some(waker) = self.waker.take() {
             waker.wake();
-        }
-    }
-}
-
-impl Landing for GroupState {
-    /// Stores the result of call `index`, tells `on_landed`, and wakes the
-    /// group when it was the last.
-    fn land(&self, index: usize, result: Result<Response, CallError>) {
-        let pending = self.pending.get().saturating_sub(1);
-        self.pending.set(pending);
-        if let Ok(mut on_landed) = self.on_landed.try_borrow_mut() {
-            if let Some(on_landed) = on_landed.as_mut() {
-                on_landed(&result, pending);
-            }
-        }
-        // Each call lands once, over the placeholder its slot was given when
-        // it was sent, which owns nothing: it is forgotten, as
-        // `slot::fill` forgets an empty slot's `None` (dropping it here costs
-        // about 60 guest instructions a landing in `multiple_dispatches`).
-        // The slot is there: were it not, the result would be forgotten too.
-        let result = match self.results.borrow_mut().get_mut(index) {
-            Some(slot) => std::mem::replace(slot, result),
-            None => result,
-        };
-        std::mem::forget(result);
-        if pending == 0 {
-            if let Some(waiting) = self.waiting.take() {
-                crate::executor::poll_now(waiting);
-            } else if let Some(waker) = self.waker.take() {
-                waker.wake();
-            }
         }
     }
 }
