@@ -517,7 +517,7 @@ impl Request {
         let (token, route) = self.dispatch(true)?;
         self.register(token, route, group, index);
         if route != 0 {
-            crate::plugin::on_stream_end(end_routes_through);
+            crate::hooks::on_stream_end(end_routes_through);
         }
         Ok(())
     }
@@ -532,7 +532,7 @@ impl Request {
             read: self.read.0,
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
-        crate::plugin::land_calls_with(on_response);
+        crate::hooks::land_calls_with(on_response);
     }
 
     /// An error of this request's call.
@@ -1103,9 +1103,11 @@ pub(crate) fn forget_group(group: &dyn Landing) {
 /// Fails every call whose response was to be routed through stream
 /// `context_id`, which has ended: the SDK now drops those responses. Only a
 /// group that outlived its stream (awaited by another one) still waits for
-/// them; its own stream's tasks and groups were dropped already.
-pub(crate) fn end_routes_through(context_id: u32) {
+/// them; its own stream's tasks and groups were dropped already. Then runs
+/// what that woke.
+fn end_routes_through(context_id: u32) {
     fail_calls(|sink| sink.route == context_id, CallErrorKind::SenderEnded);
+    crate::executor::run_until_stalled();
 }
 
 /// Forgets call `token`, awaited outside pwf's executor: its error.

@@ -30,6 +30,7 @@ use std::pin::Pin;
 use std::task::{Context, RawWaker, RawWakerVTable, Waker};
 
 use crate::context;
+use crate::hooks;
 use crate::log::{self, LogLevel};
 use crate::slot::fill;
 
@@ -169,7 +170,7 @@ fn insert(context_id: u32, task: BoxFuture) -> Result<TaskRef, (Full, BoxFuture)
         };
         DRIVE.with(|drive| {
             if drive.get().is_none() {
-                drive.set(Some(std::hint::black_box(Drive {
+                drive.set(Some(hooks::opaque(Drive {
                     run: run_ready,
                     cancel: cancel_tasks,
                 })));
@@ -237,9 +238,8 @@ pub(crate) fn poll_now(task: TaskRef) {
     }
 }
 
-/// What the callbacks drive, set when the first task is stored: a plugin that never
-/// spawns carries no executor. The hooks are stored through `black_box`: seeing one
-/// constant stored, the optimizer would call it directly and keep it linked.
+/// What the callbacks drive, set when the first task is stored: a hook (see
+/// `crate::hooks`), so that a plugin that never spawns carries no executor.
 #[derive(Clone, Copy)]
 struct Drive {
     run: fn(),

@@ -71,6 +71,7 @@ mod error;
 mod executor;
 mod group;
 mod headers;
+mod hooks;
 mod host;
 mod http;
 mod plugin;

@@ -1,7 +1,6 @@
 //! The plugin API: one type for the plugin, one per HTTP stream, one
 //! registration line. pwf supplies the SDK's root and HTTP contexts.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use crate::error::{Error, HostError};
 use crate::http::{Action, Http, LocalResponse, Phase};
 use crate::log::{self, LogLevel};
 use crate::tcp::TcpPlugin;
-use crate::{executor, host};
+use crate::{executor, hooks, host};
 
 /// A plugin: its configuration and its plugin-wide state, created each time
 /// Envoy configures the plugin, and shared by every stream it filters.
@@ -747,65 +746,6 @@ fn install_panic_hook() {
     });
 }
 
-/// Lands the response to an HTTP call: token, header count, body size, trailer count.
-pub(crate) type CallLanding = fn(u32, usize, usize, usize);
-
-thread_local! {
-    /// Where call responses land, set when the first call is sent: a plugin that sends none
-    /// carries no landing code.
-    static CALL_LANDING: Cell<Option<CallLanding>> = const { Cell::new(None) };
-    /// What a tick fires besides the plugin's `on_tick`, set when the first timer is armed:
-    /// a plugin that never sleeps carries no timer code.
-    static TICK_TIMERS: Cell<Option<fn()>> = const { Cell::new(None) };
-    /// What a stream's end does to the calls routed through it, set when the first call is
-    /// routed through a stream: a plugin whose groups never are carries no code for it.
-    static STREAM_ENDED: Cell<Option<fn(u32)>> = const { Cell::new(None) };
-}
-
-// The hooks are stored through `black_box`: seeing a single constant stored, the optimizer
-// would call it directly, and keep it linked even where nothing stores it.
-
-/// Routes call responses to `landing` from now on (the only landing there is: once set,
-/// it stays).
-pub(crate) fn land_calls_with(landing: CallLanding) {
-    CALL_LANDING.with(|slot| {
-        if slot.get().is_none() {
-            slot.set(Some(std::hint::black_box(landing)));
-        }
-    });
-}
-
-/// Fires `timers` on every tick from now on.
-pub(crate) fn tick_timers_with(timers: fn()) {
-    TICK_TIMERS.with(|slot| slot.set(Some(std::hint::black_box(timers))));
-}
-
-/// Runs `ended` with the id of every stream that ends, from now on.
-pub(crate) fn on_stream_end(ended: fn(u32)) {
-    STREAM_ENDED.with(|slot| slot.set(Some(std::hint::black_box(ended))));
-}
-
-/// A stream (HTTP or TCP) ended: fails the calls routed through it, if any
-/// call ever was, and runs what that woke.
-pub(crate) fn stream_ended(context_id: u32) {
-    if let Some(ended) = STREAM_ENDED.with(Cell::get) {
-        ended(context_id);
-        executor::run_until_stalled();
-    }
-}
-
-/// A call response: lands it when a call was ever sent.
-pub(crate) fn on_call_response(
-    token: u32,
-    num_headers: usize,
-    body_size: usize,
-    num_trailers: usize,
-) {
-    if let Some(landing) = CALL_LANDING.with(Cell::get) {
-        landing(token, num_headers, body_size, num_trailers);
-    }
-}
-
 struct Root<K: Kind> {
     id: u32,
     vm_config: Vec<u8>,
@@ -849,7 +789,7 @@ impl<K: Kind> Context for Root<K> {
         num_trailers: usize,
     ) {
         context::enter(self.id, self.id, Sdk::Root);
-        on_call_response(token_id, num_headers, body_size, num_trailers);
+        hooks::call_response(token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
@@ -942,9 +882,7 @@ impl<K: Kind> RootContext for Root<K> {
         if let (Some(plugin), Some(cx)) = (&self.plugin, &self.cx) {
             K::on_tick(plugin, cx);
         }
-        if let Some(timers) = TICK_TIMERS.with(Cell::get) {
-            timers();
-        }
+        hooks::tick();
         executor::run_until_stalled();
     }
 
@@ -1030,7 +968,7 @@ impl<P: Plugin> Context for Stream<P> {
         num_trailers: usize,
     ) {
         context::enter(self.id, self.root, Sdk::Stream);
-        on_call_response(token_id, num_headers, body_size, num_trailers);
+        hooks::call_response(token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
@@ -1041,7 +979,7 @@ impl<P: Plugin> Context for Stream<P> {
         }
         // A group of this stream's awaited by another stream: its calls fail
         // now, rather than never land.
-        stream_ended(self.id);
+        hooks::stream_ended(self.id);
         true
     }
 }

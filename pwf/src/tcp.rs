@@ -556,13 +556,13 @@ impl<P: TcpPlugin> Context for Connection<P> {
         num_trailers: usize,
     ) {
         context::enter(self.tcp.id, self.root, Sdk::Stream);
-        crate::plugin::on_call_response(token_id, num_headers, body_size, num_trailers);
+        crate::hooks::call_response(token_id, num_headers, body_size, num_trailers);
     }
 
     fn on_done(&mut self) -> bool {
         context::enter(self.tcp.id, self.root, Sdk::Stream);
         executor::cancel_context(self.tcp.id);
-        crate::plugin::stream_ended(self.tcp.id);
+        crate::hooks::stream_ended(self.tcp.id);
         true
     }
 }

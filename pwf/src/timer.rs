@@ -138,7 +138,7 @@ impl Future for Sleep {
                         Some(_) => {}
                         None => {
                             timers.push((deadline, cx.waker().clone()));
-                            crate::plugin::tick_timers_with(fire);
+                            crate::hooks::tick_timers_with(fire);
                         }
                     }
                 });
