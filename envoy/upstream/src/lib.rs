@@ -172,11 +172,8 @@ impl Upstream {
     /// The most recent requests (up to 256), oldest first.
     pub fn requests(&self) -> Vec<SeenRequest> {
         let recent = self.shared.recent.lock();
-        recent
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect()
+        let recent = recent.unwrap_or_else(PoisonError::into_inner);
+        recent.iter().cloned().collect()
     }
 
     /// Serves until the process ends.
