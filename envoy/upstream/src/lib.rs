@@ -213,6 +213,9 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
             // it: nothing to report either way.
             let _ = http1::Builder::new()
                 .max_headers(MAX_HEADERS)
+                // The answers carry only the headers the routes give (and `content-length`),
+                // so that what Envoy adds to them shows as in the docs.
+                .auto_date_header(false)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
