@@ -1,13 +1,22 @@
-//! A small HTTP/1.1 client for assertions: one request at a time over a keep-alive
-//! connection, plus [`load`] to fire many requests over parallel connections.
+//! A blocking HTTP/1.1 client for assertions: one request at a time over a keep-alive
+//! connection, plus [`load`] to fire many requests over parallel connections. It is hyper's
+//! client on a single-threaded tokio runtime of its own.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{CONTENT_LENGTH, HOST};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
 
 use crate::{Error, Result};
 
@@ -92,32 +101,29 @@ impl Request {
         line
     }
 
-    fn write_to(&self, out: &mut impl Write, addr: SocketAddr) -> std::io::Result<()> {
-        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.path);
-        if !self
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
-        {
-            head.push_str(&format!("host: localhost:{}\r\n", addr.port()));
+    /// The request as hyper sends it to `addr`.
+    fn to_http(&self, addr: SocketAddr) -> Result<hyper::Request<Full<Bytes>>, String> {
+        let has = |name: &str| {
+            self.headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
+        let mut http = hyper::Request::builder()
+            .method(self.method.as_str())
+            .uri(self.path.as_str());
+        if !has("host") {
+            http = http.header(HOST, format!("localhost:{}", addr.port()));
         }
         for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            http = http.header(name.as_str(), value.as_str());
         }
-        let has_length = self
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
-        if !has_length
+        if !has("content-length")
             && (!self.body.is_empty() || matches!(self.method.as_str(), "POST" | "PUT" | "PATCH"))
         {
-            head.push_str(&format!("content-length: {}\r\n", self.body.len()));
+            http = http.header(CONTENT_LENGTH, self.body.len());
         }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        out.write_all(&bytes)?;
-        out.flush()
+        http.body(Full::new(Bytes::copy_from_slice(&self.body)))
+            .map_err(|e| format!("cannot be sent: {e}"))
     }
 }
 
@@ -139,7 +145,8 @@ pub struct Response {
     pub status: u16,
     /// The reason phrase.
     pub reason: String,
-    /// The headers in arrival order, names as received (Envoy sends them lowercase).
+    /// The headers, names in lowercase, grouped by name in order of first arrival; each
+    /// name's values in arrival order.
     pub headers: Vec<(String, String)>,
     /// The body, de-chunked.
     pub body: Vec<u8>,
@@ -197,11 +204,31 @@ impl fmt::Display for Response {
 }
 
 /// A client bound to one address, reusing its connection while the server keeps it open.
+///
+/// It blocks like `std::net`, on a tokio runtime of its own: do not call it from inside
+/// another tokio runtime.
 #[derive(Debug)]
 pub struct Client {
     addr: SocketAddr,
     timeout: Duration,
-    conn: Option<BufReader<TcpStream>>,
+    conn: Option<Connection>,
+    /// Made on the first request.
+    runtime: Option<Runtime>,
+}
+
+/// An open keep-alive connection.
+#[derive(Debug)]
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    /// The task that reads and writes the socket; it is stopped (and the socket closed)
+    /// when the connection is dropped.
+    task: JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl Client {
@@ -216,10 +243,12 @@ impl Client {
             addr,
             timeout: DEFAULT_TIMEOUT,
             conn: None,
+            runtime: None,
         }
     }
 
-    /// Sets the connect and read timeout (default 30 s).
+    /// Sets how long one request may take, from the connect to the last byte of the
+    /// response (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Client {
         self.timeout = timeout;
         self
@@ -236,7 +265,8 @@ impl Client {
     }
 
     /// Sends `req` and reads the response. A connection the server closed while idle is
-    /// replaced once; any other failure (including a timeout) is an error.
+    /// replaced once; any other failure (including a timeout) is an error, and closes the
+    /// connection.
     pub fn send(&mut self, req: &Request) -> Result<Response> {
         let reused = self.conn.is_some();
         match self.exchange(req) {
@@ -256,28 +286,97 @@ impl Client {
     }
 
     fn exchange(&mut self, req: &Request) -> Result<Response, Failure> {
-        if self.conn.is_none() {
-            let stream = TcpStream::connect_timeout(&self.addr, self.timeout)
-                .map_err(|e| Failure::Other(format!("cannot connect: {e}")))?;
-            let _ = stream.set_nodelay(true);
-            stream
-                .set_read_timeout(Some(self.timeout))
-                .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
-                .map_err(|e| Failure::Other(e.to_string()))?;
-            self.conn = Some(BufReader::new(stream));
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(Failure::Other("no connection".to_owned()));
+        let request = req.to_http(self.addr).map_err(Failure::Other)?;
+        let runtime = match &mut self.runtime {
+            Some(runtime) => runtime,
+            slot @ None => slot.insert(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failure::Other(format!("cannot start a runtime: {e}")))?,
+            ),
         };
-        req.write_to(conn.get_mut(), self.addr)
-            .map_err(|e| Failure::Idle(format!("sending the request: {e}")))?;
-        let head_only = req.method.eq_ignore_ascii_case("HEAD");
-        let (resp, keep) = read_response(conn, head_only)?;
-        if !keep {
-            self.conn = None;
-        }
-        Ok(resp)
+        let timeout = self.timeout;
+        let exchange = exchange(&mut self.conn, self.addr, request);
+        runtime.block_on(async {
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure::Other(format!(
+                        "timed out after {timeout:?} waiting for the response"
+                    )))
+                })
+        })
     }
+}
+
+/// Sends `request` over `conn`, connecting to `addr` first when there is none, and reads
+/// the whole response.
+async fn exchange(
+    conn: &mut Option<Connection>,
+    addr: SocketAddr,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<Response, Failure> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => conn.insert(connect(addr).await?),
+    };
+    conn.sender
+        .ready()
+        .await
+        .map_err(|e| Failure::Idle(format!("the connection closed: {e}")))?;
+    let response = conn.sender.send_request(request).await.map_err(|e| {
+        if e.is_parse() {
+            Failure::Other(format!("not an HTTP/1 response: {e}"))
+        } else if e.is_incomplete_message() {
+            Failure::Idle("the connection closed without a response".to_owned())
+        } else {
+            Failure::Idle(format!("sending the request: {e}"))
+        }
+    })?;
+    let (head, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| {
+        Failure::Other(match head.headers.get(CONTENT_LENGTH) {
+            Some(len) => format!(
+                "reading a {}-byte body: {e}",
+                String::from_utf8_lossy(len.as_bytes())
+            ),
+            None => format!("reading the body: {e}"),
+        })
+    })?;
+    let reason = match head.extensions.get::<hyper::ext::ReasonPhrase>() {
+        Some(reason) => String::from_utf8_lossy(reason.as_bytes()).into_owned(),
+        None => head.status.canonical_reason().unwrap_or("").to_owned(),
+    };
+    Ok(Response {
+        status: head.status.as_u16(),
+        reason,
+        headers: head
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect(),
+        body: body.to_bytes().to_vec(),
+    })
+}
+
+/// Opens a connection to `addr` and starts the task that drives it.
+async fn connect(addr: SocketAddr) -> Result<Connection, Failure> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| Failure::Other(format!("cannot connect: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Failure::Other(format!("cannot start HTTP/1.1: {e}")))?;
+    let task = tokio::spawn(async move {
+        // How the connection ended shows in the exchange that was using it.
+        let _ = connection.await;
+    });
+    Ok(Connection { sender, task })
 }
 
 /// Why an exchange failed: `Idle` when nothing at all came back (a closed keep-alive
@@ -285,129 +384,6 @@ impl Client {
 enum Failure {
     Idle(String),
     Other(String),
-}
-
-fn read_line(r: &mut impl BufRead) -> Result<String, Failure> {
-    let mut buf = Vec::new();
-    r.by_ref()
-        .take(64 * 1024)
-        .read_until(b'\n', &mut buf)
-        .map_err(|e| Failure::Other(format!("reading the response: {e}")))?;
-    if buf.last() != Some(&b'\n') {
-        return Err(Failure::Other(if buf.is_empty() {
-            "the connection closed before the response was complete".to_owned()
-        } else {
-            format!(
-                "the connection closed mid-line: {:?}",
-                String::from_utf8_lossy(&buf)
-            )
-        }));
-    }
-    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-        buf.pop();
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// Reads one response; also says whether the connection stays usable.
-fn read_response(
-    r: &mut BufReader<TcpStream>,
-    head_only: bool,
-) -> Result<(Response, bool), Failure> {
-    loop {
-        let mut first = Vec::new();
-        let n = r.read_until(b'\n', &mut first).map_err(|e| {
-            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-                Failure::Other("timed out waiting for the response".to_owned())
-            } else {
-                Failure::Idle(format!("reading the response: {e}"))
-            }
-        })?;
-        if n == 0 {
-            return Err(Failure::Idle(
-                "the connection closed without a response".to_owned(),
-            ));
-        }
-        let status_line = String::from_utf8_lossy(&first).trim_end().to_owned();
-        let mut parts = status_line.splitn(3, ' ');
-        let (version, code, reason) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
-        let status: u16 = match (version, code.map(str::parse)) {
-            (Some(v), Some(Ok(code))) if v.starts_with("HTTP/1.") => code,
-            _ => {
-                return Err(Failure::Other(format!(
-                    "not an HTTP/1 status line: {status_line:?}"
-                )))
-            }
-        };
-        let http10 = version == Some("HTTP/1.0");
-        let mut headers = Vec::new();
-        loop {
-            let line = read_line(r)?;
-            if line.is_empty() {
-                break;
-            }
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(Failure::Other(format!("bad header line: {line:?}")));
-            };
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
-        if (100..200).contains(&status) {
-            continue; // interim response
-        }
-        let mut resp = Response {
-            status,
-            reason: reason.to_owned(),
-            headers,
-            body: Vec::new(),
-        };
-        let connection = resp.header("connection").unwrap_or("").to_ascii_lowercase();
-        let mut keep = if http10 {
-            connection.contains("keep-alive")
-        } else {
-            !connection.contains("close")
-        };
-        let chunked = resp
-            .header("transfer-encoding")
-            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-        if head_only || status == 204 || status == 304 {
-            // No body.
-        } else if chunked {
-            resp.body = read_chunked(r)?;
-        } else if let Some(len) = resp.header("content-length") {
-            let len: usize = len
-                .trim()
-                .parse()
-                .map_err(|_| Failure::Other(format!("bad content-length {len:?}")))?;
-            let mut body = vec![0; len];
-            r.read_exact(&mut body)
-                .map_err(|e| Failure::Other(format!("reading a {len}-byte body: {e}")))?;
-            resp.body = body;
-        } else {
-            r.read_to_end(&mut resp.body)
-                .map_err(|e| Failure::Other(format!("reading the body: {e}")))?;
-            keep = false;
-        }
-        return Ok((resp, keep));
-    }
-}
-
-fn read_chunked(r: &mut impl BufRead) -> Result<Vec<u8>, Failure> {
-    let mut body = Vec::new();
-    loop {
-        let line = read_line(r)?;
-        let size = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size, 16)
-            .map_err(|_| Failure::Other(format!("bad chunk size {line:?}")))?;
-        if size == 0 {
-            while !read_line(r)?.is_empty() {}
-            return Ok(body);
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])
-            .map_err(|e| Failure::Other(format!("reading a chunk: {e}")))?;
-        read_line(r)?;
-    }
 }
 
 /// The outcome of [`load`].

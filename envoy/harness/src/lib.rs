@@ -39,8 +39,9 @@
 //! - **The upstream** is [`envoy_upstream::Upstream`], in process (see its docs for the
 //!   endpoints: `/uuid`, `/status/{code}`, `/delay/{s}`, `/anything`, `/body?b=...`, `/hang`,
 //!   `/close`, ...).
-//! - **The client** ([`Client`], [`Request`], [`Response`], [`load`]) speaks HTTP/1.1 with
-//!   keep-alive and needs nothing installed.
+//! - **The client** ([`Client`], [`Request`], [`Response`], [`load`]) is hyper's HTTP/1.1
+//!   client with keep-alive, blocking on a small tokio runtime of its own. Tests that mean
+//!   to send malformed bytes write them on a `std::net::TcpStream` themselves.
 
 mod client;
 mod envoy;

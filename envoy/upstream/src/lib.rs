@@ -1,7 +1,8 @@
 //! A local stand-in for httpbin: the upstream behind the Envoy configs, the e2e tests and the
 //! benchmarks, so none of them needs the internet.
 //!
-//! It speaks HTTP/1.1 with keep-alive, one thread per connection, and answers:
+//! It speaks HTTP/1.1 with keep-alive (`hyper`, on a `tokio` runtime of its own with a
+//! worker per CPU this process may use), and answers:
 //!
 //! | Path | Answer |
 //! |------|--------|
@@ -17,7 +18,8 @@
 //! | `/close` | the head and part of the body, then the connection closes |
 //! | `/drop` | the connection closes before any answer |
 //!
-//! Anything else is `404`; an unparsable request gets `400` and the connection closes.
+//! Anything else is `404`; a body over 64 MiB gets `413`; an unparsable request gets `400`
+//! and the connection closes.
 //!
 //! ```no_run
 //! let upstream = envoy_upstream::Upstream::start()?;
@@ -25,30 +27,50 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-mod http;
 mod routes;
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, BufReader, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::http::ReadError;
-use crate::routes::Reply;
+use bytes::Bytes;
+use futures::stream;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::StatusCode;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+use crate::routes::{Reply, Request};
 
 /// How many recent requests [`Upstream::requests`] keeps.
 const RECENT: usize = 256;
 /// How much of each recent request's body is kept.
 const RECENT_BODY: usize = 64 * 1024;
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Most headers accepted in one request.
+const MAX_HEADERS: usize = 256;
+/// What `/close` sends of its announced 1000-byte body before it closes the connection.
+const PARTIAL_BODY: &[u8] = b"partial body, then the connection closes";
 
-/// A running upstream server; it stops when dropped.
+/// A running upstream server; it stops when dropped, and closes every connection.
 #[derive(Debug)]
 pub struct Upstream {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// Present until the upstream stops; dropping it ends every connection.
+    runtime: Option<Runtime>,
     acceptor: Option<JoinHandle<()>>,
 }
 
@@ -59,7 +81,7 @@ pub struct SeenRequest {
     pub method: String,
     /// The request target: path and query (`/anything?a=1`).
     pub target: String,
-    /// The headers in arrival order, names as sent.
+    /// The headers, names in lowercase, each name's values in the order sent.
     pub headers: Vec<(String, String)>,
     /// The body (at most its first 64 KiB).
     pub body: Vec<u8>,
@@ -77,11 +99,25 @@ impl SeenRequest {
 
 #[derive(Debug, Default)]
 struct Shared {
-    stop: AtomicBool,
-    count: AtomicU64,
-    next_conn: AtomicU64,
+    requests: AtomicU64,
+    connections: AtomicU64,
     recent: Mutex<VecDeque<SeenRequest>>,
-    conns: Mutex<HashMap<u64, TcpStream>>,
+}
+
+impl Shared {
+    fn record(&self, req: &Request) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(SeenRequest {
+            method: req.method.clone(),
+            target: req.target.clone(),
+            headers: req.headers.clone(),
+            body: req.body[..req.body.len().min(RECENT_BODY)].to_vec(),
+        });
+    }
 }
 
 impl Upstream {
@@ -92,18 +128,23 @@ impl Upstream {
 
     /// Starts serving on `addr`.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Upstream> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::default());
-        let acceptor = {
-            let shared = Arc::clone(&shared);
-            thread::Builder::new()
-                .name("upstream-accept".to_owned())
-                .spawn(move || accept_loop(&listener, &shared))?
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("upstream")
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            TcpListener::from_std(listener)?
         };
+        let shared = Arc::new(Shared::default());
+        let acceptor = runtime.spawn(accept(listener, Arc::clone(&shared)));
         Ok(Upstream {
             addr,
             shared,
+            runtime: Some(runtime),
             acceptor: Some(acceptor),
         })
     }
@@ -118,168 +159,147 @@ impl Upstream {
         self.addr.port()
     }
 
-    /// How many requests have been received (parsed in full) so far.
+    /// How many requests have been received (read in full) so far.
     pub fn request_count(&self) -> u64 {
-        self.shared.count.load(Ordering::SeqCst)
+        self.shared.requests.load(Ordering::SeqCst)
     }
 
     /// How many connections have been accepted so far.
     pub fn connection_count(&self) -> u64 {
-        self.shared.next_conn.load(Ordering::SeqCst)
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// The most recent requests (up to 256), oldest first.
     pub fn requests(&self) -> Vec<SeenRequest> {
-        lock(&self.shared.recent).iter().cloned().collect()
+        let recent = self.shared.recent.lock();
+        let recent = recent.unwrap_or_else(PoisonError::into_inner);
+        recent.iter().cloned().collect()
     }
 
     /// Serves until the process ends.
     pub fn wait(mut self) {
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
+        if let (Some(runtime), Some(acceptor)) = (&self.runtime, self.acceptor.take()) {
+            let _ = runtime.block_on(acceptor);
         }
     }
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor with one last connection.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(Ipv4Addr::LOCALHOST.into());
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        for conn in lock(&self.shared.conns).values() {
-            let _ = conn.shutdown(Shutdown::Both);
+        // Shutting the runtime down drops every task: the listener and every connection,
+        // including those held open by `/hang`.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
         }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let stream = match stream {
-            Ok(s) => s,
+async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
             Err(_) => {
                 // Out of file descriptors or similar: back off instead of spinning.
-                thread::sleep(Duration::from_millis(10));
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
-        if let Ok(clone) = stream.try_clone() {
-            lock(&shared.conns).insert(id, clone);
-        }
-        let conn_shared = Arc::clone(shared);
-        let spawned = thread::Builder::new()
-            .name("upstream-conn".to_owned())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                serve(stream, &conn_shared);
-                lock(&conn_shared.conns).remove(&id);
-            });
-        if spawned.is_err() {
-            lock(&shared.conns).remove(&id);
-        }
-    }
-}
-
-fn serve(stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_nodelay(true);
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::with_capacity(16 * 1024, read_half);
-    let mut writer = stream;
-    loop {
-        let req = http::read_request(&mut reader, |req| match req.header("expect") {
-            Some(e) if e.eq_ignore_ascii_case("100-continue") => {
-                writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            }
-            _ => Ok(()),
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| serve(req, Arc::clone(&shared)));
+            // A connection ends in an error when the client goes away or `/drop` asks for
+            // it: nothing to report either way.
+            let _ = http1::Builder::new()
+                .max_headers(MAX_HEADERS)
+                // The answers carry only the headers the routes give (and `content-length`),
+                // so that what Envoy adds to them shows as in the docs.
+                .auto_date_header(false)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
-        let req = match req {
-            Ok(req) => req,
-            Err(ReadError::Closed | ReadError::Io) => return,
-            Err(ReadError::Malformed(why)) => {
-                let body = format!("bad request: {why}\n");
-                let _ = http::write_response(&mut writer, false, 400, &[], body.as_bytes(), false);
-                return;
-            }
-        };
-        shared.count.fetch_add(1, Ordering::SeqCst);
-        {
-            let mut recent = lock(&shared.recent);
-            if recent.len() == RECENT {
-                recent.pop_front();
-            }
-            recent.push_back(SeenRequest {
-                method: req.method.clone(),
-                target: req.target.clone(),
-                headers: req.headers.clone(),
-                body: req.body[..req.body.len().min(RECENT_BODY)].to_vec(),
-            });
-        }
-        let keep_alive = req.keep_alive();
-        let head_only = req.method.eq_ignore_ascii_case("HEAD");
-        match routes::route(&req) {
-            Reply::Full {
-                status,
-                headers,
-                body,
-            } => {
-                if http::write_response(&mut writer, head_only, status, &headers, &body, keep_alive)
-                    .is_err()
-                    || !keep_alive
-                {
-                    return;
-                }
-            }
-            Reply::Hang => {
-                hang(reader.get_mut(), shared);
-                return;
-            }
-            Reply::CloseMidBody => {
-                let _ = writer.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 1000\r\n\r\npartial body, then the connection closes",
-                );
-                let _ = writer.flush();
-                let _ = writer.shutdown(Shutdown::Both);
-                return;
-            }
-            Reply::Drop => {
-                let _ = writer.shutdown(Shutdown::Both);
-                return;
-            }
-        }
     }
 }
 
-/// Holds the connection open, discarding input, until the peer closes or the server stops.
-fn hang(stream: &mut TcpStream, shared: &Shared) {
-    if stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .is_err()
-    {
-        return;
+/// The body of every response: a full body, or one that fails part way (`/close`).
+type Body = BoxBody<Bytes, io::Error>;
+
+/// Answers one request. An error closes the connection without an answer.
+async fn serve(
+    req: hyper::Request<Incoming>,
+    shared: Arc<Shared>,
+) -> io::Result<hyper::Response<Body>> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Ok(response(413, &[], Bytes::from_static(b"body too large\n")))
+        }
+        // The client went away mid-body.
+        Err(e) => return Err(io::Error::other(e)),
+    };
+    let req = Request {
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or("/", |target| target.as_str())
+            .to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    shared.record(&req);
+    match routes::route(&req).await {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => Ok(response(status, &headers, body.into())),
+        Reply::CloseMidBody => {
+            // The head announces 1000 bytes; the body fails after a few, and hyper closes
+            // the connection. The failure waits for one turn of the runtime, so that hyper
+            // sends what it has first.
+            let partial = stream::iter([Ok(Frame::data(Bytes::from_static(PARTIAL_BODY)))]);
+            let failure = stream::once(async {
+                tokio::task::yield_now().await;
+                Err(io::Error::other("/close closes mid-body"))
+            });
+            let frames = futures::StreamExt::chain(partial, failure);
+            let mut resp = hyper::Response::new(StreamBody::new(frames).boxed());
+            let headers = resp.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(1000));
+            Ok(resp)
+        }
+        Reply::Drop => Err(io::Error::other("/drop closes without an answer")),
     }
-    let mut buf = [0u8; 4096];
-    while !shared.stop.load(Ordering::SeqCst) {
-        match stream.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return,
+}
+
+/// A response with a full body; hyper adds its `content-length`.
+fn response(status: u16, headers: &[(String, String)], body: Bytes) -> hyper::Response<Body> {
+    let mut resp = hyper::Response::new(
+        Full::new(body)
+            .map_err(|never: Infallible| match never {})
+            .boxed(),
+    );
+    // The routes only give statuses in 200..=599.
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in headers {
+        // The routes only give valid names and values.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().append(name, value);
         }
     }
+    resp
 }

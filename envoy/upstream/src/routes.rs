@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::http::Request;
-
 /// Longest `/delay/{seconds}` honoured, as in httpbin.
 const MAX_DELAY: Duration = Duration::from_secs(10);
 /// Largest `/bytes/{n}` body.
@@ -23,8 +21,6 @@ pub(crate) enum Reply {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     },
-    /// Never answer; hold the connection until the client or the server goes away.
-    Hang,
     /// Send the head and part of the body, then close the connection.
     CloseMidBody,
     /// Close the connection without sending anything.
@@ -51,8 +47,36 @@ impl Reply {
     }
 }
 
-/// Answers one request.
-pub(crate) fn route(req: &Request) -> Reply {
+/// A request as the routes see it: read in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// The method (`GET`).
+    pub(crate) method: String,
+    /// The request target: path and query (`/anything?a=1`).
+    pub(crate) target: String,
+    /// The headers, names in lowercase.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The body.
+    pub(crate) body: Vec<u8>,
+}
+
+impl Request {
+    /// The path part of the target (before `?`).
+    fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The decoded query parameters, in order (`+` is a space; a bad escape stays as written).
+    fn query(&self) -> Vec<(String, String)> {
+        match self.target.split_once('?') {
+            Some((_, q)) => form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Answers one request; `/delay` answers after its delay, and `/hang` never does.
+pub(crate) async fn route(req: &Request) -> Reply {
     let path = req.path();
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let first = segments.next().unwrap_or("");
@@ -67,7 +91,7 @@ pub(crate) fn route(req: &Request) -> Reply {
         },
         ("delay", Some(secs)) => match secs.parse::<f64>() {
             Ok(s) if s.is_finite() && s >= 0.0 => {
-                std::thread::sleep(Duration::from_secs_f64(s).min(MAX_DELAY));
+                tokio::time::sleep(Duration::from_secs_f64(s).min(MAX_DELAY)).await;
                 Reply::json(200, &echo(req))
             }
             _ => Reply::text(400, "delay must be a non-negative number of seconds"),
@@ -88,7 +112,7 @@ pub(crate) fn route(req: &Request) -> Reply {
             }
             reply
         }
-        ("hang", None) => Reply::Hang,
+        ("hang", None) => std::future::pending().await,
         ("close", None) => Reply::CloseMidBody,
         ("drop", None) => Reply::Drop,
         _ => Reply::text(404, "not found"),
@@ -205,16 +229,20 @@ mod tests {
     use super::*;
 
     fn get(target: &str) -> Reply {
-        route(&Request {
+        let req = Request {
             method: "GET".to_owned(),
             target: target.to_owned(),
-            version: "HTTP/1.1".to_owned(),
             headers: vec![
                 ("x-a".to_owned(), "1".to_owned()),
                 ("x-a".to_owned(), "2".to_owned()),
             ],
             body: Vec::new(),
-        })
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(route(&req))
     }
 
     fn full(reply: Reply) -> (u16, Vec<(String, String)>, Vec<u8>) {
@@ -275,8 +303,17 @@ mod tests {
     }
 
     #[test]
+    fn query_decodes_escapes_and_plus_and_keeps_bad_escapes() {
+        let (_, _, body) = full(get("/anything?a=x%20y+z&b=100%&c=%zz&d=%7B%22k%22%7D"));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["args"],
+            json!({"a": "x y z", "b": "100%", "c": "%zz", "d": "{\"k\"}"})
+        );
+    }
+
+    #[test]
     fn unknown_path_is_404() {
         assert_eq!(full(get("/nope")).0, 404);
-        assert!(matches!(get("/hang"), Reply::Hang));
     }
 }
