@@ -9,8 +9,8 @@ use syn::{Attribute, Data, DeriveInput, Expr, ExprLit, Fields, Ident, Lit, LitSt
 use crate::case::{RenameRule, RULES};
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    Symbol, CONFIG, DEFAULT, HEADER_NAME, HEADER_VALUE, NON_EMPTY, ONE_OF, RANGE, RENAME,
-    RENAME_ALL, VALIDATE,
+    Symbol, ALLOW_UNKNOWN_KEYS, CONFIG, DEFAULT, HEADER_NAME, HEADER_VALUE, NON_EMPTY, ONE_OF,
+    RANGE, RENAME, RENAME_ALL, UNIT, VALIDATE,
 };
 
 /// The type deriving `PluginConfig`.
@@ -43,6 +43,17 @@ pub(crate) struct Field<'a> {
     pub(crate) key: String,
 }
 
+impl Field<'_> {
+    /// What an integer counts if the field is a duration: the declared `unit`, or the one
+    /// the key says.
+    pub(crate) fn unit(&self) -> Option<Unit> {
+        match &self.attrs.unit {
+            Some((_, unit)) => Some(*unit),
+            None => Unit::of_key(&self.key),
+        }
+    }
+}
+
 /// An enum variant.
 pub(crate) struct Variant<'a> {
     pub(crate) original: &'a syn::Variant,
@@ -56,6 +67,8 @@ pub(crate) struct Variant<'a> {
 pub(crate) struct ContainerAttrs {
     pub(crate) rename_all: Option<(RenameRule, LitStr)>,
     pub(crate) validate: Option<(Ident, syn::Path)>,
+    /// `allow_unknown_keys`: unknown keys are logged and ignored instead of refused.
+    pub(crate) allow_unknown_keys: Option<Ident>,
 }
 
 /// The `#[config(...)]` attributes of a field.
@@ -69,6 +82,44 @@ pub(crate) struct FieldAttrs {
     pub(crate) header_value: Option<Ident>,
     pub(crate) one_of: Option<(Ident, Vec<LitStr>)>,
     pub(crate) validate: Option<(Ident, syn::Path)>,
+    pub(crate) unit: Option<(LitStr, Unit)>,
+}
+
+/// What an integer counts where a duration is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unit {
+    /// `ms`.
+    Millis,
+    /// `s`.
+    Secs,
+}
+
+impl Unit {
+    /// The unit named `name` in `unit = "..."`.
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "ms" => Some(Unit::Millis),
+            "s" => Some(Unit::Secs),
+            _ => None,
+        }
+    }
+
+    /// The unit a key says at its end, in any case style: `timeoutMs`, `timeout_ms`,
+    /// `timeout-ms`, `TIMEOUT_MS`. Not a lowercase `ms` after a letter: `items` says nothing.
+    pub(crate) fn of_key(key: &str) -> Option<Self> {
+        let says_millis = ["Ms", "_ms", "-ms", "_MS", "-MS"]
+            .iter()
+            .any(|end| key.len() > end.len() && key.ends_with(end));
+        says_millis.then_some(Unit::Millis)
+    }
+
+    /// The unit's name in messages and the schema.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Unit::Millis => "ms",
+            Unit::Secs => "s",
+        }
+    }
 }
 
 /// How a field's default is given.
@@ -188,6 +239,11 @@ impl ContainerAttrs {
                 let ident = attr_ident(&meta);
                 set_once(cx, &meta, &mut this.validate, (ident, path));
                 Ok(())
+            } else if meta.path == ALLOW_UNKNOWN_KEYS {
+                no_value(&meta, ALLOW_UNKNOWN_KEYS)?;
+                let ident = attr_ident(&meta);
+                set_once(cx, &meta, &mut this.allow_unknown_keys, ident);
+                Ok(())
             } else {
                 unknown(cx, meta)
             }
@@ -234,6 +290,18 @@ impl FieldAttrs {
             } else if meta.path == VALIDATE {
                 let path = meta.value()?.parse()?;
                 set_once(cx, &meta, &mut this.validate, (ident, path));
+            } else if meta.path == UNIT {
+                let name: LitStr = meta.value()?.parse()?;
+                match Unit::from_name(&name.value()) {
+                    Some(unit) => set_once(cx, &meta, &mut this.unit, (name, unit)),
+                    None => cx.error_spanned_by(
+                        &name,
+                        format_args!(
+                            "unknown `unit` {:?}, expected \"ms\" or \"s\"",
+                            name.value()
+                        ),
+                    ),
+                }
             } else {
                 unknown(cx, meta)?;
             }

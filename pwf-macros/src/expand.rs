@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Expr, ExprRange, RangeLimits};
 
-use crate::ast::{Body, Default, Field, Input, Variant};
+use crate::ast::{Body, Default, Field, Input, Unit, Variant};
 use crate::ctxt::Ctxt;
 use crate::fallback;
 
@@ -69,6 +69,14 @@ fn expand_struct(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
             }
         }
     };
+    let unknown_keys = match &input.attrs.allow_unknown_keys {
+        Some(_) => quote! {
+            ::pwf::__private::ignore_unknown_keys(__object, &[#(#keys),*], __path, __problems);
+        },
+        None => quote! {
+            ::pwf::__private::unknown_keys(__object, &[#(#keys),*], __path, __problems);
+        },
+    };
     let doc = option_str(input.doc.as_deref());
     let finish = match &input.attrs.validate {
         Some((_, hook)) => quote_spanned! {hook.span()=>
@@ -98,7 +106,7 @@ fn expand_struct(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
             ) -> ::core::option::Option<Self> {
                 let __object = ::pwf::__private::expect_object(__value, __path, __problems)?;
                 #(#reads)*
-                ::pwf::__private::unknown_keys(__object, &[#(#keys),*], __path, __problems);
+                #unknown_keys
                 let __this = #build;
                 #finish
             }
@@ -139,10 +147,24 @@ fn read_field(field: &Field<'_>, var: &syn::Ident, ops: &syn::Ident) -> TokenStr
         None => read,
     };
     let absent = absent(field, ops);
+    let path = match field.unit() {
+        Some(unit) => {
+            let unit = unit_tokens(unit);
+            quote!(__path.key(#key).__in_unit(#unit))
+        }
+        None => quote!(__path.key(#key)),
+    };
+    // A declared `unit` needs a duration field.
+    let unit_check = field.attrs.unit.as_ref().map(|(name, _)| {
+        quote_spanned! {name.span()=>
+            let _: ::core::marker::PhantomData<#ty> = ::pwf::__private::unit_field();
+        }
+    });
     quote! {
+        #unit_check
         let #var: ::core::option::Option<#ty> = match ::pwf::__private::field(__object, #key) {
             ::core::option::Option::Some(__value) => {
-                let __path = __path.key(#key);
+                let __path = #path;
                 #read
             }
             ::core::option::Option::None => #absent,
@@ -211,20 +233,34 @@ fn absent(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     let ty = &field.original.ty;
     let key = &field.key;
     match &field.attrs.default {
+        Some((_, Default::Literal(syn::Lit::Str(lit)))) => {
+            // Read when compiled, in a `const` item: a string that does not fit a duration
+            // field panics it, which is a compile error at the literal.
+            quote_spanned! {lit.span()=>
+                {
+                    const __DEFAULT: ::pwf::__private::DefaultText<#ty> = {
+                        let __read = ::pwf::__private::default_text(#lit);
+                        if __read.is_invalid() {
+                            ::core::panic!("this default is not a duration: write one such as \"250ms\", \"5s\" or \"1m30s\"");
+                        }
+                        __read
+                    };
+                    ::core::option::Option::Some(__DEFAULT.value(#lit))
+                }
+            }
+        }
         Some((_, Default::Literal(lit))) => {
-            // A string is read as a duration when compiled, whatever the field's type: only
-            // a `Duration` field looks at it.
-            let read = match lit {
-                syn::Lit::Str(_) => quote!(const { ::pwf::__private::DefaultText::read(#lit) }),
-                _ => quote!(::pwf::__private::DefaultText::NONE),
+            // An integer counts the unit the key or `unit` says, if any; a duration field
+            // takes no integer without one.
+            let literal = match field.unit() {
+                Some(unit) => {
+                    let unit = unit_tokens(unit);
+                    quote_spanned!(lit.span()=> ::pwf::__private::Count(#lit, #unit))
+                }
+                None => quote!(#lit),
             };
             quote_spanned! {lit.span()=>
-                ::pwf::__private::default_literal::<#ty, _>(
-                    #lit,
-                    #read,
-                    &__path.key(#key),
-                    __problems,
-                )
+                ::core::option::Option::Some::<#ty>(::pwf::__private::default_literal(#literal))
             }
         }
         Some((_, Default::Expr(expr))) => quote_spanned! {expr.span()=>
@@ -243,6 +279,14 @@ fn absent(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     }
 }
 
+/// The `IntegerUnit` for `unit`, as tokens.
+fn unit_tokens(unit: Unit) -> TokenStream {
+    match unit {
+        Unit::Millis => quote!(::pwf::__private::IntegerUnit::Millis),
+        Unit::Secs => quote!(::pwf::__private::IntegerUnit::Secs),
+    }
+}
+
 /// `Field::__new(...)` describing the field.
 fn schema_field(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     let key = &field.key;
@@ -255,7 +299,7 @@ fn schema_field(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     let default = match &attrs.default {
         Some((_, Default::Literal(lit))) => Some(source(lit)),
         Some((_, Default::Expr(expr))) => Some(source(expr)),
-        Some((_, Default::Bare)) => Some("Default::default()".to_owned()),
+        Some((_, Default::Bare)) => Some("(the type's default)".to_owned()),
         None => None,
     };
     let default = option_str(default.as_deref());
@@ -275,6 +319,9 @@ fn schema_field(field: &Field<'_>, ops: &syn::Ident) -> TokenStream {
     if let Some((_, values)) = &attrs.one_of {
         let values: Vec<String> = values.iter().map(|v| format!("{:?}", v.value())).collect();
         constraints.push(format!("one of {}", values.join(", ")));
+    }
+    if let Some(unit) = field.unit() {
+        constraints.push(format!("an integer counts {}", unit.name()));
     }
     if let Some((_, hook)) = &attrs.validate {
         constraints.push(format!("checked by `{}`", source(hook)));
@@ -309,18 +356,92 @@ fn describe_range(range: &Expr) -> String {
     }
 }
 
-/// The tokens as the user wrote them, or as the compiler prints them.
+/// The tokens as Rust code is usually written: `pwf::config::call_timeout`, `1..=100`,
+/// `RateLimit::new(100, Duration::from_secs(60))`. (The compiler's own printing spaces every
+/// token, `pwf :: config :: call_timeout`, and the source text is not available on stable.)
 fn source(tokens: &impl ToTokens) -> String {
-    let tokens = tokens.to_token_stream();
-    let span = tokens
-        .clone()
-        .into_iter()
-        .next()
-        .map_or_else(Span::call_site, |t| t.span());
-    let printed = tokens.to_string();
-    match span.join(tokens.into_iter().last().map_or(span, |t| t.span())) {
-        Some(joined) => joined.source_text().unwrap_or(printed),
-        None => printed,
+    let mut text = String::new();
+    write_source(&mut text, tokens.to_token_stream());
+    text
+}
+
+/// What was written last, which decides whether a space comes before the next token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Last {
+    /// Nothing, an opening delimiter, or a token that binds to what follows (`::`, `.`,
+    /// `..=`, a unary `&`, `!` or `-`, `<`): no space.
+    Glue,
+    /// A name, a literal or a closing delimiter: a space before another of those.
+    Word,
+    /// A comma or a binary operator: a space after it.
+    Separator,
+}
+
+/// Appends `tokens` to `text`, spaced as in [`source`].
+fn write_source(text: &mut String, tokens: TokenStream) {
+    use proc_macro2::{Delimiter, Spacing, TokenTree};
+
+    let mut last = Last::Glue;
+    for token in tokens {
+        match token {
+            TokenTree::Group(group) => {
+                let (open, close) = match group.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{ ", " }"),
+                    Delimiter::None => ("", ""),
+                };
+                // A call or an index follows its callee without a space; a block does not.
+                let space = match group.delimiter() {
+                    Delimiter::Brace => last != Last::Glue,
+                    _ => last == Last::Separator,
+                };
+                if space {
+                    text.push(' ');
+                }
+                text.push_str(open);
+                write_source(text, group.stream());
+                text.push_str(close);
+                last = Last::Word;
+            }
+            TokenTree::Ident(_) | TokenTree::Literal(_) => {
+                if last != Last::Glue {
+                    text.push(' ');
+                }
+                text.push_str(&token.to_string());
+                last = Last::Word;
+            }
+            TokenTree::Punct(punct) => {
+                let c = punct.as_char();
+                let glued_to_next = punct.spacing() == Spacing::Joint;
+                let unary = last != Last::Word && matches!(c, '&' | '!' | '-' | '*');
+                let binds = matches!(c, ':' | '.' | '<' | '>' | '\'') || unary;
+                // `..=`: the `=` of a range binds like the dots.
+                let range_end = c == '=' && text.ends_with("..");
+                if c == ',' || c == ';' {
+                    text.push(c);
+                    last = Last::Separator;
+                } else if binds || range_end {
+                    if last == Last::Separator {
+                        text.push(' ');
+                    }
+                    text.push(c);
+                    last = Last::Glue;
+                } else {
+                    // A binary operator, spaced on both sides; `==`, `=>` and the like are
+                    // written whole.
+                    if last != Last::Glue || !text.ends_with(|b: char| b.is_ascii_punctuation()) {
+                        text.push(' ');
+                    }
+                    text.push(c);
+                    last = if glued_to_next {
+                        Last::Glue
+                    } else {
+                        Last::Separator
+                    };
+                }
+            }
+        }
     }
 }
 

@@ -16,9 +16,9 @@ use syn::{parse_macro_input, DeriveInput};
 /// On a struct with named fields, it implements `pwf::PluginConfig` and
 /// `pwf::config::ConfigValue`; on an enum of unit variants, `pwf::config::ConfigValue`, so the
 /// enum can be a field read from a string. The attributes (`#[config(default = ...)]`,
-/// `rename`, `rename_all`, `range`, `non_empty`, `header_name`, `header_value`, `one_of`,
-/// `validate`) are described in
-/// `pwf::config`.
+/// `rename`, `range`, `non_empty`, `header_name`, `header_value`, `one_of`, `unit`,
+/// `validate` on fields; `rename_all`, `validate`, `allow_unknown_keys` on the struct) are
+/// described in `pwf::config`.
 ///
 /// ```
 /// use pwf::PluginConfig;

@@ -8,6 +8,8 @@ use syn::{Ident, Path};
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Symbol(&'static str);
 
+/// Container: `allow_unknown_keys`.
+pub(crate) const ALLOW_UNKNOWN_KEYS: Symbol = Symbol("allow_unknown_keys");
 /// `#[config(...)]` itself.
 pub(crate) const CONFIG: Symbol = Symbol("config");
 /// Field: `default` or `default = <expr>`.
@@ -26,6 +28,8 @@ pub(crate) const RANGE: Symbol = Symbol("range");
 pub(crate) const RENAME: Symbol = Symbol("rename");
 /// Container: `rename_all = "snake_case"`.
 pub(crate) const RENAME_ALL: Symbol = Symbol("rename_all");
+/// Field: `unit = "ms"`.
+pub(crate) const UNIT: Symbol = Symbol("unit");
 /// Field and struct: `validate = path::to::check`.
 pub(crate) const VALIDATE: Symbol = Symbol("validate");
 

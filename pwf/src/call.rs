@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use proxy_wasm::types::{BufferType, MapType};
 
+use crate::config::timeout_millis;
 use crate::context;
 use crate::error::{HostError, Status};
 use crate::headers::{HeaderValue, Headers, InvalidHeader, NO_HEADERS};
@@ -82,10 +83,6 @@ pub(crate) const MAX_PAIRS: usize = 1024;
 /// (proxy-wasm-cpp-host's `PROXY_WASM_HOST_PAIRS_MAX_BYTES`): 4 bytes, then
 /// 8 per pair, then each name and value with a NUL after it.
 pub(crate) const MAX_PAIRS_BYTES: usize = 1 << 20;
-
-/// The longest call timeout Envoy takes: it reads the milliseconds as a
-/// signed 32-bit count, and refuses 2^31 and more.
-pub(crate) const MAX_TIMEOUT_MILLIS: u32 = i32::MAX as u32;
 
 /// Headers a call never forwards: hop-by-hop headers (RFC 9110 section
 /// 7.6.1), which belong to the client's connection, and the body's framing,
@@ -548,7 +545,7 @@ impl Request {
             return Err(self.error((**kind).clone()));
         }
         self.check_limits()?;
-        let millis = match call_millis(self.timeout) {
+        let millis = match timeout_millis(self.timeout) {
             Some(0) => return Err(self.error(CallErrorKind::ZeroTimeout)),
             Some(millis) => millis,
             None => return Err(self.error(CallErrorKind::TimeoutTooLong)),
@@ -636,21 +633,6 @@ impl Request {
 /// count, then 8 per pair and each name and value with a NUL after it.
 fn pairs_bytes<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> usize {
     pairs.map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>() + 4
-}
-
-/// `timeout` in whole milliseconds, if it is at most [`MAX_TIMEOUT_MILLIS`],
-/// the most Envoy takes.
-///
-/// In 64-bit arithmetic: `as_millis` and `checked_mul` both take a 128-bit
-/// multiplication on wasm32.
-pub(crate) fn call_millis(timeout: Duration) -> Option<u32> {
-    let secs = timeout.as_secs();
-    if secs > u64::from(u32::MAX) / 1000 + 1 {
-        return None;
-    }
-    u32::try_from(secs * 1000 + u64::from(timeout.subsec_millis()))
-        .ok()
-        .filter(|&millis| millis <= MAX_TIMEOUT_MILLIS)
 }
 
 /// The response to an HTTP call.

@@ -840,7 +840,15 @@ impl<K: Kind> RootContext for Root<K> {
             }
         };
         let config = match crate::config::parse_vec::<K::Config>(bytes) {
-            Ok(config) => config,
+            Ok((config, ignored)) => {
+                for key in ignored {
+                    log::__log_fmt(
+                        LogLevel::Warn,
+                        format_args!("{name}: plugin configuration: {key}"),
+                    );
+                }
+                config
+            }
             Err(error) => {
                 for problem in error.problems() {
                     log::__log_fmt(

@@ -87,3 +87,43 @@ fn configure_accepts_no_bytes_as_every_default() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(infos, ["configured: cluster=httpbin count=10"]);
 }
+
+/// A configuration of the next plugin version, for a struct with
+/// `allow_unknown_keys`.
+#[derive(pwf::PluginConfig, Debug)]
+#[config(allow_unknown_keys)]
+struct Lenient {
+    #[config(default = 100)]
+    limit: u32,
+}
+
+struct LenientPlugin;
+
+impl Plugin for LenientPlugin {
+    type Config = Lenient;
+    type Filter = CorpusFilter;
+
+    fn configure(config: Lenient, _: &PluginContext) -> Result<Self, Error> {
+        pwf::info!("configured: limit={}", config.limit);
+        Ok(LenientPlugin)
+    }
+
+    fn filter(_: &Rc<Self>, _: &Http) -> CorpusFilter {
+        CorpusFilter
+    }
+}
+
+#[test]
+fn configure_with_allow_unknown_keys_logs_each_ignored_key_as_a_warning() {
+    let host = Host::builder().plugin_name("rate_limit").build();
+    let vm = host
+        .start_vm_with_root(pwf::root_context::<LenientPlugin>)
+        .expect("the VM starts");
+    assert!(vm.configure(br#"{"limit": 5, "burst": 10}"#).is_ok());
+    assert_eq!(
+        host.logs(LogLevel::Warn),
+        ["rate_limit: plugin configuration: unknown field `burst` ignored, expected one of `limit`"]
+    );
+    assert_eq!(host.logs(LogLevel::Info), ["configured: limit=5"]);
+    assert!(host.logs(LogLevel::Error).is_empty());
+}

@@ -203,17 +203,24 @@ fn parse_bare_default_on_nested_config_reports_its_required_fields() {
 }
 
 #[test]
-fn parse_invalid_duration_default_reports_the_default() {
+/// `#[config(default = 5000)]` on a `Duration` did not compile (E0308), the documented way.
+fn parse_integer_default_of_a_duration_counts_the_unit_its_key_says() {
     #[derive(PluginConfig, Debug)]
     struct Config {
-        #[config(default = "5 seconds")]
-        #[allow(dead_code)]
-        timeout: Duration,
+        #[config(default = 5000)]
+        timeout_ms: Duration,
+        #[config(default = 10, unit = "s")]
+        window: Duration,
+        #[config(default = 250)]
+        retry_ms: Option<Duration>,
+        #[config(default = 7)]
+        raw_ms: u64,
     }
-    assert_eq!(
-        problem::<Config>(""),
-        r#"timeout: the default "5 seconds" is not a duration such as "250ms" or "5s""#
-    );
+    let config = Config::parse(b"").unwrap();
+    assert_eq!(config.timeout_ms, Duration::from_secs(5));
+    assert_eq!(config.window, Duration::from_secs(10));
+    assert_eq!(config.retry_ms, Some(Duration::from_millis(250)));
+    assert_eq!(config.raw_ms, 7);
 }
 
 #[test]
@@ -330,19 +337,93 @@ fn parse_scalar_type_mismatch_says_what_was_expected() {
 }
 
 #[test]
-fn parse_duration_accepts_strings_and_integer_milliseconds() {
+fn parse_duration_accepts_strings_with_their_unit() {
     #[derive(PluginConfig, Debug)]
     struct Config {
         a: Duration,
         b: Duration,
-        c: Duration,
         d: Duration,
     }
-    let config = Config::parse(br#"{"a": "250ms", "b": "1.5s", "c": 100, "d": "100us"}"#).unwrap();
+    let config = Config::parse(br#"{"a": "250ms", "b": "1.5s", "d": "100us"}"#).unwrap();
     assert_eq!(config.a, Duration::from_millis(250));
     assert_eq!(config.b, Duration::from_millis(1500));
-    assert_eq!(config.c, Duration::from_millis(100));
     assert_eq!(config.d, Duration::from_micros(100));
+}
+
+#[test]
+/// `"window": 10` was silently 10 ms.
+fn parse_integer_duration_without_a_unit_is_refused_with_the_strings_to_write() {
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Config {
+        window: Duration,
+        retry: Option<Duration>,
+    }
+    assert_eq!(
+        problems::<Config>(r#"{"window": 10, "retry": 0}"#),
+        [
+            r#"window: expected a duration with its unit, such as "10s" or "10ms", got 10"#,
+            r#"retry: expected a duration with its unit, such as "0s" or "0ms", got 0"#,
+        ]
+    );
+}
+
+#[test]
+fn parse_integer_duration_counts_the_unit_its_key_says() {
+    #[derive(PluginConfig, Debug)]
+    struct Config {
+        timeout_ms: Duration,
+        #[config(rename = "retry_ms")]
+        retry: Option<Duration>,
+        #[config(rename = "BACKOFF-MS")]
+        backoff: Vec<Duration>,
+        #[config(rename = "delayMs")]
+        delay: Duration,
+    }
+    let config = Config::parse(
+        br#"{"timeoutMs": 5000, "retry_ms": 20, "BACKOFF-MS": [1, "2s"], "delayMs": "1m"}"#,
+    )
+    .unwrap();
+    assert_eq!(config.timeout_ms, Duration::from_secs(5));
+    assert_eq!(config.retry, Some(Duration::from_millis(20)));
+    assert_eq!(
+        config.backoff,
+        [Duration::from_millis(1), Duration::from_secs(2)]
+    );
+    assert_eq!(config.delay, Duration::from_secs(60));
+}
+
+#[test]
+fn parse_integer_duration_counts_the_declared_unit() {
+    #[derive(PluginConfig, Debug)]
+    struct Config {
+        #[config(unit = "s")]
+        window: Duration,
+        #[config(unit = "ms")]
+        timeout: Duration,
+    }
+    let config = Config::parse(br#"{"window": 10, "timeout": 250}"#).unwrap();
+    assert_eq!(config.window, Duration::from_secs(10));
+    assert_eq!(config.timeout, Duration::from_millis(250));
+}
+
+#[test]
+fn parse_integer_duration_unit_does_not_reach_a_nested_struct() {
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        window: Duration,
+    }
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Config {
+        #[config(rename = "limitsMs")]
+        limits: Inner,
+    }
+    assert_eq!(
+        problem::<Config>(r#"{"limitsMs": {"window": 3}}"#),
+        r#"limitsMs.window: expected a duration with its unit, such as "3s" or "3ms", got 3"#
+    );
 }
 
 #[test]
@@ -350,20 +431,23 @@ fn parse_duration_rejects_negative_malformed_and_overflowing_values() {
     #[derive(PluginConfig, Debug)]
     #[allow(dead_code)]
     struct Config {
-        a: Duration,
+        a_ms: Duration,
         b: Duration,
         c: Duration,
         d: Duration,
+        e_ms: Duration,
     }
-    let expected =
-        r#"expected a duration such as "250ms", "5s" or "1m30s", or integer milliseconds"#;
+    let expected = r#"expected a duration such as "250ms", "5s" or "1m30s""#;
     assert_eq!(
-        problems::<Config>(r#"{"a": -5, "b": "5 s", "c": "99999999999999999999999h", "d": 1.5}"#),
+        problems::<Config>(
+            r#"{"aMs": -5, "b": "5 s", "c": "99999999999999999999999h", "d": 1.5, "eMs": 1e30}"#
+        ),
         [
-            format!("a: {expected}, got -5"),
+            format!("aMs: {expected}, or an integer count of ms, got -5"),
             format!(r#"b: {expected}, got "5 s""#),
             r#"c: duration too large, got "99999999999999999999999h""#.to_owned(),
             format!("d: {expected}, got 1.5"),
+            "eMs: duration too large, got 1e30".to_owned(),
         ]
     );
 }
@@ -820,6 +904,93 @@ fn parse_unknown_key_suggests_the_closest_known_key() {
 }
 
 #[test]
+/// `nmae`, `vaule` and `prot` were two edits away (a swap was counted as two) and got no
+/// suggestion.
+fn parse_unknown_key_with_swapped_letters_suggests_the_known_key() {
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Config {
+        #[config(default = "x")]
+        name: String,
+        #[config(default = "x")]
+        value: String,
+        #[config(default = 80)]
+        port: u16,
+    }
+    assert_eq!(
+        problems::<Config>(r#"{"nmae": "a", "vaule": "b", "prot": 1}"#),
+        [
+            "unknown field `nmae`, did you mean `name`?",
+            "unknown field `prot`, did you mean `port`?",
+            "unknown field `vaule`, did you mean `value`?",
+        ]
+    );
+}
+
+#[test]
+fn parse_unknown_key_with_allow_unknown_keys_is_accepted() {
+    #[derive(PluginConfig, Debug)]
+    #[config(allow_unknown_keys)]
+    struct Config {
+        #[config(default = 1)]
+        limit: u32,
+    }
+    let config = Config::parse(br#"{"limit": 3, "burst": 5}"#).unwrap();
+    assert_eq!(config.limit, 3);
+    // Only unknown keys: every other problem is still one.
+    assert_eq!(
+        problem::<Config>(r#"{"limit": "3", "burst": 5}"#),
+        r#"limit: expected an unsigned integer, got "3""#
+    );
+}
+
+#[test]
+fn parse_unknown_key_in_a_nested_struct_without_the_opt_in_is_refused() {
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        #[config(default = 1)]
+        limit: u32,
+    }
+    #[derive(PluginConfig, Debug)]
+    #[config(allow_unknown_keys)]
+    #[allow(dead_code)]
+    struct Config {
+        #[config(default)]
+        inner: Inner,
+    }
+    assert!(Config::parse(br#"{"other": 1}"#).is_ok());
+    assert_eq!(
+        problem::<Config>(r#"{"inner": {"burst": 1}}"#),
+        "inner: unknown field `burst`, expected one of `limit`"
+    );
+}
+
+#[test]
+/// The last of two equal keys won, silently.
+fn parse_duplicate_key_is_refused_naming_the_key_and_its_path() {
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Rule {
+        limit: u32,
+    }
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Config {
+        limit: u32,
+        rules: Vec<Rule>,
+    }
+    assert_eq!(
+        problem::<Config>(r#"{"limit": 1, "rules": [], "limit": 2}"#),
+        "duplicate key `limit` at line 1, column 33"
+    );
+    assert_eq!(
+        problem::<Config>(r#"{"limit": 1, "rules": [{"limit": 1, "limit": 2}]}"#),
+        "rules[0]: duplicate key `limit` at line 1, column 43"
+    );
+}
+
+#[test]
 fn parse_unknown_key_far_from_all_lists_the_known_keys() {
     #[derive(PluginConfig, Debug)]
     #[allow(dead_code)]
@@ -1091,6 +1262,35 @@ fn schema_describes_keys_types_defaults_checks_and_docs() {
 }
 
 #[test]
+/// The schema showed ``checked by `pwf :: config :: call_timeout` `` and
+/// `default Default::default()`.
+fn schema_shows_code_as_written_and_bare_defaults_in_words() {
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Config {
+        #[config(default = "250ms", validate = pwf::config::call_timeout)]
+        timeout: Duration,
+        #[config(default = Duration::from_millis(1500))]
+        delay: Duration,
+        #[config(default)]
+        names: Vec<String>,
+        #[config(default = 5000)]
+        retry_ms: Duration,
+        #[config(default = 10, range = ..=100)]
+        count: i32,
+    }
+    assert_eq!(
+        Config::schema().to_string(),
+        "Config\n\
+         - timeout: duration, default \"250ms\", checked by `pwf::config::call_timeout`\n\
+         - delay: duration, default Duration::from_millis(1500)\n\
+         - names: list of string, default (the type's default)\n\
+         - retryMs: duration, default 5000, an integer counts ms\n\
+         - count: integer (i32), default 10, at most 100\n"
+    );
+}
+
+#[test]
 fn schema_display_nests_configuration_structs() {
     #[derive(PluginConfig, Debug)]
     #[allow(dead_code)]
@@ -1113,7 +1313,7 @@ fn schema_display_nests_configuration_structs() {
          - rules: list of Rule, required, not empty\n  \
            - path: string, required\n  \
            - timeout: duration, default \"1s\"\n\
-         - fallback: Rule, default Default::default()\n  \
+         - fallback: Rule, default (the type's default)\n  \
            - path: string, required\n  \
            - timeout: duration, default \"1s\"\n"
     );

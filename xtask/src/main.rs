@@ -15,6 +15,7 @@
 //!   request into `bench/budget.toml`, which `cargo xtask test` holds them to.
 
 mod demo;
+mod docs_check;
 mod oci;
 mod scaffold;
 mod setup;

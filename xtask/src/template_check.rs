@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use envoy_harness::{repo_root, target_dir, Envoy, WASM_TARGET};
+use envoy_harness::{repo_root, tail, target_dir, Envoy, WASM_TARGET};
 
 use crate::scaffold;
 use crate::steps;
@@ -49,22 +49,34 @@ pub(crate) fn run() -> Result<(), String> {
     run_in_envoy(&dir.join("envoy.yaml"), &wasm)
 }
 
+/// Runs the generated plugin in Envoy. Envoy's log is shown only when this fails (or with
+/// `PWF_ENVOY_LOG=1`): on success the test command prints one line for it.
 fn run_in_envoy(config: &Path, wasm: &Path) -> Result<(), String> {
     let envoy = Envoy::template(config)
         .wasm(wasm)
+        .quiet()
         .start()
         .map_err(|e| e.to_string())?;
-    let response = envoy.get("/anything").map_err(|e| e.to_string())?;
+    let with_log =
+        |why: String| format!("{why}\n--- envoy log tail ---\n{}", tail(&envoy.log(), 40));
+    let response = envoy
+        .get("/anything")
+        .map_err(|e| with_log(e.to_string()))?;
     println!(
         "GET /anything through the generated plugin: {} with x-hello: {:?}",
         response.status,
         response.header("x-hello")
     );
+    // The line the generated README shows, as Envoy writes it.
+    let configured = format!("wasm log {NAME}: {NAME}: setting `x-hello: world` on every response");
+    envoy
+        .wait_for_log(&configured, std::time::Duration::from_secs(10))
+        .map_err(|e| with_log(e.to_string()))?;
     if response.status != 200 || response.header("x-hello") != Some("world") {
-        return Err(format!(
+        return Err(with_log(format!(
             "the generated plugin did not set `x-hello: world`: status {}, headers {:?}",
             response.status, response.headers
-        ));
+        )));
     }
     Ok(())
 }

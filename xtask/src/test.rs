@@ -47,7 +47,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             .collect()
     };
 
-    let mut steps = Steps::new(if scope == Scope::All { 11 } else { 4 });
+    let mut steps = Steps::new(if scope == Scope::All { 12 } else { 4 });
     steps.run(
         "install what is missing (wasm32-wasip1 target, Envoy 1.40)",
         || {
@@ -83,6 +83,12 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
                 BUDGET_TEST,
             ])
         })?;
+    }
+    if scope == Scope::All {
+        steps.run(
+            "the snippet check fails on a broken snippet (docs/check)",
+            crate::docs_check::broken_snippet_fails_the_check,
+        )?;
     }
     steps.run("release wasm builds", || {
         let args = packages(&["build", "--target", WASM_TARGET, "--release"]);

@@ -91,7 +91,8 @@ pub struct Validation {
 }
 
 /// A running Envoy. Dropping it kills the process and prints the tail of its log to stderr
-/// (which the test harness shows only for failing tests), unless made [`quiet`](Setup::quiet).
+/// (which the test harness shows only for failing tests), unless made [`quiet`](Setup::quiet)
+/// and not asked for with `PWF_ENVOY_LOG=1`.
 #[derive(Debug)]
 pub struct Envoy {
     child: Option<Child>,
@@ -282,7 +283,7 @@ impl Drop for Envoy {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if !self.quiet {
+        if !self.quiet || log_requested() {
             eprintln!(
                 "--- envoy log tail ({}) ---\n{}--- end of envoy log ---",
                 self.log_path.display(),
@@ -293,6 +294,11 @@ impl Drop for Envoy {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }
     }
+}
+
+/// Whether `PWF_ENVOY_LOG` asks for every Envoy's log tail, quiet or not.
+fn log_requested() -> bool {
+    std::env::var_os("PWF_ENVOY_LOG").is_some_and(|value| !value.is_empty() && value != "0")
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -374,7 +380,9 @@ impl Setup {
         self
     }
 
-    /// Do not print the log tail when the [`Envoy`] is dropped (for demos and benchmarks).
+    /// Do not print the log tail when the [`Envoy`] is dropped, for a program that is not a
+    /// test (whose output nothing captures): a demo, a benchmark, a check that reports its
+    /// own failures. `PWF_ENVOY_LOG=1` in the environment prints it anyway.
     pub fn quiet(mut self) -> Setup {
         self.quiet = true;
         self

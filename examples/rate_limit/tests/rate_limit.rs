@@ -322,7 +322,7 @@ fn configure_with_a_zero_limit_is_rejected_naming_the_field() {
         host.logs(LogLevel::Error),
         [
             "plugin: invalid plugin configuration: limit.per: expected a duration such as \
-             \"250ms\", \"5s\" or \"1m30s\", or integer milliseconds, got \"soon\"",
+             \"250ms\", \"5s\" or \"1m30s\", got \"soon\"",
             "plugin: invalid plugin configuration: limit.requests: must be at least 1, got 0"
         ]
     );

@@ -132,3 +132,20 @@ fn the_close_logs_the_connections_totals() {
         ["connection closed by Remote: 7 bytes in, 7 bytes out"]
     );
 }
+
+#[test]
+/// The README's demo line: Envoy itself closed the client's side (`Local`).
+fn a_close_by_envoy_logs_local_with_the_totals() {
+    let host = Host::default();
+    let plugin = configure(&host, "").unwrap();
+    let connection = plugin.open_connection();
+    connection.downstream_data("x".repeat(49), true);
+    connection.upstream_data("y".repeat(233), true);
+    connection.downstream_close(Peer::Local).unwrap();
+    connection.upstream_close(Peer::Remote).unwrap();
+    connection.end().unwrap();
+    assert_eq!(
+        host.logs(LogLevel::Info),
+        ["connection closed by Local: 49 bytes in, 233 bytes out"]
+    );
+}

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::duration::parse_duration;
+pub use super::duration::IntegerUnit;
 use super::show::{QuotedList, ShownKey, ShownStr};
 use super::value::expect_object as expect_object_inner;
 use super::{ConfigValue, Invalid, Path, PluginConfig, Problems, Type};
@@ -136,45 +137,83 @@ impl<T: Default> ViaDefault<T> for &Wrap<T> {
     }
 }
 
-/// A `default = "<text>"` literal read as a duration when the plugin is compiled (the
-/// derive passes it in a `const` block), so that a valid default costs no parsing, and no
-/// error path, at run time.
-#[derive(Clone, Copy)]
-pub struct DefaultText {
-    duration: Option<Duration>,
+/// A string `default = "<text>"` as read when the plugin is compiled: the derive builds it
+/// in a `const` item, which fails to compile when the text does not fit a duration field, so
+/// a default cannot reject every configuration at load time, and a valid one costs no
+/// parsing at run time.
+pub struct DefaultText<T> {
+    make: fn(&'static str, DefaultRead) -> T,
+    read: DefaultRead,
+    invalid: bool,
 }
 
-impl DefaultText {
-    /// What a literal that is not a string reads as.
-    pub const NONE: Self = DefaultText { duration: None };
+/// A string default read as a duration when compiled, if it is one.
+#[derive(Clone, Copy)]
+pub struct DefaultRead(Option<Duration>);
 
-    /// `text` read as a duration, if it is one.
-    pub const fn read(text: &str) -> Self {
-        DefaultText {
-            duration: match parse_duration(text) {
-                Ok(duration) => Some(duration),
-                Err(_) => None,
-            },
-        }
+/// The literal `text` of a default, read as a duration when compiled.
+pub const fn default_text<T: ConfigDefault<&'static str>>(text: &'static str) -> DefaultText<T> {
+    let duration = match parse_duration(text) {
+        Ok(duration) => Some(duration),
+        Err(_) => None,
+    };
+    DefaultText {
+        make: T::from_default,
+        read: DefaultRead(duration),
+        invalid: T::DURATION && duration.is_none(),
     }
 }
+
+impl<T> DefaultText<T> {
+    /// Whether the text does not fit the field (a duration field, and not a duration): the
+    /// derive's `const` item then panics, which is a compile error at the literal.
+    pub const fn is_invalid(&self) -> bool {
+        self.invalid
+    }
+
+    /// The field's value.
+    #[inline]
+    pub fn value(&self, text: &'static str) -> T {
+        (self.make)(text, self.read)
+    }
+}
+
+/// The value of `default = <literal>` for a literal that is not a string.
+#[inline]
+pub fn default_literal<T: ConfigDefault<L>, L>(literal: L) -> T {
+    T::from_default(literal, DefaultRead(None))
+}
+
+/// An integer `default` of a field whose key or `unit` says what it counts: a duration takes
+/// it in that unit, a number as it is.
+pub struct Count<L>(pub L, pub IntegerUnit);
 
 /// A type that can take `default = <literal>` with a literal of type `L`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot take a default of type `{L}`",
-    label = "wrong type for a `{Self}` field"
+    label = "wrong type for a `{Self}` field",
+    note = "a `Duration` takes a string such as \"5s\" or \"250ms\", or an integer where its unit is said: a key ending in `Ms`, or `unit = \"ms\"` or `unit = \"s\"` on the field"
 )]
 pub trait ConfigDefault<L>: Sized {
-    /// The value for `literal` (`read` is the literal read when compiled), or why the
-    /// literal is not a valid value.
-    fn from_default(literal: L, read: DefaultText) -> Result<Self, String>;
+    /// Whether `Self` is a duration (or an `Option` of one): a string default must read as
+    /// one.
+    const DURATION: bool = false;
+
+    /// The value for `literal` (`read`: a string literal read as a duration when compiled).
+    fn from_default(literal: L, read: DefaultRead) -> Self;
 }
 
 macro_rules! default_from_itself {
     ($($ty:ty),*) => {$(
         impl ConfigDefault<$ty> for $ty {
-            fn from_default(literal: $ty, _: DefaultText) -> Result<Self, String> {
-                Ok(literal)
+            fn from_default(literal: $ty, _: DefaultRead) -> Self {
+                literal
+            }
+        }
+
+        impl ConfigDefault<Count<$ty>> for $ty {
+            fn from_default(literal: Count<$ty>, _: DefaultRead) -> Self {
+                literal.0
             }
         }
     )*};
@@ -185,57 +224,55 @@ default_from_itself!(
 );
 
 impl ConfigDefault<&'static str> for String {
-    // Inlined, the caller sees it never fails and keeps no error path for it.
-    #[inline]
-    fn from_default(literal: &'static str, _: DefaultText) -> Result<Self, String> {
-        Ok(literal.to_owned())
+    fn from_default(literal: &'static str, _: DefaultRead) -> Self {
+        literal.to_owned()
     }
 }
 
 impl ConfigDefault<&'static str> for Duration {
-    // Inlined, the caller sees the duration read when compiled, and keeps no error path for a
-    // valid one.
+    const DURATION: bool = true;
+
+    // Inlined, the caller sees the duration read when compiled.
     #[inline]
-    fn from_default(literal: &'static str, read: DefaultText) -> Result<Self, String> {
-        match read.duration {
-            Some(duration) => Ok(duration),
-            None => Err(invalid_duration_default(literal)),
-        }
+    fn from_default(_: &'static str, read: DefaultRead) -> Self {
+        // Never `None`: the derive's `const` item refuses the literal when compiled.
+        read.0.unwrap_or_default()
     }
 }
 
-/// The message for a `default = "<text>"` that is not a duration.
-#[cold]
-#[inline(never)]
-fn invalid_duration_default(literal: &str) -> String {
-    format!(
-        "the default {} is not a duration such as \"250ms\" or \"5s\"",
-        ShownStr(literal)
-    )
+impl ConfigDefault<Count<u64>> for Duration {
+    #[inline]
+    fn from_default(count: Count<u64>, _: DefaultRead) -> Self {
+        count.1.times(count.0)
+    }
 }
 
 impl<L, T: ConfigDefault<L>> ConfigDefault<L> for Option<T> {
+    const DURATION: bool = T::DURATION;
+
     #[inline]
-    fn from_default(literal: L, read: DefaultText) -> Result<Self, String> {
-        T::from_default(literal, read).map(Some)
+    fn from_default(literal: L, read: DefaultRead) -> Self {
+        Some(T::from_default(literal, read))
     }
 }
 
-/// The value of `default = <literal>`, or a problem at `path` when the literal is invalid.
-#[inline]
-pub fn default_literal<T: ConfigDefault<L>, L>(
-    literal: L,
-    read: DefaultText,
-    path: &Path<'_>,
-    problems: &mut Problems,
-) -> Option<T> {
-    match T::from_default(literal, read) {
-        Ok(value) => Some(value),
-        Err(message) => {
-            problems.push(path, message);
-            None
-        }
-    }
+/// A field type that `unit = "..."` fits: a duration, or an `Option`, `Vec` or `Box` of one.
+#[diagnostic::on_unimplemented(
+    message = "`unit` needs a duration field, and `{Self}` is not one",
+    label = "`unit` on a `{Self}` field",
+    note = "`unit` says what an integer counts where a `Duration` is read"
+)]
+pub trait UnitField {}
+
+impl UnitField for Duration {}
+impl<T: UnitField> UnitField for Option<T> {}
+impl<T: UnitField> UnitField for Vec<T> {}
+impl<T: UnitField> UnitField for Box<T> {}
+
+/// Compiles only for a field type that `unit = "..."` fits.
+#[inline(always)]
+pub fn unit_field<T: UnitField>() -> PhantomData<T> {
+    PhantomData
 }
 
 /// The object at `path`, or a problem.
@@ -269,6 +306,36 @@ pub fn unknown_keys(
             unknown_key(key, known, path, problems);
         }
     }
+}
+
+/// For a struct with `allow_unknown_keys`: records each key of `object` that is not in
+/// `known` as ignored (logged at configure, not refused), suggesting the closest known key.
+pub fn ignore_unknown_keys(
+    object: &Map<String, Value>,
+    known: &[&str],
+    path: &Path<'_>,
+    problems: &mut Problems,
+) {
+    for key in object.keys() {
+        if !known.contains(&key.as_str()) {
+            ignore_unknown_key(key, known, path, problems);
+        }
+    }
+}
+
+/// Records that `key` is not one of `known` and is ignored.
+#[cold]
+#[inline(never)]
+fn ignore_unknown_key(key: &str, known: &[&str], path: &Path<'_>, problems: &mut Problems) {
+    let close = super::suggest::closest(key, known);
+    problems.push_ignored(
+        path,
+        format_args!(
+            "unknown field `{}` ignored, {}",
+            ShownKey(key),
+            Suggestion { close, known }
+        ),
+    );
 }
 
 /// Records that `key` is not one of `known`, suggesting the closest known key.

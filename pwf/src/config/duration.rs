@@ -1,21 +1,49 @@
-//! Durations written as `"250ms"`, `"1.5s"`, `"1m30s"`, or as integer milliseconds.
+//! Durations written as `"250ms"`, `"1.5s"`, `"1m30s"`, and integers where a key or `unit` says what they count.
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use super::Invalid;
 
-/// Each unit a duration string can use: its name, and its length as `c * 10^-j` seconds,
-/// given as `(c, j)`.
-const UNITS: &[(&[u8], u64, usize)] = &[
-    (b"ns", 1, 9),
-    (b"us", 1, 6),
-    ("µs".as_bytes(), 1, 6),
-    (b"ms", 1, 3),
-    (b"s", 1, 0),
-    (b"m", 60, 0),
-    (b"h", 3_600, 0),
+/// Each unit a duration string can use, and its length.
+const UNITS: &[(&[u8], Duration)] = &[
+    (b"ns", Duration::from_nanos(1)),
+    (b"us", Duration::from_micros(1)),
+    ("µs".as_bytes(), Duration::from_micros(1)),
+    (b"ms", Duration::from_millis(1)),
+    (b"s", Duration::from_secs(1)),
+    (b"m", Duration::from_secs(60)),
+    (b"h", Duration::from_secs(3_600)),
 ];
+
+/// What an integer counts where a duration is read: the unit a key says (`timeoutMs`), or
+/// that `#[config(unit = "...")]` declares. Elsewhere an integer is not a duration.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntegerUnit {
+    /// `ms`: milliseconds.
+    Millis,
+    /// `s`: seconds.
+    Secs,
+}
+
+impl IntegerUnit {
+    /// `count` of this unit: a `u64` of milliseconds or seconds always fits a [`Duration`].
+    pub(crate) const fn times(self, count: u64) -> Duration {
+        match self {
+            IntegerUnit::Millis => Duration::from_millis(count),
+            IntegerUnit::Secs => Duration::from_secs(count),
+        }
+    }
+
+    /// The unit's name, as a duration string writes it.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            IntegerUnit::Millis => "ms",
+            IntegerUnit::Secs => "s",
+        }
+    }
+}
 
 /// Nanoseconds in a second.
 const NANOS_PER_SEC: u64 = 1_000_000_000;
@@ -39,46 +67,47 @@ pub(crate) const fn parse_duration(text: &str) -> Result<Duration, DurationError
     // Read as bytes: every byte that ends a number is ASCII, and the units are compared
     // whole, so no slice splits a character.
     let bytes = text.as_bytes();
-    // Seconds and nanoseconds, below `Duration::MAX`.
-    let mut total = Some((0, 0));
     if bytes.is_empty() {
         return Err(DurationError::Syntax);
     }
+    // `None` once past `Duration::MAX`; reading goes on, so that a syntax error further on
+    // is the one reported.
+    let mut total = Some(Duration::ZERO);
     let mut at = 0;
     while at < bytes.len() {
-        let whole = at;
+        // `<whole>[.<fraction>]`: digits, then optionally a point and at least one digit.
+        let whole_start = at;
         at = skip_digits(bytes, at);
-        let point = at;
+        let whole = bytes.split_at(at).0.split_at(whole_start).1;
+        let mut fraction: &[u8] = &[];
         if at < bytes.len() && bytes[at] == b'.' {
-            at = skip_digits(bytes, at + 1);
-            if at == point + 1 {
+            let fraction_start = at + 1;
+            at = skip_digits(bytes, fraction_start);
+            fraction = bytes.split_at(at).0.split_at(fraction_start).1;
+            if fraction.is_empty() {
                 return Err(DurationError::Syntax);
             }
         }
-        if at == whole {
+        if whole.is_empty() && fraction.is_empty() {
             return Err(DurationError::Syntax);
         }
-        let number = Digits {
-            bytes,
-            whole,
-            point,
-            end: at,
-            shift: 0,
-        };
-        let unit = at;
+        // The unit: everything up to the next number.
+        let unit_start = at;
         while at < bytes.len() && !bytes[at].is_ascii_digit() && bytes[at] != b'.' {
             at += 1;
         }
-        let Some((factor, shift)) = find_unit(bytes, unit, at) else {
+        let Some(unit) = find_unit(bytes.split_at(at).0.split_at(unit_start).1) else {
             return Err(DurationError::Syntax);
         };
-        // Past `Duration::MAX`, reading goes on: a syntax error further on wins.
         if let Some(sum) = total {
-            total = add(sum, Digits { shift, ..number }, factor);
+            total = match times(whole, fraction, unit) {
+                Some(part) => sum.checked_add(part),
+                None => None,
+            };
         }
     }
     match total {
-        Some((secs, nanos)) => Ok(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32)),
+        Some(total) => Ok(total),
         None => Err(DurationError::TooLarge),
     }
 }
@@ -91,95 +120,94 @@ const fn skip_digits(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// The factor and shift of the unit written by `bytes[start..end]`.
-const fn find_unit(bytes: &[u8], start: usize, end: usize) -> Option<(u64, usize)> {
+/// The length of the unit named `name`.
+const fn find_unit(name: &[u8]) -> Option<Duration> {
     let mut i = 0;
     while i < UNITS.len() {
-        let (name, factor, shift) = UNITS[i];
-        if name.len() == end - start {
-            let mut j = 0;
-            while j < name.len() && name[j] == bytes[start + j] {
-                j += 1;
-            }
-            if j == name.len() {
-                return Some((factor, shift));
-            }
+        let (known, length) = UNITS[i];
+        if equal(known, name) {
+            return Some(length);
         }
         i += 1;
     }
     None
 }
 
-/// `total` (seconds and nanoseconds) plus `number` units of `factor * 10^-shift` seconds,
-/// truncated to whole nanoseconds; `None` past [`Duration::MAX`].
-const fn add(total: (u64, u64), number: Digits<'_>, factor: u64) -> Option<(u64, u64)> {
-    // The number's digits with its point moved `shift` places left (`shift` zeros before
-    // them): the digits before the point count seconds, the next 9 nanoseconds, and in
-    // minutes and hours the 15 after those can still add whole nanoseconds (past them, what
-    // is left is finer than a nanosecond).
-    let point = number.point - number.whole;
-    let Some(secs) = number.read(0, point) else {
-        return None;
-    };
-    let Some(nanos) = number.read(point, point + 9) else {
-        return None;
-    };
-    let Some(finer) = number.read(point + 9, point + 24) else {
-        return None;
-    };
-    let nanos = total.1 + factor * nanos + factor * finer / 1_000_000_000_000_000;
-    if factor == 0 || secs > u64::MAX / factor {
-        return None;
+/// Whether `a` and `b` are the same bytes (`==` on slices is not `const`).
+const fn equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
     }
-    let Some(secs) = (secs * factor).checked_add(total.0) else {
-        return None;
-    };
-    let Some(secs) = secs.checked_add(nanos / NANOS_PER_SEC) else {
-        return None;
-    };
-    Some((secs, nanos % NANOS_PER_SEC))
-}
-
-/// A decimal number `bytes[whole..end]`, with its point (if any) at `point`, after `shift`
-/// zeros, and zeros after it.
-#[derive(Clone, Copy)]
-struct Digits<'a> {
-    bytes: &'a [u8],
-    whole: usize,
-    point: usize,
-    end: usize,
-    shift: usize,
-}
-
-impl Digits<'_> {
-    /// The number written by digits `from..to`; `None` past `u64::MAX`.
-    #[inline(never)]
-    const fn read(&self, from: usize, to: usize) -> Option<u64> {
-        let mut n: u64 = 0;
-        let mut k = from;
-        while k < to {
-            // Digit `k` is byte `at` of the number, the point skipped.
-            let mut digit = 0;
-            if k >= self.shift {
-                let mut at = self.whole + (k - self.shift);
-                if at >= self.point {
-                    at += 1;
-                }
-                if at < self.end {
-                    digit = (self.bytes[at] - b'0') as u64;
-                }
-            }
-            if n > u64::MAX / 10 {
-                return None;
-            }
-            let Some(next) = (n * 10).checked_add(digit) else {
-                return None;
-            };
-            n = next;
-            k += 1;
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
         }
-        Some(n)
+        i += 1;
     }
+    true
+}
+
+/// `<whole>.<fraction>` times `unit`, truncated to whole nanoseconds; `None` past
+/// [`Duration::MAX`]. `whole` and `fraction` are ASCII digits.
+const fn times(whole: &[u8], fraction: &[u8], unit: Duration) -> Option<Duration> {
+    // The whole part by Horner's rule: each digit multiplies what was read by ten and adds
+    // the digit's units. Exact, and a count of units beyond `u64` (`"20000000000000000000ms"`)
+    // is fine while the duration fits.
+    let mut sum = Duration::ZERO;
+    let mut i = 0;
+    while i < whole.len() {
+        let digit = (whole[i] - b'0') as u32;
+        let Some(tenfold) = sum.checked_mul(10) else {
+            return None;
+        };
+        let Some(units) = unit.checked_mul(digit) else {
+            return None;
+        };
+        let Some(next) = tenfold.checked_add(units) else {
+            return None;
+        };
+        sum = next;
+        i += 1;
+    }
+    sum.checked_add(Duration::from_nanos(fraction_nanos(fraction, unit)))
+}
+
+/// `0.<digits>` of `unit`, in whole nanoseconds (truncated), with integers only.
+///
+/// The digits are read from the last one: each step adds the digit's share of the unit and
+/// divides by ten, rounding down. Rounding down at every step gives the same result as
+/// rounding the exact sum down once (`⌊(⌊x⌋ + n) / 10⌋ = ⌊(x + n) / 10⌋` for an integer `n`),
+/// and the carried value stays below `10 * unit`, far from `u64::MAX` for an hour.
+const fn fraction_nanos(digits: &[u8], unit: Duration) -> u64 {
+    // At most an hour: no overflow.
+    let unit_nanos = unit.as_secs() * NANOS_PER_SEC + unit.subsec_nanos() as u64;
+    let mut nanos = 0;
+    let mut i = digits.len();
+    while i > 0 {
+        i -= 1;
+        nanos = (nanos + (digits[i] - b'0') as u64 * unit_nanos) / 10;
+    }
+    nanos
+}
+
+/// The longest call timeout Envoy takes, in milliseconds: it reads them as a signed 32-bit
+/// count, and refuses 2^31 and more.
+const MAX_TIMEOUT_MILLIS: u32 = i32::MAX as u32;
+
+/// `timeout` in whole milliseconds, if it is at most [`MAX_TIMEOUT_MILLIS`], the most Envoy
+/// takes. What [`call_timeout`] checks, and what an outbound call sends.
+///
+/// In 64-bit arithmetic: `as_millis` and `checked_mul` both take a 128-bit multiplication on
+/// wasm32.
+pub(crate) fn timeout_millis(timeout: Duration) -> Option<u32> {
+    let secs = timeout.as_secs();
+    if secs > u64::from(u32::MAX) / 1000 + 1 {
+        return None;
+    }
+    u32::try_from(secs * 1000 + u64::from(timeout.subsec_millis()))
+        .ok()
+        .filter(|&millis| millis <= MAX_TIMEOUT_MILLIS)
 }
 
 /// A validator for the timeout of outbound calls: Envoy reads 0 as "no
@@ -208,7 +236,7 @@ impl Digits<'_> {
 /// ```
 pub fn call_timeout(timeout: &Duration) -> Result<(), Invalid> {
     // One message built in one place: the two differ only before the duration.
-    let limit = match crate::call::call_millis(*timeout) {
+    let limit = match timeout_millis(*timeout) {
         Some(0) => "must be at least 1ms (0 means no timeout to Envoy)",
         Some(_) => return Ok(()),
         None => TIMEOUT_TOO_LONG,
@@ -334,6 +362,25 @@ mod tests {
         );
         assert_eq!(parse_duration("1.5ns"), Ok(Duration::from_nanos(1)));
         assert_eq!(parse_duration("2.5us"), Ok(Duration::from_nanos(2_500)));
+    }
+
+    #[test]
+    /// Digits of an hour's fraction past the nanosecond still add up to whole nanoseconds.
+    fn parse_duration_truncates_the_exact_fraction_once() {
+        // 0.99999999999999h is 3599999999999.964ns.
+        assert_eq!(
+            parse_duration("0.99999999999999h"),
+            Ok(Duration::from_nanos(3_599_999_999_999))
+        );
+        // 1/3600 h is 1s; 0.000277777777777777h is 999999999.9999972ns.
+        assert_eq!(
+            parse_duration("0.000277777777777777h"),
+            Ok(Duration::from_nanos(999_999_999))
+        );
+        assert_eq!(
+            parse_duration("0.0002777777777777778h"),
+            Ok(Duration::from_nanos(1_000_000_000))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use super::duration::IntegerUnit;
 use super::show::Got;
 
 /// Stops recording problems after this many; the rest are counted in one last line.
@@ -28,6 +29,10 @@ const MAX_PROBLEMS: usize = 50;
 #[derive(Clone, Copy, Debug)]
 pub struct Path<'a> {
     segment: Segment<'a>,
+    /// What an integer counts when a duration is read at this path: set by the derive for a
+    /// key that says its unit (`timeoutMs`) or a field with `#[config(unit = ...)]`, kept
+    /// for the elements of a list, and cleared under a key.
+    unit: Option<IntegerUnit>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +53,7 @@ impl<'a> Path<'a> {
     pub const fn root() -> Self {
         Path {
             segment: Segment::Root,
+            unit: None,
         }
     }
 
@@ -65,6 +71,7 @@ impl<'a> Path<'a> {
     pub const fn key(&'a self, key: &'a str) -> Path<'a> {
         Path {
             segment: Segment::Key(self, key),
+            unit: None,
         }
     }
 
@@ -80,7 +87,22 @@ impl<'a> Path<'a> {
     pub const fn index(&'a self, index: usize) -> Path<'a> {
         Path {
             segment: Segment::Index(self, index),
+            unit: self.unit,
         }
+    }
+
+    /// This path, where an integer read as a duration counts `unit`s. Used by the derive.
+    #[doc(hidden)]
+    pub const fn __in_unit(self, unit: IntegerUnit) -> Self {
+        Path {
+            segment: self.segment,
+            unit: Some(unit),
+        }
+    }
+
+    /// What an integer read as a duration counts here, if the key says it.
+    pub(crate) const fn unit(&self) -> Option<IntegerUnit> {
+        self.unit
     }
 
     /// Whether this is the top of the configuration.
@@ -233,6 +255,8 @@ impl fmt::Display for Problem {
 pub struct Problems {
     problems: Vec<Problem>,
     omitted: usize,
+    /// Unknown keys of a struct with `allow_unknown_keys`: not problems, but logged.
+    ignored: Vec<Problem>,
 }
 
 impl Problems {
@@ -317,11 +341,21 @@ impl Problems {
         self.len() == 0
     }
 
-    /// The error reporting these problems, or `None` when there are none.
-    pub(crate) fn into_error(self) -> Option<ConfigError> {
+    /// Records an unknown key that a struct with `allow_unknown_keys` ignores.
+    pub(crate) fn push_ignored(&mut self, path: &Path<'_>, message: fmt::Arguments<'_>) {
+        if self.ignored.len() < MAX_PROBLEMS {
+            self.ignored
+                .push(Problem::new(format!("{path}"), format!("{message}")));
+        }
+    }
+
+    /// The error reporting these problems, or, when there are none, the unknown keys that
+    /// were ignored.
+    pub(crate) fn into_result(self) -> Result<Vec<Problem>, ConfigError> {
         let Problems {
             mut problems,
             omitted,
+            ignored,
         } = self;
         if omitted > 0 {
             let s = if omitted == 1 { "" } else { "s" };
@@ -330,7 +364,11 @@ impl Problems {
                 format!("... and {omitted} more problem{s}"),
             ));
         }
-        (!problems.is_empty()).then_some(ConfigError { problems })
+        if problems.is_empty() {
+            Ok(ignored)
+        } else {
+            Err(ConfigError { problems })
+        }
     }
 }
 
@@ -371,6 +409,13 @@ impl ConfigError {
     pub fn new(message: impl Into<String>) -> Self {
         ConfigError {
             problems: vec![Problem::new("", message)],
+        }
+    }
+
+    /// An error of one problem.
+    pub(crate) fn one(problem: Problem) -> Self {
+        ConfigError {
+            problems: vec![problem],
         }
     }
 

@@ -44,18 +44,59 @@
 //! `#[config(rename_all = "...")]` on the struct chooses another style for all of them:
 //! `camelCase`, `snake_case`, `kebab-case`, `PascalCase`, `SCREAMING_SNAKE_CASE`,
 //! `lowercase` or `UPPERCASE`. A key the struct does not know is refused, with the closest
-//! known key suggested.
+//! known key suggested (a swap of two neighbouring letters counts as one typo), and so is a
+//! key given twice in one object.
+//!
+//! `#[config(allow_unknown_keys)]` on a struct accepts keys it does not know instead, and
+//! logs each at warning level when the plugin is configured: a configuration written for
+//! the next version of a plugin then loads in the current one during a rollout. Only that
+//! struct accepts them; rejection is the default.
 //!
 //! # Types
 //!
 //! A field can have any type implementing [`ConfigValue`]: `bool`, `String`, integers,
-//! floats, [`Duration`](std::time::Duration) (`"250ms"`, `"1.5s"`, `"1m30s"`, or integer
-//! milliseconds), `Option<T>`, `Vec<T>`, `Box<T>`, `HashMap<String, T>`,
+//! floats, [`Duration`](std::time::Duration) (see [Durations](#durations)), `Option<T>`, `Vec<T>`, `Box<T>`, `HashMap<String, T>`,
 //! `BTreeMap<String, T>`, [`serde_json::Value`], another struct deriving `PluginConfig` (which
 //! keeps its own defaults and checks), or an enum of unit variants deriving `PluginConfig`
 //! (read from a string: the variant's name in camelCase unless renamed). A field of any other
 //! type implementing `serde::de::DeserializeOwned` is read by serde, with serde's messages.
 //! Integers also accept a float without fraction (`10.0`).
+//!
+//! # Durations
+//!
+//! A duration is a string with its unit: `"250ms"`, `"1.5s"`, `"1m30s"` (units `ns`, `us`,
+//! `µs`, `ms`, `s`, `m`, `h`). An integer is read as a duration only where its unit is said:
+//! under a key ending in `Ms` in its case style (`timeoutMs`, `timeout_ms`, `TIMEOUT_MS`),
+//! where it counts milliseconds, or in a field with `#[config(unit = "ms")]` or
+//! `#[config(unit = "s")]`. Anywhere else `"window": 10` could mean 10 ms or 10 s, so it is
+//! refused, with the strings to write instead. A `default` follows the same rule, and a
+//! default string that is not a duration does not compile.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use pwf::PluginConfig;
+//!
+//! #[derive(PluginConfig, Debug)]
+//! struct Config {
+//!     #[config(default = 5000)]
+//!     timeout_ms: Duration,
+//!     #[config(default = 60, unit = "s")]
+//!     window: Duration,
+//!     #[config(default = "10s")]
+//!     block_for: Duration,
+//! }
+//!
+//! let config = Config::parse(b"").unwrap();
+//! assert_eq!(config.timeout_ms, Duration::from_secs(5));
+//! assert_eq!(config.window, Duration::from_secs(60));
+//!
+//! let error = Config::parse(br#"{"blockFor": 10}"#).unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     r#"blockFor: expected a duration with its unit, such as "10s" or "10ms", got 10"#,
+//! );
+//! ```
 //!
 //! # Defaults
 //!
@@ -70,6 +111,8 @@
 //! | `#[config(default)]` | a struct deriving `PluginConfig` is read from `{}`; any other type takes its [`Default`] |
 //!
 //! Defaults are not checked against `range` and the other checks: they are the plugin's own.
+//! A string default of a `Duration` field is read when the plugin is compiled: one that is not
+//! a duration is a compile error at the literal.
 //!
 //! # Checks
 //!
@@ -100,6 +143,7 @@
 //! dispatchCount: must be in 1..=100, got 0
 //! rules[2].path: must not be empty
 //! unknown field `dispatchCont`, did you mean `dispatchCount`?
+//! duplicate key `limit` at line 1, column 33
 //! invalid JSON at line 1, column 17: expected `,` or `}`
 //! expected a JSON object at the top level, got an array
 //! ```
@@ -120,6 +164,7 @@ mod suggest;
 mod value;
 
 pub use duration::call_timeout;
+pub(crate) use duration::timeout_millis;
 pub use error::{ConfigError, Invalid, Path, Problem, Problems};
 pub use schema::{Field, Schema, Type};
 pub use value::ConfigValue;
@@ -165,7 +210,7 @@ pub trait PluginConfig: ConfigValue {
     /// );
     /// ```
     fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        parse_slice(bytes)
+        parse_slice(bytes).map(|(config, _)| config)
     }
 
     /// Describes the keys this configuration accepts.
@@ -186,41 +231,40 @@ pub trait PluginConfig: ConfigValue {
     fn schema() -> Schema;
 }
 
-/// [`PluginConfig::parse`] of the configuration as the host gave it.
-pub(crate) fn parse_vec<C: PluginConfig>(bytes: Vec<u8>) -> Result<C, ConfigError> {
+/// [`PluginConfig::parse`] of the configuration as the host gave it, with the unknown keys
+/// that a struct with `allow_unknown_keys` ignored, for the log.
+pub(crate) fn parse_vec<C: PluginConfig>(bytes: Vec<u8>) -> Result<(C, Vec<Problem>), ConfigError> {
     parse_slice(&bytes)
 }
 
-/// What [`PluginConfig::parse`] does.
-fn parse_slice<C: PluginConfig>(bytes: &[u8]) -> Result<C, ConfigError> {
+/// What [`PluginConfig::parse`] does, with the unknown keys ignored.
+fn parse_slice<C: PluginConfig>(bytes: &[u8]) -> Result<(C, Vec<Problem>), ConfigError> {
     let mut config = None;
-    read_config(bytes, &mut |value, problems| {
+    let ignored = read_config(bytes, &mut |value, problems| {
         config = C::from_config(value, &Path::root(), problems);
         config.is_some()
     })?;
     // `read_config` is `Ok` only when the closure read a configuration.
-    config.ok_or(ConfigError::unreachable())
+    let config = config.ok_or(ConfigError::unreachable())?;
+    Ok((config, ignored))
 }
 
 /// Reads `bytes` as JSON and gives the value to `read`, which returns whether it read a
-/// configuration; `Ok` when it did and found no problem. Out of the generic
-/// [`PluginConfig::parse`], so that one copy of this code serves every configuration type:
-/// a JSON value dropped in code instantiated in the plugin's crate would link a second copy
-/// of `Value`'s drop glue next to the one serde_json's reader uses.
+/// configuration; `Ok`, with the unknown keys ignored, when it did and found no problem. Out
+/// of the generic [`PluginConfig::parse`], so that one copy of this code serves every
+/// configuration type: a JSON value dropped in code instantiated in the plugin's crate would
+/// link a second copy of `Value`'s drop glue next to the one serde_json's reader uses.
 fn read_config(
     bytes: &[u8],
     read: &mut dyn FnMut(&serde_json::Value, &mut Problems) -> bool,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<Problem>, ConfigError> {
     let value = value::read_json(bytes)?;
     let mut problems = Problems::new();
     if !read(&value, &mut problems) && problems.is_empty() {
         problems.push(&Path::root(), "invalid configuration");
     }
     drop(value);
-    match problems.into_error() {
-        None => Ok(()),
-        Some(error) => Err(error),
-    }
+    problems.into_result()
 }
 
 impl PluginConfig for () {

@@ -34,35 +34,39 @@ fn fold(key: &str) -> impl Iterator<Item = u8> + '_ {
 /// The longest unknown key compared with the known ones.
 const MAX_COMPARED: usize = 200;
 
-/// The Levenshtein distance: how many one-byte insertions, deletions and substitutions turn
-/// `a` into `b` (for ASCII keys, as for any keys in a case style, one byte is one character).
-/// `b` is at most [`MAX_COMPARED`] bytes long; a longer one is at `usize::MAX`.
+/// The optimal string alignment distance: how many one-byte insertions, deletions,
+/// substitutions and swaps of two neighbouring bytes turn `a` into `b` (for ASCII keys, as for
+/// any keys in a case style, one byte is one character). A swap counts as one edit, so
+/// `nmae` is one edit from `name`, as a typist sees it. `b` is at most [`MAX_COMPARED`] bytes
+/// long; a longer one is at `usize::MAX`.
 #[inline(never)]
 fn distance(a: &[u8], b: &[u8]) -> usize {
-    // One row of the edit-distance table, updated in place: `row[j]` holds the distance
-    // between the prefix of `a` read so far and the first `j` bytes of `b`.
-    let mut table = [0; MAX_COMPARED + 1];
-    let Some(row) = table.get_mut(..=b.len()) else {
+    // Three rows of the edit-distance table: `row[j]` is the distance between the first `i`
+    // bytes of `a` and the first `j` of `b`, `previous` the same for `i - 1`, and `before`
+    // for `i - 2` (a swap looks two rows back).
+    let mut tables = [[0; MAX_COMPARED + 1]; 3];
+    if b.len() > MAX_COMPARED {
         return usize::MAX;
-    };
-    for (j, cell) in row.iter_mut().enumerate() {
+    }
+    let [before, previous, row] = &mut tables;
+    for (j, cell) in previous.iter_mut().enumerate().take(b.len() + 1) {
         *cell = j;
     }
-    for (i, ca) in a.iter().enumerate() {
-        let (mut diagonal, mut left) = (i, i + 1);
-        for (cell, cb) in row.iter_mut().skip(1).zip(b) {
-            let above = *cell;
-            left = (diagonal + usize::from(ca != cb))
-                .min(above + 1)
-                .min(left + 1);
-            diagonal = above;
-            *cell = left;
+    for (i, &ca) in a.iter().enumerate() {
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            let mut best = substitution.min(previous[j + 1] + 1).min(row[j] + 1);
+            let swapped = i > 0 && j > 0 && ca == b[j - 1] && a[i - 1] == cb;
+            if swapped {
+                best = best.min(before[j - 1] + 1);
+            }
+            row[j + 1] = best;
         }
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
+        std::mem::swap(before, previous);
+        std::mem::swap(previous, row);
     }
-    row.last().copied().unwrap_or(0)
+    previous[b.len()]
 }
 
 #[cfg(test)]
@@ -75,6 +79,22 @@ mod tests {
         assert_eq!(distance(b"", b"abc"), 3);
         assert_eq!(distance(b"kitten", b"sitting"), 3);
         assert_eq!(distance(b"a", &[b'a'; MAX_COMPARED + 1]), usize::MAX);
+    }
+
+    #[test]
+    /// Swapped letters were two edits, and short keys got no suggestion.
+    fn distance_counts_a_swap_as_one_edit() {
+        assert_eq!(distance(b"name", b"nmae"), 1);
+        assert_eq!(distance(b"value", b"vaule"), 1);
+        assert_eq!(distance(b"ab", b"ba"), 1);
+        assert_eq!(distance(b"abc", b"ca"), 3);
+    }
+
+    #[test]
+    fn closest_suggests_keys_with_swapped_letters() {
+        assert_eq!(closest("nmae", &["name", "port"]), Some("name"));
+        assert_eq!(closest("vaule", &["value"]), Some("value"));
+        assert_eq!(closest("prot", &["name", "port"]), Some("port"));
     }
 
     #[test]

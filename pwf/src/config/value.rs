@@ -1,9 +1,11 @@
 //! Reading one typed value out of JSON, with the path and a precise message on failure.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::time::Duration;
 
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::duration::{parse_duration, DurationError};
@@ -310,34 +312,59 @@ impl ConfigValue for String {
 }
 
 /// The accepted forms of a duration, for messages.
-const DURATION_FORMS: &str =
-    "a duration such as \"250ms\", \"5s\" or \"1m30s\", or integer milliseconds";
+const DURATION_FORMS: &str = "a duration such as \"250ms\", \"5s\" or \"1m30s\"";
 
+/// A duration is a string with its unit (`"250ms"`, `"1m30s"`). An integer is taken only
+/// where the key says what it counts (`timeoutMs`) or the field declares it with
+/// `#[config(unit = "...")]`: `"window": 10` could mean 10 ms or 10 s, and a wrong guess
+/// passes every check.
 impl ConfigValue for Duration {
     fn from_config(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Self> {
-        let read = match value {
-            Value::String(text) => parse_duration(text),
-            _ => match integral(value) {
-                Integral::Value(Int::NonNegative(millis)) => Ok(Duration::from_millis(millis)),
-                Integral::TooLarge if value.as_f64().is_some_and(|n| n > 0.0) => {
-                    Err(DurationError::TooLarge)
-                }
-                _ => Err(DurationError::Syntax),
-            },
+        let Value::String(text) = value else {
+            return integer_duration(value, path, problems);
         };
-        match read {
+        match parse_duration(text) {
             Ok(duration) => Some(duration),
             Err(DurationError::Syntax) => expected(DURATION_FORMS, value, path, problems),
-            Err(DurationError::TooLarge) => {
-                problems.push_got(path, format_args!("duration too large"), value);
-                None
-            }
+            Err(DurationError::TooLarge) => too_large(value, path, problems),
         }
     }
 
     fn describe() -> Type {
         Type::new("duration")
     }
+}
+
+/// A duration written as a number: a count of the path's unit, if it has one.
+fn integer_duration(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Duration> {
+    match (integral(value), path.unit()) {
+        (Integral::Value(Int::NonNegative(count)), Some(unit)) => Some(unit.times(count)),
+        (Integral::TooLarge, Some(_)) if value.as_f64().is_some_and(|n| n > 0.0) => {
+            too_large(value, path, problems)
+        }
+        (Integral::Value(Int::NonNegative(count)), None) => {
+            problems.push_got(
+                path,
+                format_args!(
+                    "expected a duration with its unit, such as \"{count}s\" or \"{count}ms\""
+                ),
+                value,
+            );
+            None
+        }
+        (_, Some(unit)) => {
+            let forms = format_args!("{DURATION_FORMS}, or an integer count of {}", unit.name());
+            problems.push_got(path, format_args!("expected {forms}"), value);
+            None
+        }
+        (_, None) => expected(DURATION_FORMS, value, path, problems),
+    }
+}
+
+/// Records that the duration at `path` is longer than [`Duration::MAX`].
+fn too_large(value: &Value, path: &Path<'_>, problems: &mut Problems) -> Option<Duration> {
+    problems.push_got(path, format_args!("duration too large"), value);
+    None
 }
 
 impl<T: ConfigValue> ConfigValue for Option<T> {
@@ -463,12 +490,28 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
         return Ok(Value::Object(Map::new()));
     }
     // A byte order mark is refused as serde_json's errors are, with one message format.
+    let duplicate = Cell::new(None);
     let read = if bytes.starts_with(b"\xEF\xBB\xBF") {
         Err(None)
     } else {
-        serde_json::from_slice(bytes).map_err(Some)
+        let mut reader = serde_json::Deserializer::from_slice(bytes);
+        let root = Path::root();
+        let seed = Unique {
+            path: &root,
+            duplicate: &duplicate,
+        };
+        seed.deserialize(&mut reader)
+            .and_then(|value| reader.end().map(|()| value))
+            .map_err(Some)
     };
     read.map_err(|error| {
+        if let (Some((path, key)), Some(error)) = (duplicate.take(), &error) {
+            let (line, column) = (error.line(), error.column());
+            return super::ConfigError::one(super::Problem::new(
+                path,
+                format!("duplicate key `{key}` at line {line}, column {column}"),
+            ));
+        }
         let (line, column, message): (_, _, &dyn std::fmt::Display) = match &error {
             Some(error) => (error.line(), error.column(), error),
             None => (1, 1, &"unexpected byte order mark"),
@@ -490,6 +533,129 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
         {
             text.truncate(message_end);
         }
+        if let Some((key, value)) = yaml_pair(bytes) {
+            text.push_str(" (this looks like YAML: the configuration must be JSON, such as {\"");
+            text.push_str(key);
+            text.push_str("\": ");
+            text.push_str(&value);
+            text.push_str("})");
+        }
         super::ConfigError::new(text)
     })
+}
+
+/// The first `key: value` of a configuration that looks like YAML (what Envoy's own
+/// configuration is written in), with the value as JSON writes it: `limit: 3` gives
+/// `("limit", "3")`, `cluster: auth` gives `("cluster", "\"auth\"")`.
+fn yaml_pair(bytes: &[u8]) -> Option<(&str, String)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && *line != "---" && !line.starts_with('#'))?;
+    let (key, value) = line.split_once(':')?;
+    let is_key = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !is_key {
+        return None;
+    }
+    let value = value.trim();
+    let bare = matches!(value, "true" | "false" | "null")
+        || (!value.is_empty() && serde_json::from_str::<serde_json::Number>(value).is_ok());
+    let value = if bare {
+        value.to_owned()
+    } else if value.is_empty() {
+        "{...}".to_owned()
+    } else {
+        format!("\"{}\"", value.trim_matches(|c| c == '\'' || c == '"'))
+    };
+    Some((key, value))
+}
+
+/// Reads a JSON value as `serde_json::Value` does, except that an object with the same key
+/// twice is refused (serde_json keeps the last one, and a configuration edited by hand would
+/// lose the first one silently). The first duplicate's path and key go to `duplicate`.
+#[derive(Clone, Copy)]
+struct Unique<'a> {
+    path: &'a Path<'a>,
+    duplicate: &'a Cell<Option<(String, String)>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, reader: D) -> Result<Value, D::Error> {
+        reader.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        // serde_json's reader gives finite floats only.
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Value, E> {
+        Ok(Value::String(text.to_owned()))
+    }
+
+    fn visit_string<E>(self, text: String) -> Result<Value, E> {
+        Ok(Value::String(text))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut elements: A) -> Result<Value, A::Error> {
+        let mut array = Vec::new();
+        loop {
+            let path = self.path.index(array.len());
+            let seed = Unique {
+                path: &path,
+                duplicate: self.duplicate,
+            };
+            match elements.next_element_seed(seed)? {
+                Some(element) => array.push(element),
+                None => return Ok(Value::Array(array)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = entries.next_key::<String>()? {
+            if object.contains_key(&key) {
+                self.duplicate.set(Some((self.path.to_string(), key)));
+                return Err(A::Error::custom("duplicate key"));
+            }
+            let path = self.path.key(&key);
+            let value = entries.next_value_seed(Unique {
+                path: &path,
+                duplicate: self.duplicate,
+            })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }

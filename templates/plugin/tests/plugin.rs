@@ -30,6 +30,17 @@ fn configured_header_is_set_on_the_response() {
 }
 
 #[test]
+fn configure_logs_the_header_it_sets_with_the_plugin_name() {
+    let host = Host::builder().plugin_name(NAME).build();
+    start(&host)
+        .configure(r#"{"name": "x-hello", "value": "world"}"#)
+        .unwrap();
+
+    let expected = format!("{NAME}: setting `x-hello: world` on every response");
+    assert_eq!(host.logs(LogLevel::Info), [expected]);
+}
+
+#[test]
 fn empty_configuration_takes_the_defaults() {
     let host = Host::builder().plugin_name(NAME).build();
     let plugin = start(&host).configure("").unwrap();
@@ -48,5 +59,16 @@ fn empty_header_name_is_rejected_at_configure() {
 
     assert_eq!(rejected, ConfigureError::Rejected);
     let expected = format!("{NAME}: invalid plugin configuration: name: must not be empty");
+    assert_eq!(host.logs(LogLevel::Error), [expected]);
+}
+
+#[test]
+fn misspelled_key_is_rejected_with_the_key_meant() {
+    let host = Host::builder().plugin_name(NAME).build();
+    let rejected = start(&host).configure(r#"{"nmae": "x-hello"}"#).unwrap_err();
+
+    assert_eq!(rejected, ConfigureError::Rejected);
+    let expected =
+        format!("{NAME}: invalid plugin configuration: unknown field `nmae`, did you mean `name`?");
     assert_eq!(host.logs(LogLevel::Error), [expected]);
 }
