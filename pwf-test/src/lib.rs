@@ -121,17 +121,25 @@ mod api;
 #[cfg(not(target_arch = "wasm32"))]
 mod guard;
 #[cfg(not(target_arch = "wasm32"))]
+mod guest;
+#[cfg(not(target_arch = "wasm32"))]
 mod headers;
+#[cfg(not(target_arch = "wasm32"))]
+mod imports;
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
 #[cfg(not(target_arch = "wasm32"))]
 mod runtime;
 #[cfg(not(target_arch = "wasm32"))]
 mod state;
+#[cfg(not(target_arch = "wasm32"))]
+mod wasm;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use api::{
     Action, Call, CallState, Callback, ConfigureError, Connection, ConnectionResume, Delivery,
-    Direction, Host, HostBuilder, LocalResponse, LogEntry, Metric, Peer, Plugin, Resume, Side,
-    StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME, TIMEOUT_BODY,
+    Direction, Host, HostBuilder, LocalResponse, LogEntry, Metric, Mode, Peer, Plugin, Resume,
+    Side, StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME, TIMEOUT_BODY,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use headers::{Headers, IntoHeaders};

@@ -85,6 +85,10 @@ pub(crate) struct VmState {
     pub(crate) calls: BTreeMap<u32, CallRecord>,
     pub(crate) call_response: Option<CallResponse>,
     pub(crate) status: (u32, Vec<u8>),
+    /// The fuel the VM's module has used so far (wasm mode only).
+    pub(crate) fuel: Option<u64>,
+    /// The module's linear memory, in 64 KiB pages (wasm mode only).
+    pub(crate) memory_pages: Option<u64>,
 }
 
 pub(crate) struct Context {
