@@ -274,6 +274,19 @@ pub struct HostBuilder {
     wasm_module: Option<PathBuf>,
 }
 
+/// The release module of workspace package `package`
+/// (`<target>/wasm32-wasip1/release/<package>.wasm`, `-` as `_`), or why it is not there:
+/// the message names the command that builds it. For tests that skip themselves when
+/// the module is not built.
+pub fn release_module(package: &str) -> Result<PathBuf, String> {
+    let path = crate::wasm::module_path(package);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(crate::wasm::missing(&path))
+    }
+}
+
 /// How a [`Host`] runs the plugin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
@@ -313,6 +326,13 @@ impl HostBuilder {
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = Some(mode);
         self
+    }
+
+    /// Runs the release module of workspace package `package` in wasm mode (implies
+    /// [`Mode::Wasm`]); see [`release_module`].
+    pub fn wasm_package(self, package: &str) -> Self {
+        let path = crate::wasm::module_path(package);
+        self.wasm_module(path)
     }
 
     /// Runs this module in wasm mode (implies [`Mode::Wasm`]).
@@ -490,6 +510,9 @@ impl Host {
                     Some(path) => path.clone(),
                     None => crate::wasm::crate_module().map_err(StartError::Module)?,
                 };
+                if !path.is_file() {
+                    return Err(StartError::Module(crate::wasm::missing(&path)));
+                }
                 Some(crate::wasm::load(&path).map_err(StartError::Module)?)
             }
         };

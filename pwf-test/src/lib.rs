@@ -137,9 +137,10 @@ mod wasm;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use api::{
-    Action, Call, CallState, Callback, ConfigureError, Connection, ConnectionResume, Delivery,
-    Direction, Host, HostBuilder, LocalResponse, LogEntry, Metric, Mode, Peer, Plugin, Resume,
-    Side, StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME, TIMEOUT_BODY,
+    release_module, Action, Call, CallState, Callback, ConfigureError, Connection,
+    ConnectionResume, Delivery, Direction, Host, HostBuilder, LocalResponse, LogEntry, Metric,
+    Mode, Peer, Plugin, Resume, Side, StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME,
+    TIMEOUT_BODY,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use headers::{Headers, IntoHeaders};

@@ -83,20 +83,29 @@ pub(crate) fn crate_module() -> Result<PathBuf, String> {
          module of the crate under test; or give the path with `HostBuilder::wasm_module`"
             .to_string()
     })?;
+    Ok(module_path(&package))
+}
+
+/// Where `cargo build --target wasm32-wasip1 --release -p <package>` writes the module.
+pub(crate) fn module_path(package: &str) -> PathBuf {
     let file = format!("{}.wasm", package.replace('-', "_"));
-    let path = target_dir()
+    target_dir()
         .join("wasm32-wasip1")
         .join("release")
-        .join(file);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "pwf-test: wasm mode: {} is missing; build it with \
-             `cargo build --target wasm32-wasip1 --release -p {package}`",
-            path.display()
-        ))
-    }
+        .join(file)
+}
+
+/// Says that the module at `path` is missing, and how to build it.
+pub(crate) fn missing(path: &Path) -> String {
+    let package = path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().replace('_', "-"))
+        .unwrap_or_default();
+    format!(
+        "pwf-test: wasm mode: {} is missing; build it with \
+         `cargo build --target wasm32-wasip1 --release -p {package}`",
+        path.display()
+    )
 }
 
 /// The target directory: `CARGO_TARGET_DIR`, else the one holding this test binary
@@ -363,6 +372,7 @@ mod errno {
     pub(super) const BADF: u32 = 8;
     pub(super) const INVAL: u32 = 28;
     pub(super) const NOSYS: u32 = 52;
+    pub(super) const NOTSUP: u32 = 58;
 }
 
 /// The WASI functions Envoy 1.40 provides (proxy-wasm-cpp-host), answering as it does.
@@ -520,11 +530,12 @@ fn define_wasi(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         },
     )?;
     linker.func_wrap(WASI, "sched_yield", |_: Caller<'_, Ctx>| errno::SUCCESS)?;
-    // Envoy does not wait: `thread::sleep` gets NOSYS and panics the plugin.
+    // Envoy does not wait: `thread::sleep` gets NOTSUP and panics the plugin
+    // ("assertion `left == right` failed, left: 58, right: 27", as in Envoy).
     linker.func_wrap(
         WASI,
         "poll_oneoff",
-        |_: Caller<'_, Ctx>, _: u32, _: u32, _: u32, _: u32| errno::NOSYS,
+        |_: Caller<'_, Ctx>, _: u32, _: u32, _: u32, _: u32| errno::NOTSUP,
     )?;
     linker.func_wrap(
         WASI,
