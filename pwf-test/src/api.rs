@@ -28,6 +28,10 @@ pub enum Action {
     Skipped,
     /// The VM failed (a panic, Envoy's trap), now or earlier; the message says why.
     Failed(String),
+    /// Envoy held the data without calling the filter: the request headers are paused
+    /// (a Pause from headers is StopAllIterationAndWatermark). The body phase runs with
+    /// everything held once the stream is resumed.
+    Held,
 }
 
 /// A side of an HTTP stream.
@@ -271,7 +275,8 @@ pub struct HostBuilder {
     log_level: LogLevel,
     vm_config: Vec<u8>,
     mode: Option<Mode>,
-    wasm_module: Option<PathBuf>,
+    wasm_module: Option<crate::wasm::Source>,
+    profile_functions: bool,
 }
 
 /// The release module of workspace package `package`
@@ -338,7 +343,21 @@ impl HostBuilder {
     /// Runs this module in wasm mode (implies [`Mode::Wasm`]).
     pub fn wasm_module(mut self, path: impl Into<PathBuf>) -> Self {
         self.mode = Some(Mode::Wasm);
-        self.wasm_module = Some(path.into());
+        self.wasm_module = Some(crate::wasm::Source::Path(path.into()));
+        self
+    }
+
+    /// Runs the module in `bytes` in wasm mode (implies [`Mode::Wasm`]).
+    pub fn wasm_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.mode = Some(Mode::Wasm);
+        self.wasm_module = Some(crate::wasm::Source::Bytes(bytes.into().into()));
+        self
+    }
+
+    /// Wasm mode: records where the fuel goes function by function
+    /// ([`Vm::take_function_profile`]). Slow: for finding where the instructions go.
+    pub fn profile_functions(mut self, on: bool) -> Self {
+        self.profile_functions = on;
         self
     }
 
@@ -407,6 +426,7 @@ impl HostBuilder {
             vm_config: self.vm_config,
             mode: self.mode.unwrap_or_else(Mode::from_env),
             wasm_module: self.wasm_module,
+            profile_functions: self.profile_functions,
         }
     }
 }
@@ -419,7 +439,8 @@ pub struct Host {
     handles: Arc<Mutex<Vec<Weak<VmInner>>>>,
     vm_config: Vec<u8>,
     mode: Mode,
-    wasm_module: Option<PathBuf>,
+    wasm_module: Option<crate::wasm::Source>,
+    profile_functions: bool,
 }
 
 impl fmt::Debug for Host {
@@ -450,6 +471,7 @@ impl Host {
             vm_config: Vec::new(),
             mode: None,
             wasm_module: None,
+            profile_functions: false,
         }
     }
 
@@ -506,14 +528,21 @@ impl Host {
         let module = match self.mode {
             Mode::Native => None,
             Mode::Wasm => {
-                let path = match &self.wasm_module {
-                    Some(path) => path.clone(),
-                    None => crate::wasm::crate_module().map_err(StartError::Module)?,
+                let source = match &self.wasm_module {
+                    Some(source) => source.clone(),
+                    None => crate::wasm::Source::Path(
+                        crate::wasm::crate_module().map_err(StartError::Module)?,
+                    ),
                 };
-                if !path.is_file() {
-                    return Err(StartError::Module(crate::wasm::missing(&path)));
+                if let crate::wasm::Source::Path(path) = &source {
+                    if !path.is_file() {
+                        return Err(StartError::Module(crate::wasm::missing(path)));
+                    }
                 }
-                Some(crate::wasm::load(&path).map_err(StartError::Module)?)
+                Some(
+                    crate::wasm::load(&source, self.profile_functions)
+                        .map_err(StartError::Module)?,
+                )
             }
         };
         let index = {
@@ -757,6 +786,20 @@ impl Vm {
     /// The difference across a phase is that phase's cost in guest instructions.
     pub fn fuel(&self) -> Option<u64> {
         self.inner.with_state(|vm| vm.fuel)
+    }
+
+    /// Wasm mode: where the fuel went between host calls since the last take, and the
+    /// host calls made; `None` natively or once the VM failed.
+    pub fn take_profile(&self) -> Option<crate::Profile> {
+        let taken = self.inner.exec(|_, _| crate::wasm::take_profile());
+        taken.ok().flatten()
+    }
+
+    /// Wasm mode, with [`HostBuilder::profile_functions`]: where the fuel went function
+    /// by function since the last take.
+    pub fn take_function_profile(&self) -> Option<crate::FunctionProfile> {
+        let taken = self.inner.exec(|_, _| crate::wasm::take_function_profile());
+        taken.ok().flatten()
     }
 }
 

@@ -299,6 +299,7 @@ impl VmInner {
                     enter(shared, vm, root, Callback::QueueReady);
                     export(Export::QueueReady(root, queue));
                     leave(shared, vm);
+                    deliver_held_bodies(shared, vm);
                 });
             }
         }
@@ -485,6 +486,7 @@ pub(crate) fn tick(shared: &Shared, vm: usize, root: u32) {
     enter(shared, vm, root, Callback::Tick);
     export(Export::Tick(root));
     leave(shared, vm);
+    deliver_held_bodies(shared, vm);
 }
 
 fn action(raw: u32) -> Action {
@@ -553,6 +555,19 @@ pub(crate) fn run_phase(
         }
         if !phase.is_request() {
             stream.response_started = true;
+        }
+        if phase == Phase::RequestBody && stream.held[REQUEST_HEADERS] {
+            // The headers are paused: Envoy buffers the body without calling the filter.
+            let chunk = match input {
+                Input::Body(chunk) => chunk,
+                Input::Map(_) => Vec::new(),
+            };
+            let held = stream
+                .held_request_body
+                .get_or_insert_with(Default::default);
+            held.0.extend_from_slice(&chunk);
+            held.1 |= end_of_stream;
+            return Action::Held;
         }
         prepare(stream, phase, input)
     };
@@ -642,9 +657,50 @@ fn finish(stream: &mut StreamState, phase: Phase, continued: bool) {
     }
 }
 
+/// Delivers the request bodies Envoy held behind paused headers to the streams that
+/// were resumed since, as one body phase with everything held.
+fn deliver_held_bodies(shared: &Shared, vm: usize) {
+    loop {
+        let next = {
+            let mut state = shared.lock();
+            let Some(vm_state) = state.vm(vm) else {
+                return;
+            };
+            vm_state.contexts.iter_mut().find_map(|(id, context)| {
+                let ContextKind::Stream(stream) = &mut context.kind else {
+                    return None;
+                };
+                if context.deleted || stream.held[REQUEST_HEADERS] {
+                    return None;
+                }
+                stream.held_request_body.take().map(|held| (*id, held))
+            })
+        };
+        let Some((id, (body, end_of_stream))) = next else {
+            return;
+        };
+        run_phase(
+            shared,
+            vm,
+            id,
+            Phase::RequestBody,
+            Input::Body(body),
+            end_of_stream,
+            false,
+        );
+    }
+}
+
 /// Envoy sends a local response once the callback that asked for it returns, through the
-/// response path of the filter chain: the plugin sees it in its response phases.
+/// response path of the filter chain: the plugin sees it in its response phases. A body
+/// held behind paused headers reaches the plugin once the callback that resumed them
+/// returns.
 fn after_callback(shared: &Shared, vm: usize, id: u32) {
+    after_local_response(shared, vm, id);
+    deliver_held_bodies(shared, vm);
+}
+
+fn after_local_response(shared: &Shared, vm: usize, id: u32) {
     let local = {
         let mut state = shared.lock();
         let Some(stream) = state.stream(vm, id) else {

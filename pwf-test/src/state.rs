@@ -139,6 +139,9 @@ pub(crate) struct StreamState {
     /// Pause until the stream is continued).
     pub(crate) held: [bool; 4],
     pub(crate) request_body: Body,
+    /// The request body Envoy holds while the request headers are paused, and whether
+    /// its end of stream came: delivered to the body phase after the resume.
+    pub(crate) held_request_body: Option<(Vec<u8>, bool)>,
     pub(crate) response_body: Body,
     pub(crate) local_response: Option<LocalResponse>,
     pub(crate) local_response_pending: bool,

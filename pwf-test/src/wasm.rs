@@ -15,6 +15,7 @@ use wasmtime::{Caller, Config, Engine, Extern, Instance, Linker, Module, Store, 
 
 use crate::abi::{self, Fault};
 use crate::guest::Export;
+use crate::profile::{FunctionProfile, Profile};
 use crate::runtime::current;
 
 /// The fuel a VM starts with: far more than any test runs.
@@ -25,6 +26,19 @@ const FUEL: u64 = u64::MAX / 2;
 pub(crate) struct Ctx {
     /// The state of `random_get`'s generator.
     random: u64,
+    /// Where the fuel went between host calls.
+    profile: Profile,
+    /// Where the fuel went function by function (when profiling functions).
+    functions: FunctionProfile,
+}
+
+/// Where a module comes from.
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    /// A `.wasm` file.
+    Path(PathBuf),
+    /// The bytes of one.
+    Bytes(std::sync::Arc<[u8]>),
 }
 
 /// A module instance, on its VM thread.
@@ -40,22 +54,32 @@ thread_local! {
 /// The panic payload of a trap: the message the VM fails with.
 pub(crate) struct Trapped(pub(crate) String);
 
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
+/// The engine: fuel on; with epoch interruption too when profiling functions (a deadline
+/// of the current epoch stops at every function entry and loop header).
+fn engine(profiling: bool) -> &'static Engine {
+    static ENGINES: [OnceLock<Engine>; 2] = [OnceLock::new(), OnceLock::new()];
+    ENGINES[usize::from(profiling)].get_or_init(|| {
         let mut config = Config::new();
         config.consume_fuel(true);
         // Fuel counts wasm operators whatever machine code they become: the optimizer
         // would only add compile time.
         config.cranelift_opt_level(wasmtime::OptLevel::None);
+        config.epoch_interruption(profiling);
         Engine::new(&config).expect("pwf-test: wasmtime rejects its own configuration")
     })
 }
 
-/// Compiles the module at `path` once per test process (again if the file changes).
-pub(crate) fn load(path: &Path) -> Result<Module, String> {
-    type Cache = Mutex<HashMap<PathBuf, (Option<SystemTime>, Module)>>;
+/// Compiles a module; a file once per test process (again if the file changes).
+pub(crate) fn load(source: &Source, profiling: bool) -> Result<Module, String> {
+    type Cache = Mutex<HashMap<(PathBuf, bool), (Option<SystemTime>, Module)>>;
     static MODULES: OnceLock<Cache> = OnceLock::new();
+    let path = match source {
+        Source::Path(path) => path,
+        Source::Bytes(bytes) => {
+            return Module::new(engine(profiling), bytes)
+                .map_err(|error| format!("cannot compile the module: {error:#}"));
+        }
+    };
     let modified = std::fs::metadata(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?
         .modified()
@@ -64,14 +88,15 @@ pub(crate) fn load(path: &Path) -> Result<Module, String> {
     let mut cache = cache
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((when, module)) = cache.get(path) {
+    let key = (path.clone(), profiling);
+    if let Some((when, module)) = cache.get(&key) {
         if *when == modified {
             return Ok(module.clone());
         }
     }
-    let module = Module::from_file(engine(), path)
+    let module = Module::from_file(engine(profiling), path)
         .map_err(|error| format!("cannot compile {}: {error:#}", path.display()))?;
-    cache.insert(path.to_path_buf(), (modified, module.clone()));
+    cache.insert(key, (modified, module.clone()));
     Ok(module)
 }
 
@@ -136,6 +161,11 @@ fn target_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("target"), |dir| dir.join("target"))
 }
 
+/// Whether `engine` is the one that profiles functions.
+fn profiling(engine: &Engine) -> bool {
+    Engine::same(engine, self::engine(true))
+}
+
 /// Instantiates `module` for the calling VM thread and runs its `_initialize` (the
 /// plugin's registration), as Envoy does when it loads a module.
 pub(crate) fn start(module: &Module) -> Result<(), String> {
@@ -149,16 +179,36 @@ pub(crate) fn start(module: &Module) -> Result<(), String> {
             );
         }
     }
-    let mut linker = Linker::new(engine());
+    let engine = module.engine();
+    let mut linker = Linker::new(engine);
     define_env(&mut linker).map_err(|error| format!("pwf-test: {error:#}"))?;
     define_wasi(&mut linker).map_err(|error| format!("pwf-test: {error:#}"))?;
     let mut store = Store::new(
-        engine(),
+        engine,
         Ctx {
             random: 0x9e37_79b9_7f4a_7c15,
+            ..Ctx::default()
         },
     );
     store.set_fuel(FUEL).map_err(|error| format!("{error}"))?;
+    if profiling(engine) {
+        store.set_epoch_deadline(0);
+        store.epoch_deadline_callback(|mut store| {
+            let fuel = store.get_fuel()?;
+            let trace = wasmtime::WasmBacktrace::capture(&store);
+            let stack = trace
+                .frames()
+                .iter()
+                .map(|frame| {
+                    frame
+                        .func_name()
+                        .map_or_else(|| format!("func {}", frame.func_index()), str::to_owned)
+                })
+                .collect();
+            store.data_mut().functions.stop(fuel, Some(stack));
+            Ok(wasmtime::UpdateDeadline::Continue(0))
+        });
+    }
     let instance = linker.instantiate(&mut store, module).map_err(|error| {
         format!("the module cannot be loaded (Envoy refuses it too): {error:#}")
     })?;
@@ -171,6 +221,24 @@ pub(crate) fn start(module: &Module) -> Result<(), String> {
         run(|store| initialize.call(store, &[], &mut []), "_initialize")?;
     }
     Ok(())
+}
+
+/// The profile between host calls of the calling thread's module so far, and clears it
+/// (`None` if the thread runs natively).
+pub(crate) fn take_profile() -> Option<Profile> {
+    with_ctx(|ctx| std::mem::take(&mut ctx.profile))
+}
+
+/// The function profile of the calling thread's module so far, and clears it.
+pub(crate) fn take_function_profile() -> Option<FunctionProfile> {
+    with_ctx(|ctx| std::mem::take(&mut ctx.functions))
+}
+
+fn with_ctx<R>(f: impl FnOnce(&mut Ctx) -> R) -> Option<R> {
+    GUEST.with(|guest| {
+        let mut guest = guest.borrow_mut();
+        Some(f(guest.as_mut()?.store.data_mut()))
+    })
 }
 
 /// Runs `export` if the calling thread runs a module (`None` if it runs natively).
@@ -208,7 +276,7 @@ pub(crate) fn call(export: Export) -> Option<u32> {
 /// `Err` carries the message a trap fails the VM with.
 fn run<R>(
     call: impl FnOnce(&mut Store<Ctx>) -> wasmtime::Result<R>,
-    what: &str,
+    what: &'static str,
 ) -> Result<R, String> {
     let logs_before = current().map_or(0, |(shared, _)| shared.lock().logs.len());
     // The guest's own calls back into the host lock this thread's guest again only
@@ -218,8 +286,14 @@ fn run<R>(
         let vm = guest
             .as_mut()
             .expect("pwf-test: no module on this VM thread");
+        let before = vm.store.get_fuel().unwrap_or(FUEL);
+        vm.store.data_mut().profile.start(what, before);
         let result = call(&mut vm.store);
-        let fuel = FUEL - vm.store.get_fuel().unwrap_or(FUEL);
+        let left = vm.store.get_fuel().unwrap_or(FUEL);
+        let data = vm.store.data_mut();
+        data.profile.cross("return", left);
+        data.functions.stop(left, None);
+        let fuel = FUEL - left;
         let pages = vm
             .instance
             .get_memory(&mut vm.store, "memory")
@@ -353,6 +427,8 @@ macro_rules! wasm_imports {
                     "env",
                     stringify!($name),
                     |mut caller: Caller<'_, Ctx>, $($arg: wasm_type!($kind)),*| {
+                        let fuel = caller.get_fuel().unwrap_or(0);
+                        caller.data_mut().profile.import(stringify!($name), fuel);
                         let mut memory = WasmMemory::new(&mut caller)?;
                         let answer = abi::$name(&mut memory, $(from_wasm!($kind, $arg)),*);
                         memory.finish(answer)
