@@ -1,12 +1,12 @@
-//! The proxy-wasm host calls (`proxy_*` imports of the SDK), defined natively.
+//! The proxy-wasm host calls (the `proxy_*` imports of the SDK), once, over the host state
+//! and a [`Memory`]: the one host model both backends share.
 //!
-//! Each one finds the VM of the calling thread and answers with Envoy's semantics. None of
-//! them panics: a panic here would cross an `extern "C"` boundary.
+//! Each function finds the VM of the calling thread and answers with Envoy's semantics. The
+//! guest's pointers arrive as addresses; [`Memory`] reads and writes them, natively in the
+//! test process (`native`), in a module's linear memory under wasmtime (`wasm`). The list
+//! of imports that binds these functions to both backends is in `imports`. None of them
+//! panics: natively a panic here would cross an `extern "C"` boundary.
 
-#![allow(clippy::missing_safety_doc)]
-
-use std::ptr::null_mut;
-use std::slice;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -21,104 +21,128 @@ use crate::state::{
     CallRecord, Queue, Shared, State, StreamState, REQUEST_HEADERS, REQUEST_TRAILERS,
 };
 
-/// Reads guest memory handed to a host call.
-///
-/// # Safety
-/// `data` must be null or point to `size` readable bytes.
-unsafe fn input<'a>(data: *const u8, size: usize) -> &'a [u8] {
-    if data.is_null() || size == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller passes a valid buffer of `size` bytes.
-        unsafe { slice::from_raw_parts(data, size) }
+/// A guest pointer or size that does not fit the guest's memory: Envoy answers
+/// `InvalidMemoryAccess`.
+#[derive(Debug)]
+pub(crate) struct Fault;
+
+/// `WasmResult::InvalidMemoryAccess`, the status of a [`Fault`].
+pub(crate) const INVALID_MEMORY_ACCESS: u32 = 6;
+
+/// What a host call answers: a status, or a fault on guest memory.
+pub(crate) type Answer = Result<Status, Fault>;
+
+/// The status code a host call returns to the guest.
+pub(crate) fn code(answer: Answer) -> u32 {
+    match answer {
+        Ok(status) => status as u32,
+        Err(Fault) => INVALID_MEMORY_ACCESS,
     }
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// The guest's memory, as a host call sees it.
+pub(crate) trait Memory {
+    /// The `size` bytes at `address`.
+    fn read(&mut self, address: usize, size: usize) -> Result<Vec<u8>, Fault>;
+    /// Writes `bytes` at `address`.
+    fn write(&mut self, address: usize, bytes: &[u8]) -> Result<(), Fault>;
+    /// The size of the guest's `usize`, in bytes.
+    fn word_size(&self) -> usize;
+    /// Allocates `size` bytes that the guest owns from then on (the SDK frees them).
+    fn allocate(&mut self, size: usize) -> Result<usize, Fault>;
 }
 
-/// Hands bytes to the plugin: a buffer from the Rust allocator with len == capacity (the
-/// SDK rebuilds it with `Vec::from_raw_parts(p, n, n)`), or null for nothing, as Envoy
-/// does for empty values.
-///
-/// # Safety
-/// `data` and `size` must be null or valid for writes.
-unsafe fn output(bytes: &[u8], data: *mut *mut u8, size: *mut usize) {
-    if data.is_null() || size.is_null() {
-        return;
-    }
-    let (pointer, length) = if bytes.is_empty() {
-        (null_mut(), 0)
+/// Reads guest memory handed to a host call (nothing for a size of 0).
+fn input(memory: &mut dyn Memory, address: usize, size: usize) -> Result<Vec<u8>, Fault> {
+    if size == 0 {
+        Ok(Vec::new())
     } else {
-        let boxed: Box<[u8]> = bytes.into();
-        let length = boxed.len();
-        (Box::into_raw(boxed) as *mut u8, length)
+        memory.read(address, size)
+    }
+}
+
+fn text(memory: &mut dyn Memory, address: usize, size: usize) -> Result<String, Fault> {
+    Ok(String::from_utf8_lossy(&input(memory, address, size)?).into_owned())
+}
+
+fn put_u32(memory: &mut dyn Memory, address: usize, value: u32) -> Result<(), Fault> {
+    memory.write(address, &value.to_le_bytes())
+}
+
+fn put_u64(memory: &mut dyn Memory, address: usize, value: u64) -> Result<(), Fault> {
+    memory.write(address, &value.to_le_bytes())
+}
+
+fn put_word(memory: &mut dyn Memory, address: usize, value: usize) -> Result<(), Fault> {
+    let bytes = (value as u64).to_le_bytes();
+    let size = memory.word_size().min(bytes.len());
+    memory.write(address, &bytes[..size])
+}
+
+/// Hands bytes to the plugin: a buffer the guest owns with len == capacity (the SDK
+/// rebuilds it with `Vec::from_raw_parts(p, n, n)`), or null for nothing, as Envoy does for
+/// empty values.
+fn output(memory: &mut dyn Memory, bytes: &[u8], data: usize, size: usize) -> Result<(), Fault> {
+    let address = if bytes.is_empty() {
+        0
+    } else {
+        let address = memory.allocate(bytes.len())?;
+        memory.write(address, bytes)?;
+        address
     };
-    // SAFETY: the caller passes valid out-pointers.
-    unsafe {
-        *data = pointer;
-        *size = length;
-    }
+    put_word(memory, data, address)?;
+    put_word(memory, size, bytes.len())
 }
 
-/// # Safety
-/// `out` must be null or valid for writes.
-unsafe fn write<T>(out: *mut T, value: T) {
-    if !out.is_null() {
-        // SAFETY: checked non-null; the caller passes a valid out-pointer.
-        unsafe { *out = value };
-    }
+/// Runs `f` with the calling thread's VM (`None` on a thread without one). Nothing here
+/// touches guest memory: that happens once the state is unlocked.
+fn with_vm<R>(f: impl FnOnce(&mut State, usize) -> R) -> Option<R> {
+    let (shared, vm) = current()?;
+    let mut state = shared.lock();
+    Some(f(&mut state, vm))
 }
 
-/// Runs `f` with the calling thread's VM, or answers `fallback` on a thread without one.
-fn with_vm(fallback: Status, f: impl FnOnce(&mut State, usize) -> Status) -> Status {
-    match current() {
-        Some((shared, vm)) => f(&mut shared.lock(), vm),
-        None => fallback,
-    }
-}
-
-#[no_mangle]
-unsafe extern "C" fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let message = text(unsafe { input(message_data, message_size) });
+pub(crate) fn proxy_log(memory: &mut dyn Memory, level: u32, data: usize, size: usize) -> Answer {
+    let message = text(memory, data, size)?;
     match current() {
         Some((shared, vm)) => shared.lock().log(vm, level, message),
         None => eprintln!("{message}"),
     }
-    Status::Ok
+    Ok(Status::Ok)
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_get_log_level(return_level: *mut u32) -> Status {
-    let level = current().map_or(0, |(shared, _)| shared.lock().log_level as u32);
-    // SAFETY: the SDK passes a valid out-pointer.
-    unsafe { write(return_level, level) };
-    Status::Ok
+pub(crate) fn proxy_get_log_level(memory: &mut dyn Memory, return_level: usize) -> Answer {
+    let level = with_vm(|state, _| state.log_level as u32).unwrap_or(0);
+    put_u32(memory, return_level, level)?;
+    Ok(Status::Ok)
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> Status {
-    let now = current().map_or(UNIX_EPOCH, |(shared, _)| shared.lock().now);
+/// The host clock, in nanoseconds since the epoch (also WASI's clocks).
+pub(crate) fn now_nanos() -> u64 {
+    let now = with_vm(|state, _| state.now).unwrap_or(UNIX_EPOCH);
     let nanos = now
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_nanos();
-    // SAFETY: the SDK passes a valid out-pointer.
-    unsafe { write(return_time, u64::try_from(nanos).unwrap_or(u64::MAX)) };
-    Status::Ok
+    u64::try_from(nanos).unwrap_or(u64::MAX)
 }
 
-#[no_mangle]
-extern "C" fn proxy_set_tick_period_milliseconds(period: u32) -> Status {
-    with_vm(Status::Ok, |state, vm| {
+pub(crate) fn proxy_get_current_time_nanoseconds(
+    memory: &mut dyn Memory,
+    return_time: usize,
+) -> Answer {
+    put_u64(memory, return_time, now_nanos())?;
+    Ok(Status::Ok)
+}
+
+pub(crate) fn proxy_set_tick_period_milliseconds(_: &mut dyn Memory, period: u32) -> Answer {
+    with_vm(|state, vm| {
         let root = state.effective_root_id(vm);
         if let Some(root) = state.root(vm, root) {
             root.tick_period_ms = period;
         }
-        Status::Ok
-    })
+    });
+    Ok(Status::Ok)
 }
 
 /// The bytes behind a buffer type, as Envoy's `getBuffer` finds them (`None`: no buffer,
@@ -150,25 +174,22 @@ fn buffer(state: &mut State, vm: usize, buffer_type: u32) -> Option<Vec<u8>> {
     }
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_get_buffer_bytes(
+pub(crate) fn proxy_get_buffer_bytes(
+    memory: &mut dyn Memory,
     buffer_type: u32,
     start: usize,
     max_size: usize,
-    return_buffer_data: *mut *mut u8,
-    return_buffer_size: *mut usize,
-) -> Status {
-    with_vm(Status::NotFound, |state, vm| {
-        let Some(bytes) = buffer(state, vm, buffer_type) else {
-            return Status::NotFound;
-        };
-        let begin = start.min(bytes.len());
-        let end = start.saturating_add(max_size).min(bytes.len());
-        let part = bytes.get(begin..end).unwrap_or_default();
-        // SAFETY: the SDK passes valid out-pointers.
-        unsafe { output(part, return_buffer_data, return_buffer_size) };
-        Status::Ok
-    })
+    return_data: usize,
+    return_size: usize,
+) -> Answer {
+    let bytes = with_vm(|state, vm| buffer(state, vm, buffer_type)).flatten();
+    let Some(bytes) = bytes else {
+        return Ok(Status::NotFound);
+    };
+    let begin = start.min(bytes.len());
+    let end = start.saturating_add(max_size).min(bytes.len());
+    output(memory, &bytes[begin..end], return_data, return_size)?;
+    Ok(Status::Ok)
 }
 
 /// Envoy's `Buffer::copyFrom`: prepend (start 0, size 0), replace all (start 0, size >=
@@ -188,17 +209,16 @@ fn splice(buffer: &mut Vec<u8>, start: usize, size: usize, data: &[u8]) -> Statu
     Status::Ok
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_set_buffer_bytes(
+pub(crate) fn proxy_set_buffer_bytes(
+    memory: &mut dyn Memory,
     buffer_type: u32,
     start: usize,
     size: usize,
-    buffer_data: *const u8,
-    buffer_size: usize,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let data = unsafe { input(buffer_data, buffer_size) };
-    with_vm(Status::BadArgument, |state, vm| {
+    data: usize,
+    data_size: usize,
+) -> Answer {
+    let data = input(memory, data, data_size)?;
+    let status = with_vm(|state, vm| {
         let Some(stream) = state.effective_stream(vm) else {
             return Status::BadArgument;
         };
@@ -210,10 +230,11 @@ unsafe extern "C" fn proxy_set_buffer_bytes(
             _ => return Status::BadArgument,
         };
         match body.current.as_mut() {
-            Some(current) => splice(current, start, size, data),
+            Some(current) => splice(current, start, size, &data),
             None => Status::BadArgument,
         }
-    })
+    });
+    Ok(status.unwrap_or(Status::BadArgument))
 }
 
 /// The map Envoy's `getConstMap` would read, if it exists now.
@@ -250,227 +271,190 @@ fn writable_map(state: &mut State, vm: usize, map_type: u32) -> Option<&mut Head
     }
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_get_header_map_pairs(
+pub(crate) fn proxy_get_header_map_pairs(
+    memory: &mut dyn Memory,
     map_type: u32,
-    return_map_data: *mut *mut u8,
-    return_map_size: *mut usize,
-) -> Status {
-    with_vm(Status::Ok, |state, vm| {
-        let bytes = match readable_map(state, vm, map_type) {
-            Some(map) if !map.is_empty() => map.serialize(),
-            _ => Vec::new(),
-        };
-        // SAFETY: the SDK passes valid out-pointers.
-        unsafe { output(&bytes, return_map_data, return_map_size) };
-        Status::Ok
-    })
+    return_data: usize,
+    return_size: usize,
+) -> Answer {
+    let bytes = with_vm(|state, vm| match readable_map(state, vm, map_type) {
+        Some(map) if !map.is_empty() => map.serialize(),
+        _ => Vec::new(),
+    });
+    output(memory, &bytes.unwrap_or_default(), return_data, return_size)?;
+    Ok(Status::Ok)
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_set_header_map_pairs(
+pub(crate) fn proxy_set_header_map_pairs(
+    memory: &mut dyn Memory,
     map_type: u32,
-    map_data: *const u8,
-    map_size: usize,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let Some(pairs) = Headers::deserialize(unsafe { input(map_data, map_size) }) else {
-        return Status::BadArgument;
+    data: usize,
+    size: usize,
+) -> Answer {
+    let Some(pairs) = Headers::deserialize(&input(memory, data, size)?) else {
+        return Ok(Status::BadArgument);
     };
-    with_vm(Status::BadArgument, |state, vm| {
-        match writable_map(state, vm, map_type) {
-            Some(map) => {
-                *map = pairs;
-                Status::Ok
-            }
-            None => Status::BadArgument,
-        }
-    })
+    change_map(map_type, |map| *map = pairs)
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_get_header_map_value(
+pub(crate) fn proxy_get_header_map_value(
+    memory: &mut dyn Memory,
     map_type: u32,
-    key_data: *const u8,
+    key_data: usize,
     key_size: usize,
-    return_value_data: *mut *mut u8,
-    return_value_size: *mut usize,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let key = text(unsafe { input(key_data, key_size) });
-    with_vm(Status::BadArgument, |state, vm| {
-        let Some(map) = readable_map(state, vm, map_type) else {
-            return Status::BadArgument;
-        };
-        match map.get_bytes(&key) {
-            Some(value) => {
-                // SAFETY: the SDK passes valid out-pointers.
-                unsafe { output(value, return_value_data, return_value_size) };
-                Status::Ok
-            }
-            None => Status::NotFound,
+    return_data: usize,
+    return_size: usize,
+) -> Answer {
+    let key = text(memory, key_data, key_size)?;
+    let value = with_vm(|state, vm| {
+        let map = readable_map(state, vm, map_type).ok_or(Status::BadArgument)?;
+        map.get_bytes(&key)
+            .map(<[u8]>::to_vec)
+            .ok_or(Status::NotFound)
+    });
+    match value.unwrap_or(Err(Status::BadArgument)) {
+        Ok(value) => {
+            output(memory, &value, return_data, return_size)?;
+            Ok(Status::Ok)
         }
-    })
+        Err(status) => Ok(status),
+    }
 }
 
-fn change_map(map_type: u32, change: impl FnOnce(&mut Headers)) -> Status {
-    with_vm(Status::BadArgument, |state, vm| {
-        match writable_map(state, vm, map_type) {
-            Some(map) => {
-                change(map);
-                Status::Ok
-            }
-            None => Status::BadArgument,
+fn change_map(map_type: u32, change: impl FnOnce(&mut Headers)) -> Answer {
+    let status = with_vm(|state, vm| match writable_map(state, vm, map_type) {
+        Some(map) => {
+            change(map);
+            Status::Ok
         }
-    })
+        None => Status::BadArgument,
+    });
+    Ok(status.unwrap_or(Status::BadArgument))
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_remove_header_map_value(
+pub(crate) fn proxy_remove_header_map_value(
+    memory: &mut dyn Memory,
     map_type: u32,
-    key_data: *const u8,
+    key_data: usize,
     key_size: usize,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let key = text(unsafe { input(key_data, key_size) });
+) -> Answer {
+    let key = text(memory, key_data, key_size)?;
     change_map(map_type, |map| map.remove(&key))
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_replace_header_map_value(
+pub(crate) fn proxy_replace_header_map_value(
+    memory: &mut dyn Memory,
     map_type: u32,
-    key_data: *const u8,
+    key_data: usize,
     key_size: usize,
-    value_data: *const u8,
+    value_data: usize,
     value_size: usize,
-) -> Status {
-    // SAFETY: the SDK passes valid buffers.
-    let (key, value) = unsafe {
-        (
-            text(input(key_data, key_size)),
-            input(value_data, value_size),
-        )
-    };
+) -> Answer {
+    let key = text(memory, key_data, key_size)?;
+    let value = input(memory, value_data, value_size)?;
     change_map(map_type, |map| map.set(&key, value))
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_add_header_map_value(
+pub(crate) fn proxy_add_header_map_value(
+    memory: &mut dyn Memory,
     map_type: u32,
-    key_data: *const u8,
+    key_data: usize,
     key_size: usize,
-    value_data: *const u8,
+    value_data: usize,
     value_size: usize,
-) -> Status {
-    // SAFETY: the SDK passes valid buffers.
-    let (key, value) = unsafe {
-        (
-            text(input(key_data, key_size)),
-            input(value_data, value_size),
-        )
-    };
+) -> Answer {
+    let key = text(memory, key_data, key_size)?;
+    let value = input(memory, value_data, value_size)?;
     change_map(map_type, |map| map.append(&key, value))
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_get_property(
-    path_data: *const u8,
+pub(crate) fn proxy_get_property(
+    memory: &mut dyn Memory,
+    path_data: usize,
     path_size: usize,
-    return_value_data: *mut *mut u8,
-    return_value_size: *mut usize,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let path = unsafe { input(path_data, path_size) }.to_vec();
-    with_vm(Status::NotFound, |state, vm| {
+    return_data: usize,
+    return_size: usize,
+) -> Answer {
+    let path = input(memory, path_data, path_size)?;
+    let value = with_vm(|state, vm| {
         let from_stream = state
             .effective_stream(vm)
             .and_then(|stream| stream.properties.get(&path).cloned());
-        let value = from_stream
+        from_stream
             .or_else(|| state.properties.get(&path).cloned())
             .or_else(|| match path.as_slice() {
                 b"plugin_name" => Some(state.plugin_name.clone().into_bytes()),
                 b"plugin_root_id" => Some(state.root_id.clone().into_bytes()),
                 b"plugin_vm_id" => Some(state.vm_id.clone().into_bytes()),
                 _ => None,
-            });
-        match value {
-            Some(value) => {
-                // SAFETY: the SDK passes valid out-pointers.
-                unsafe { output(&value, return_value_data, return_value_size) };
-                Status::Ok
-            }
-            None => Status::NotFound,
+            })
+    });
+    match value.flatten() {
+        Some(value) => {
+            output(memory, &value, return_data, return_size)?;
+            Ok(Status::Ok)
         }
-    })
+        None => Ok(Status::NotFound),
+    }
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_set_property(
-    path_data: *const u8,
+pub(crate) fn proxy_set_property(
+    memory: &mut dyn Memory,
+    path_data: usize,
     path_size: usize,
-    value_data: *const u8,
+    value_data: usize,
     value_size: usize,
-) -> Status {
-    // SAFETY: the SDK passes valid buffers.
-    let (path, value) = unsafe { (input(path_data, path_size), input(value_data, value_size)) };
-    with_vm(Status::NotFound, |state, vm| {
+) -> Answer {
+    let path = input(memory, path_data, path_size)?;
+    let value = input(memory, value_data, value_size)?;
+    let status = with_vm(|state, vm| {
         // Envoy keeps these in the stream's filter state: a root context has none.
         match state.effective_stream(vm) {
             Some(stream) => {
-                stream.properties.insert(path.to_vec(), value.to_vec());
+                stream.properties.insert(path, value);
                 Status::Ok
             }
             None => Status::NotFound,
         }
-    })
+    });
+    Ok(status.unwrap_or(Status::NotFound))
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_get_shared_data(
-    key_data: *const u8,
+pub(crate) fn proxy_get_shared_data(
+    memory: &mut dyn Memory,
+    key_data: usize,
     key_size: usize,
-    return_value_data: *mut *mut u8,
-    return_value_size: *mut usize,
-    return_cas: *mut u32,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let key = text(unsafe { input(key_data, key_size) });
-    with_vm(Status::NotFound, |state, _| {
-        match state.get_shared_data(&key) {
-            Some((value, cas)) => {
-                // SAFETY: the SDK passes valid out-pointers.
-                unsafe {
-                    output(&value, return_value_data, return_value_size);
-                    write(return_cas, cas);
-                }
-                Status::Ok
-            }
-            None => Status::NotFound,
+    return_data: usize,
+    return_size: usize,
+    return_cas: usize,
+) -> Answer {
+    let key = text(memory, key_data, key_size)?;
+    match with_vm(|state, _| state.get_shared_data(&key)).flatten() {
+        Some((value, cas)) => {
+            output(memory, &value, return_data, return_size)?;
+            put_u32(memory, return_cas, cas)?;
+            Ok(Status::Ok)
         }
-    })
+        None => Ok(Status::NotFound),
+    }
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_set_shared_data(
-    key_data: *const u8,
+pub(crate) fn proxy_set_shared_data(
+    memory: &mut dyn Memory,
+    key_data: usize,
     key_size: usize,
-    value_data: *const u8,
+    value_data: usize,
     value_size: usize,
     cas: u32,
-) -> Status {
-    // SAFETY: the SDK passes valid buffers.
-    let (key, value) = unsafe {
-        (
-            text(input(key_data, key_size)),
-            input(value_data, value_size),
-        )
-    };
+) -> Answer {
+    let key = text(memory, key_data, key_size)?;
+    let value = input(memory, value_data, value_size)?;
     let Some((shared, vm)) = current() else {
-        return Status::InternalFailure;
+        return Ok(Status::InternalFailure);
     };
     run_set_hook(&shared, vm, &key);
-    let status = shared.lock().set_shared_data(&key, value.to_vec(), cas);
-    status
+    let status = shared.lock().set_shared_data(&key, value, cas);
+    Ok(status)
 }
 
 /// Runs the test's "before the next set of this key on this worker" hook, outside the
@@ -489,15 +473,14 @@ fn run_set_hook(shared: &Arc<Shared>, vm: usize, key: &str) {
     }
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_register_shared_queue(
-    name_data: *const u8,
+pub(crate) fn proxy_register_shared_queue(
+    memory: &mut dyn Memory,
+    name_data: usize,
     name_size: usize,
-    return_id: *mut u32,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let name = text(unsafe { input(name_data, name_size) });
-    with_vm(Status::InternalFailure, |state, vm| {
+    return_id: usize,
+) -> Answer {
+    let name = text(memory, name_data, name_size)?;
+    let id = with_vm(|state, vm| {
         let owner = (vm, state.effective_root_id(vm));
         let vm_id = state.vm_id.clone();
         let existing = state
@@ -521,77 +504,71 @@ unsafe extern "C" fn proxy_register_shared_queue(
                 state.queues.len() - 1
             }
         };
-        // SAFETY: the SDK passes a valid out-pointer.
-        unsafe { write(return_id, index as u32 + 1) };
-        Status::Ok
-    })
+        index as u32 + 1
+    });
+    let Some(id) = id else {
+        return Ok(Status::InternalFailure);
+    };
+    put_u32(memory, return_id, id)?;
+    Ok(Status::Ok)
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_resolve_shared_queue(
-    vm_id_data: *const u8,
+pub(crate) fn proxy_resolve_shared_queue(
+    memory: &mut dyn Memory,
+    vm_id_data: usize,
     vm_id_size: usize,
-    name_data: *const u8,
+    name_data: usize,
     name_size: usize,
-    return_id: *mut u32,
-) -> Status {
-    // SAFETY: the SDK passes valid buffers.
-    let (vm_id, name) = unsafe {
-        (
-            text(input(vm_id_data, vm_id_size)),
-            text(input(name_data, name_size)),
-        )
-    };
-    with_vm(Status::NotFound, |state, _| {
-        match state
+    return_id: usize,
+) -> Answer {
+    let vm_id = text(memory, vm_id_data, vm_id_size)?;
+    let name = text(memory, name_data, name_size)?;
+    let index = with_vm(|state, _| {
+        state
             .queues
             .iter()
             .position(|queue| queue.vm_id == vm_id && queue.name == name)
-        {
-            Some(index) => {
-                // SAFETY: the SDK passes a valid out-pointer.
-                unsafe { write(return_id, index as u32 + 1) };
-                Status::Ok
-            }
-            None => Status::NotFound,
+    });
+    match index.flatten() {
+        Some(index) => {
+            put_u32(memory, return_id, index as u32 + 1)?;
+            Ok(Status::Ok)
         }
-    })
+        None => Ok(Status::NotFound),
+    }
 }
 
 fn queue(state: &mut State, id: u32) -> Option<&mut Queue> {
     state.queues.get_mut((id as usize).checked_sub(1)?)
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_dequeue_shared_queue(
+pub(crate) fn proxy_dequeue_shared_queue(
+    memory: &mut dyn Memory,
     queue_id: u32,
-    return_value_data: *mut *mut u8,
-    return_value_size: *mut usize,
-) -> Status {
-    with_vm(Status::NotFound, |state, _| {
-        let Some(queue) = queue(state, queue_id) else {
-            return Status::NotFound;
-        };
-        match queue.items.pop_front() {
-            Some(item) => {
-                // SAFETY: the SDK passes valid out-pointers.
-                unsafe { output(&item, return_value_data, return_value_size) };
-                Status::Ok
-            }
-            None => Status::Empty,
+    return_data: usize,
+    return_size: usize,
+) -> Answer {
+    let item = with_vm(|state, _| {
+        let queue = queue(state, queue_id).ok_or(Status::NotFound)?;
+        queue.items.pop_front().ok_or(Status::Empty)
+    });
+    match item.unwrap_or(Err(Status::NotFound)) {
+        Ok(item) => {
+            output(memory, &item, return_data, return_size)?;
+            Ok(Status::Ok)
         }
-    })
+        Err(status) => Ok(status),
+    }
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_enqueue_shared_queue(
+pub(crate) fn proxy_enqueue_shared_queue(
+    memory: &mut dyn Memory,
     queue_id: u32,
-    value_data: *const u8,
+    value_data: usize,
     value_size: usize,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let value = unsafe { input(value_data, value_size) }.to_vec();
-    with_vm(Status::NotFound, |state, _| {
+) -> Answer {
+    let value = input(memory, value_data, value_size)?;
+    let status = with_vm(|state, _| {
         let Some(queue) = queue(state, queue_id) else {
             return Status::NotFound;
         };
@@ -601,12 +578,12 @@ unsafe extern "C" fn proxy_enqueue_shared_queue(
             .queue_notifications
             .push_back((owner_vm, owner_root, queue_id));
         Status::Ok
-    })
+    });
+    Ok(status.unwrap_or(Status::NotFound))
 }
 
-#[no_mangle]
-extern "C" fn proxy_continue_stream(stream_type: u32) -> Status {
-    with_vm(Status::BadArgument, |state, vm| {
+pub(crate) fn proxy_continue_stream(_: &mut dyn Memory, stream_type: u32) -> Answer {
+    let status = with_vm(|state, vm| {
         let during = state.callback(vm).unwrap_or(Callback::ContextCreate);
         let step = state.step;
         let direction = match stream_type {
@@ -643,12 +620,12 @@ extern "C" fn proxy_continue_stream(stream_type: u32) -> Status {
             }
         }
         Status::Ok
-    })
+    });
+    Ok(status.unwrap_or(Status::BadArgument))
 }
 
-#[no_mangle]
-extern "C" fn proxy_close_stream(stream_type: u32) -> Status {
-    with_vm(Status::BadArgument, |state, vm| {
+pub(crate) fn proxy_close_stream(_: &mut dyn Memory, stream_type: u32) -> Answer {
+    let status = with_vm(|state, vm| {
         let direction = match stream_type {
             0 => Direction::Request,
             1 => Direction::Response,
@@ -671,33 +648,28 @@ extern "C" fn proxy_close_stream(stream_type: u32) -> Status {
             stream.reset.get_or_insert(direction);
         }
         Status::Ok
-    })
+    });
+    Ok(status.unwrap_or(Status::BadArgument))
 }
 
-#[no_mangle]
 #[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn proxy_send_local_response(
+pub(crate) fn proxy_send_local_response(
+    memory: &mut dyn Memory,
     status_code: u32,
-    status_code_details_data: *const u8,
-    status_code_details_size: usize,
-    body_data: *const u8,
+    details_data: usize,
+    details_size: usize,
+    body_data: usize,
     body_size: usize,
-    headers_data: *const u8,
+    headers_data: usize,
     headers_size: usize,
     grpc_status: i32,
-) -> Status {
-    // SAFETY: the SDK passes valid buffers.
-    let (details, body, headers) = unsafe {
-        (
-            text(input(status_code_details_data, status_code_details_size)),
-            input(body_data, body_size).to_vec(),
-            Headers::deserialize(input(headers_data, headers_size)),
-        )
+) -> Answer {
+    let details = text(memory, details_data, details_size)?;
+    let body = input(memory, body_data, body_size)?;
+    let Some(headers) = Headers::deserialize(&input(memory, headers_data, headers_size)?) else {
+        return Ok(Status::BadArgument);
     };
-    let Some(headers) = headers else {
-        return Status::BadArgument;
-    };
-    with_vm(Status::Ok, |state, vm| {
+    with_vm(|state, vm| {
         if let Some(stream) = state.effective_stream(vm) {
             if stream.local_response.is_none() {
                 stream.local_response = Some(LocalResponse {
@@ -710,50 +682,44 @@ unsafe extern "C" fn proxy_send_local_response(
                 stream.local_response_pending = true;
             }
         }
-        Status::Ok
-    })
+    });
+    Ok(Status::Ok)
 }
 
-#[no_mangle]
 #[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn proxy_http_call(
-    upstream_data: *const u8,
+pub(crate) fn proxy_http_call(
+    memory: &mut dyn Memory,
+    upstream_data: usize,
     upstream_size: usize,
-    headers_data: *const u8,
+    headers_data: usize,
     headers_size: usize,
-    body_data: *const u8,
+    body_data: usize,
     body_size: usize,
-    trailers_data: *const u8,
+    trailers_data: usize,
     trailers_size: usize,
     timeout: u32,
-    return_token: *mut u32,
-) -> Status {
-    // SAFETY: the SDK passes valid buffers.
-    let (cluster, headers, body, trailers) = unsafe {
-        (
-            text(input(upstream_data, upstream_size)),
-            Headers::deserialize(input(headers_data, headers_size)),
-            input(body_data, body_size).to_vec(),
-            Headers::deserialize(input(trailers_data, trailers_size)),
-        )
-    };
+    return_token: usize,
+) -> Answer {
+    let cluster = text(memory, upstream_data, upstream_size)?;
+    let headers = Headers::deserialize(&input(memory, headers_data, headers_size)?);
+    let body = input(memory, body_data, body_size)?;
+    let trailers = Headers::deserialize(&input(memory, trailers_data, trailers_size)?);
     let (Some(headers), Some(trailers)) = (headers, trailers) else {
-        return Status::BadArgument;
+        return Ok(Status::BadArgument);
     };
-    with_vm(Status::InternalFailure, |state, vm| {
+    let token = with_vm(|state, vm| {
+        // Envoy reads the timeout as a signed 32-bit count of milliseconds.
         if timeout > i32::MAX as u32 || !state.clusters.contains(&cluster) {
-            return Status::BadArgument;
+            return Err(Status::BadArgument);
         }
         if [":method", ":path", ":authority"]
             .iter()
             .any(|name| !headers.contains(name))
         {
-            return Status::BadArgument;
+            return Err(Status::BadArgument);
         }
         let step = state.step;
-        let Some(vm_state) = state.vm(vm) else {
-            return Status::InternalFailure;
-        };
+        let vm_state = state.vm(vm).ok_or(Status::InternalFailure)?;
         let mut token = vm_state.next_token;
         loop {
             token = token.wrapping_add(1);
@@ -778,87 +744,86 @@ unsafe extern "C" fn proxy_http_call(
                 step,
             },
         );
-        // SAFETY: the SDK passes a valid out-pointer.
-        unsafe { write(return_token, token) };
-        Status::Ok
-    })
-}
-
-#[no_mangle]
-#[allow(clippy::too_many_arguments)]
-extern "C" fn proxy_grpc_call(
-    _upstream_data: *const u8,
-    _upstream_size: usize,
-    _service_name_data: *const u8,
-    _service_name_size: usize,
-    _method_name_data: *const u8,
-    _method_name_size: usize,
-    _initial_metadata_data: *const u8,
-    _initial_metadata_size: usize,
-    _message_data_data: *const u8,
-    _message_data_size: usize,
-    _timeout: u32,
-    _return_callout_id: *mut u32,
-) -> Status {
-    Status::InternalFailure
-}
-
-#[no_mangle]
-#[allow(clippy::too_many_arguments)]
-extern "C" fn proxy_grpc_stream(
-    _upstream_data: *const u8,
-    _upstream_size: usize,
-    _service_name_data: *const u8,
-    _service_name_size: usize,
-    _method_name_data: *const u8,
-    _method_name_size: usize,
-    _initial_metadata_data: *const u8,
-    _initial_metadata_size: usize,
-    _return_stream_id: *mut u32,
-) -> Status {
-    Status::InternalFailure
-}
-
-#[no_mangle]
-extern "C" fn proxy_grpc_send(
-    _token: u32,
-    _message_ptr: *const u8,
-    _message_len: usize,
-    _end_stream: bool,
-) -> Status {
-    Status::NotFound
-}
-
-#[no_mangle]
-extern "C" fn proxy_grpc_cancel(_token_id: u32) -> Status {
-    Status::NotFound
-}
-
-#[no_mangle]
-extern "C" fn proxy_grpc_close(_token_id: u32) -> Status {
-    Status::NotFound
-}
-
-#[no_mangle]
-unsafe extern "C" fn proxy_get_status(
-    return_code: *mut u32,
-    return_message_data: *mut *mut u8,
-    return_message_size: *mut usize,
-) -> Status {
-    let (code, message) = current()
-        .and_then(|(shared, vm)| shared.lock().vm(vm).map(|vm| vm.status.clone()))
-        .unwrap_or_default();
-    // SAFETY: the SDK passes valid out-pointers.
-    unsafe {
-        write(return_code, code);
-        output(&message, return_message_data, return_message_size);
+        Ok(token)
+    });
+    match token.unwrap_or(Err(Status::InternalFailure)) {
+        Ok(token) => {
+            put_u32(memory, return_token, token)?;
+            Ok(Status::Ok)
+        }
+        Err(status) => Ok(status),
     }
-    Status::Ok
 }
 
-#[no_mangle]
-extern "C" fn proxy_set_effective_context(context_id: u32) -> Status {
-    with_vm(Status::BadArgument, |state, vm| {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn proxy_grpc_call(
+    _: &mut dyn Memory,
+    _upstream_data: usize,
+    _upstream_size: usize,
+    _service_name_data: usize,
+    _service_name_size: usize,
+    _method_name_data: usize,
+    _method_name_size: usize,
+    _initial_metadata_data: usize,
+    _initial_metadata_size: usize,
+    _message_data: usize,
+    _message_size: usize,
+    _timeout: u32,
+    _return_callout_id: usize,
+) -> Answer {
+    Ok(Status::InternalFailure)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn proxy_grpc_stream(
+    _: &mut dyn Memory,
+    _upstream_data: usize,
+    _upstream_size: usize,
+    _service_name_data: usize,
+    _service_name_size: usize,
+    _method_name_data: usize,
+    _method_name_size: usize,
+    _initial_metadata_data: usize,
+    _initial_metadata_size: usize,
+    _return_stream_id: usize,
+) -> Answer {
+    Ok(Status::InternalFailure)
+}
+
+pub(crate) fn proxy_grpc_send(
+    _: &mut dyn Memory,
+    _token: u32,
+    _message_data: usize,
+    _message_size: usize,
+    _end_stream: bool,
+) -> Answer {
+    Ok(Status::NotFound)
+}
+
+pub(crate) fn proxy_grpc_cancel(_: &mut dyn Memory, _token: u32) -> Answer {
+    Ok(Status::NotFound)
+}
+
+pub(crate) fn proxy_grpc_close(_: &mut dyn Memory, _token: u32) -> Answer {
+    Ok(Status::NotFound)
+}
+
+pub(crate) fn proxy_get_status(
+    memory: &mut dyn Memory,
+    return_code: usize,
+    return_message_data: usize,
+    return_message_size: usize,
+) -> Answer {
+    let (code, message) = with_vm(|state, vm| state.vm(vm).map(|vm| vm.status.clone()))
+        .flatten()
+        .unwrap_or_default();
+    put_u32(memory, return_code, code)?;
+    output(memory, &message, return_message_data, return_message_size)?;
+    Ok(Status::Ok)
+}
+
+pub(crate) fn proxy_set_effective_context(_: &mut dyn Memory, context_id: u32) -> Answer {
+    let status = with_vm(|state, vm| {
         let Some(vm) = state.vm(vm) else {
             return Status::BadArgument;
         };
@@ -882,45 +847,41 @@ extern "C" fn proxy_set_effective_context(context_id: u32) -> Status {
             }
             _ => Status::BadArgument,
         }
-    })
+    });
+    Ok(status.unwrap_or(Status::BadArgument))
 }
 
-#[no_mangle]
-extern "C" fn proxy_call_foreign_function(
-    _function_name_data: *const u8,
+pub(crate) fn proxy_call_foreign_function(
+    _: &mut dyn Memory,
+    _function_name_data: usize,
     _function_name_size: usize,
-    _arguments_data: *const u8,
+    _arguments_data: usize,
     _arguments_size: usize,
-    _results_data: *mut *mut u8,
-    _results_size: *mut usize,
-) -> Status {
-    Status::NotFound
+    _results_data: usize,
+    _results_size: usize,
+) -> Answer {
+    Ok(Status::NotFound)
 }
 
-#[no_mangle]
-extern "C" fn proxy_done() -> Status {
-    Status::Ok
+pub(crate) fn proxy_done(_: &mut dyn Memory) -> Answer {
+    Ok(Status::Ok)
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_define_metric(
+pub(crate) fn proxy_define_metric(
+    memory: &mut dyn Memory,
     metric_type: u32,
-    name_data: *const u8,
+    name_data: usize,
     name_size: usize,
-    return_id: *mut u32,
-) -> Status {
-    // SAFETY: the SDK passes a valid buffer.
-    let name = text(unsafe { input(name_data, name_size) });
-    with_vm(Status::BadArgument, |state, vm| {
-        match state.define_metric(vm, metric_type, name) {
-            Some(id) => {
-                // SAFETY: the SDK passes a valid out-pointer.
-                unsafe { write(return_id, id) };
-                Status::Ok
-            }
-            None => Status::BadArgument,
+    return_id: usize,
+) -> Answer {
+    let name = text(memory, name_data, name_size)?;
+    match with_vm(|state, vm| state.define_metric(vm, metric_type, name)).flatten() {
+        Some(id) => {
+            put_u32(memory, return_id, id)?;
+            Ok(Status::Ok)
         }
-    })
+        None => Ok(Status::BadArgument),
+    }
 }
 
 fn id_type(metric_id: u32) -> Option<MetricType> {
@@ -932,9 +893,8 @@ fn id_type(metric_id: u32) -> Option<MetricType> {
     }
 }
 
-#[no_mangle]
-extern "C" fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status {
-    with_vm(Status::NotFound, |state, vm| {
+pub(crate) fn proxy_increment_metric(_: &mut dyn Memory, metric_id: u32, offset: i64) -> Answer {
+    let status = with_vm(|state, vm| {
         if id_type(metric_id) == Some(MetricType::Histogram) || id_type(metric_id).is_none() {
             return Status::BadArgument;
         }
@@ -954,46 +914,51 @@ extern "C" fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status {
             }
             _ => Status::NotFound,
         }
-    })
+    });
+    Ok(status.unwrap_or(Status::NotFound))
 }
 
-#[no_mangle]
-extern "C" fn proxy_record_metric(metric_id: u32, value: u64) -> Status {
-    with_vm(Status::NotFound, |state, vm| {
-        match state.metric_mut(vm, metric_id) {
-            Some(Metric::Counter(current)) => {
-                *current = current.wrapping_add(value);
-                Status::Ok
-            }
-            Some(Metric::Gauge(current)) => {
-                *current = value;
-                Status::Ok
-            }
-            Some(Metric::Histogram(values)) => {
-                values.push(value);
-                Status::Ok
-            }
-            None => Status::NotFound,
+pub(crate) fn proxy_record_metric(_: &mut dyn Memory, metric_id: u32, value: u64) -> Answer {
+    let status = with_vm(|state, vm| match state.metric_mut(vm, metric_id) {
+        Some(Metric::Counter(current)) => {
+            *current = current.wrapping_add(value);
+            Status::Ok
         }
-    })
+        Some(Metric::Gauge(current)) => {
+            *current = value;
+            Status::Ok
+        }
+        Some(Metric::Histogram(values)) => {
+            values.push(value);
+            Status::Ok
+        }
+        None => Status::NotFound,
+    });
+    Ok(status.unwrap_or(Status::NotFound))
 }
 
-#[no_mangle]
-unsafe extern "C" fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> Status {
-    with_vm(Status::NotFound, |state, vm| {
+pub(crate) fn proxy_get_metric(
+    memory: &mut dyn Memory,
+    metric_id: u32,
+    return_value: usize,
+) -> Answer {
+    let value = with_vm(|state, vm| {
         if !matches!(
             id_type(metric_id),
             Some(MetricType::Counter | MetricType::Gauge)
         ) {
-            return Status::BadArgument;
+            return Err(Status::BadArgument);
         }
         match state.metric_mut(vm, metric_id) {
-            Some(Metric::Counter(value) | Metric::Gauge(value)) => {
-                // SAFETY: the SDK passes a valid out-pointer.
-                unsafe { write(return_value, *value) };
-                Status::Ok
-            }
-            _ => Status::NotFound,
+            Some(Metric::Counter(value) | Metric::Gauge(value)) => Ok(*value),
+            _ => Err(Status::NotFound),
         }
-    })
+    });
+    match value.unwrap_or(Err(Status::NotFound)) {
+        Ok(value) => {
+            put_u64(memory, return_value, value)?;
+            Ok(Status::Ok)
+        }
+        Err(status) => Ok(status),
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::error::Error;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,10 @@ pub enum Action {
     Skipped,
     /// The VM failed (a panic, Envoy's trap), now or earlier; the message says why.
     Failed(String),
+    /// Envoy held the data without calling the filter: the request headers are paused
+    /// (a Pause from headers is StopAllIterationAndWatermark). The body phase runs with
+    /// everything held once the stream is resumed.
+    Held,
 }
 
 /// A side of an HTTP stream.
@@ -207,12 +212,16 @@ pub enum StartError {
     Rejected,
     /// The VM failed (a panic in the entry function or in `on_vm_start`).
     VmFailed(String),
+    /// Wasm mode: the module is missing or cannot be loaded (the message says why, and
+    /// how to build it).
+    Module(String),
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Rejected => f.write_str("the plugin rejected the VM start"),
+            StartError::Module(message) => f.write_str(message),
             StartError::VmFailed(message) => write!(f, "the VM failed: {message}"),
         }
     }
@@ -265,9 +274,93 @@ pub struct HostBuilder {
     clusters: BTreeSet<String>,
     log_level: LogLevel,
     vm_config: Vec<u8>,
+    mode: Option<Mode>,
+    wasm_module: Option<crate::wasm::Source>,
+    profile_functions: bool,
+}
+
+/// The release module of workspace package `package`
+/// (`<target>/wasm32-wasip1/release/<package>.wasm`, `-` as `_`), or why it is not there:
+/// the message names the command that builds it. For tests that skip themselves when
+/// the module is not built.
+pub fn release_module(package: &str) -> Result<PathBuf, String> {
+    let path = crate::wasm::module_path(package);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(crate::wasm::missing(&path))
+    }
+}
+
+/// How a [`Host`] runs the plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The plugin crate linked into the test binary: fast, with Rust backtraces.
+    Native,
+    /// The plugin's compiled `.wasm` in wasmtime: what Envoy loads (`wasm32-wasip1`,
+    /// `panic = "abort"`, 32-bit `usize`, pwf's allocator, Envoy's WASI), with its
+    /// fuel and linear memory readable ([`Vm::fuel`], [`Vm::memory_pages`]).
+    Wasm,
+}
+
+impl Mode {
+    /// The mode the environment asks for: `PWF_TEST_MODE=wasm` or `native` (unset:
+    /// native).
+    ///
+    /// # Panics
+    ///
+    /// If `PWF_TEST_MODE` is set to anything else.
+    pub fn from_env() -> Mode {
+        match std::env::var("PWF_TEST_MODE").as_deref() {
+            Err(_) | Ok("") | Ok("native") => Mode::Native,
+            Ok("wasm") => Mode::Wasm,
+            Ok(other) => panic!("PWF_TEST_MODE must be `native` or `wasm`, not `{other}`"),
+        }
+    }
 }
 
 impl HostBuilder {
+    /// Runs the plugin this way, whatever `PWF_TEST_MODE` says (default: [`Mode::from_env`]).
+    ///
+    /// In [`Mode::Wasm`], [`Host::start_vm`] and [`Host::start_vm_with_root`] ignore
+    /// their argument and start the module through its exports (`_initialize`, then
+    /// `proxy_on_context_create` and `proxy_on_vm_start`): the module of the crate under
+    /// test, `<target>/wasm32-wasip1/release/<crate>.wasm`, unless
+    /// [`HostBuilder::wasm_module`] names another. A plugin defined in a test exists only
+    /// natively: such a test sets [`Mode::Native`].
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Runs the release module of workspace package `package` in wasm mode (implies
+    /// [`Mode::Wasm`]); see [`release_module`].
+    pub fn wasm_package(self, package: &str) -> Self {
+        let path = crate::wasm::module_path(package);
+        self.wasm_module(path)
+    }
+
+    /// Runs this module in wasm mode (implies [`Mode::Wasm`]).
+    pub fn wasm_module(mut self, path: impl Into<PathBuf>) -> Self {
+        self.mode = Some(Mode::Wasm);
+        self.wasm_module = Some(crate::wasm::Source::Path(path.into()));
+        self
+    }
+
+    /// Runs the module in `bytes` in wasm mode (implies [`Mode::Wasm`]).
+    pub fn wasm_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.mode = Some(Mode::Wasm);
+        self.wasm_module = Some(crate::wasm::Source::Bytes(bytes.into().into()));
+        self
+    }
+
+    /// Wasm mode: records where the fuel goes function by function
+    /// ([`Vm::take_function_profile`]). Slow: for finding where the instructions go.
+    pub fn profile_functions(mut self, on: bool) -> Self {
+        self.profile_functions = on;
+        self
+    }
+
     /// The VM id (shared data and queues are scoped by it); default `""`.
     pub fn vm_id(mut self, vm_id: impl Into<String>) -> Self {
         self.vm_id = vm_id.into();
@@ -331,6 +424,9 @@ impl HostBuilder {
             shared: Arc::new(Shared::new(state)),
             handles: Arc::new(Mutex::new(Vec::new())),
             vm_config: self.vm_config,
+            mode: self.mode.unwrap_or_else(Mode::from_env),
+            wasm_module: self.wasm_module,
+            profile_functions: self.profile_functions,
         }
     }
 }
@@ -342,6 +438,9 @@ pub struct Host {
     shared: Arc<Shared>,
     handles: Arc<Mutex<Vec<Weak<VmInner>>>>,
     vm_config: Vec<u8>,
+    mode: Mode,
+    wasm_module: Option<crate::wasm::Source>,
+    profile_functions: bool,
 }
 
 impl fmt::Debug for Host {
@@ -370,7 +469,15 @@ impl Host {
             clusters: BTreeSet::new(),
             log_level: LogLevel::Trace,
             vm_config: Vec::new(),
+            mode: None,
+            wasm_module: None,
+            profile_functions: false,
         }
+    }
+
+    /// How this host runs plugins.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// Starts a VM (one worker) on its own thread: runs `entry` (the plugin's
@@ -418,6 +525,26 @@ impl Host {
     }
 
     fn start(&self, entry: Entry, vm_config: &[u8]) -> Result<Vm, StartError> {
+        let module = match self.mode {
+            Mode::Native => None,
+            Mode::Wasm => {
+                let source = match &self.wasm_module {
+                    Some(source) => source.clone(),
+                    None => crate::wasm::Source::Path(
+                        crate::wasm::crate_module().map_err(StartError::Module)?,
+                    ),
+                };
+                if let crate::wasm::Source::Path(path) = &source {
+                    if !path.is_file() {
+                        return Err(StartError::Module(crate::wasm::missing(path)));
+                    }
+                }
+                Some(
+                    crate::wasm::load(&source, self.profile_functions)
+                        .map_err(StartError::Module)?,
+                )
+            }
+        };
         let index = {
             let mut state = self.shared.lock();
             state.vms.push(VmState {
@@ -429,21 +556,30 @@ impl Host {
         let inner = VmInner::spawn(self.shared.clone(), self.handles.clone(), index)
             .map_err(StartError::VmFailed)?;
         let started = inner.exec(move |shared, vm| {
-            runtime::init_sdk();
-            runtime::ensure_panic_hook();
-            match entry {
-                Entry::Function(entry) => entry(),
-                Entry::Root(root) => crate::guard::install(root),
+            match module {
+                Some(module) => crate::wasm::start(&module)?,
+                None => {
+                    runtime::init_sdk();
+                    runtime::ensure_panic_hook();
+                    match entry {
+                        Entry::Function(entry) => entry(),
+                        Entry::Root(root) => crate::guard::install(root),
+                    }
+                    runtime::ensure_panic_hook();
+                }
             }
-            runtime::ensure_panic_hook();
-            runtime::start_root(shared, vm)
+            Ok::<_, String>(runtime::start_root(shared, vm))
         });
         match started {
-            Ok((root, true)) => Ok(Vm {
+            Ok(Ok((root, true))) => Ok(Vm {
                 inner,
                 fresh_root: Arc::new(Mutex::new(Some(root))),
             }),
-            Ok((_, false)) => Err(StartError::Rejected),
+            Ok(Ok((_, false))) => Err(StartError::Rejected),
+            Ok(Err(message)) => {
+                inner.fail(&message);
+                Err(StartError::Module(message))
+            }
             Err(message) => Err(StartError::VmFailed(message)),
         }
     }
@@ -636,6 +772,34 @@ impl Vm {
     /// The VM's index in its host, from 0 in start order.
     pub fn index(&self) -> usize {
         self.inner.index
+    }
+
+    /// Wasm mode: the module's linear memory now, in 64 KiB pages; `None` natively (the
+    /// plugin shares the test process's memory). Linear memory only grows: a plugin that
+    /// keeps something per request shows here as growth over many requests.
+    pub fn memory_pages(&self) -> Option<u64> {
+        self.inner.with_state(|vm| vm.memory_pages)
+    }
+
+    /// Wasm mode: the fuel the module has used so far, from its `_initialize` on (one
+    /// unit per wasm operator executed, so the same on any machine); `None` natively.
+    /// The difference across a phase is that phase's cost in guest instructions.
+    pub fn fuel(&self) -> Option<u64> {
+        self.inner.with_state(|vm| vm.fuel)
+    }
+
+    /// Wasm mode: where the fuel went between host calls since the last take, and the
+    /// host calls made; `None` natively or once the VM failed.
+    pub fn take_profile(&self) -> Option<crate::Profile> {
+        let taken = self.inner.exec(|_, _| crate::wasm::take_profile());
+        taken.ok().flatten()
+    }
+
+    /// Wasm mode, with [`HostBuilder::profile_functions`]: where the fuel went function
+    /// by function since the last take.
+    pub fn take_function_profile(&self) -> Option<crate::FunctionProfile> {
+        let taken = self.inner.exec(|_, _| crate::wasm::take_function_profile());
+        taken.ok().flatten()
     }
 }
 

@@ -1,10 +1,14 @@
-//! A native test host for proxy-wasm plugins: drive a plugin through Envoy's lifecycle in
-//! `cargo test`, with Envoy's semantics, no Envoy and no wasm.
+//! A test host for proxy-wasm plugins: drive a plugin through Envoy's lifecycle in
+//! `cargo test`, with Envoy's semantics and no Envoy, natively or against its `.wasm`.
 //!
-//! The plugin crate is linked natively (as an `rlib`); this crate defines the proxy-wasm
-//! host calls that `proxy-wasm` 0.2.5 imports and calls the SDK's `proxy_on_*` entry
-//! points. Each VM (one Envoy worker) runs on its own thread, because the SDK keeps its
-//! dispatcher in a thread-local; tests on different threads never see each other.
+//! Natively (the default), the plugin crate is linked into the test (as an `rlib`); this
+//! crate defines the proxy-wasm host calls that `proxy-wasm` 0.2.5 imports and calls the
+//! SDK's `proxy_on_*` entry points. In wasm mode (`PWF_TEST_MODE=wasm`, or
+//! [`HostBuilder::mode`]) the same host calls serve the plugin's release module in
+//! wasmtime, started through its real exports, with Envoy's WASI; [`Vm::fuel`] and
+//! [`Vm::memory_pages`] read what it costs. Each VM (one Envoy worker) runs on its own
+//! thread, because the SDK keeps its dispatcher in a thread-local; tests on different
+//! threads never see each other.
 //!
 //! # Example
 //!
@@ -121,19 +125,32 @@ mod api;
 #[cfg(not(target_arch = "wasm32"))]
 mod guard;
 #[cfg(not(target_arch = "wasm32"))]
+mod guest;
+#[cfg(not(target_arch = "wasm32"))]
 mod headers;
+#[cfg(not(target_arch = "wasm32"))]
+mod imports;
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+mod profile;
 #[cfg(not(target_arch = "wasm32"))]
 mod runtime;
 #[cfg(not(target_arch = "wasm32"))]
 mod state;
+#[cfg(not(target_arch = "wasm32"))]
+mod wasm;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use api::{
-    Action, Call, CallState, Callback, ConfigureError, Connection, ConnectionResume, Delivery,
-    Direction, Host, HostBuilder, LocalResponse, LogEntry, Metric, Peer, Plugin, Resume, Side,
-    StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME, TIMEOUT_BODY,
+    release_module, Action, Call, CallState, Callback, ConfigureError, Connection,
+    ConnectionResume, Delivery, Direction, Host, HostBuilder, LocalResponse, LogEntry, Metric,
+    Mode, Peer, Plugin, Resume, Side, StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME,
+    TIMEOUT_BODY,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use headers::{Headers, IntoHeaders};
+#[cfg(not(target_arch = "wasm32"))]
+pub use profile::{FunctionProfile, Profile};
 #[cfg(not(target_arch = "wasm32"))]
 pub use proxy_wasm::types::LogLevel;

@@ -24,40 +24,12 @@ use std::sync::{Arc, Mutex, Once, Weak};
 use std::thread;
 
 use crate::api::{Action, Callback, LocalResponse, Peer, Side};
+use crate::guest::{self, Export};
 use crate::headers::Headers;
 use crate::state::{
     Body, CallResponse, Context, ContextKind, RootState, Shared, StreamState, REQUEST_HEADERS,
     REQUEST_TRAILERS, RESPONSE_HEADERS, RESPONSE_TRAILERS,
 };
-
-extern "C" {
-    fn proxy_on_context_create(context_id: u32, root_context_id: u32);
-    fn proxy_on_done(context_id: u32) -> bool;
-    fn proxy_on_log(context_id: u32);
-    fn proxy_on_delete(context_id: u32);
-    fn proxy_on_vm_start(context_id: u32, vm_configuration_size: usize) -> bool;
-    fn proxy_on_configure(context_id: u32, plugin_configuration_size: usize) -> bool;
-    fn proxy_on_tick(context_id: u32);
-    fn proxy_on_queue_ready(context_id: u32, queue_id: u32);
-    fn proxy_on_request_headers(context_id: u32, num_headers: usize, end_of_stream: bool) -> u32;
-    fn proxy_on_request_body(context_id: u32, body_size: usize, end_of_stream: bool) -> u32;
-    fn proxy_on_request_trailers(context_id: u32, num_trailers: usize) -> u32;
-    fn proxy_on_response_headers(context_id: u32, num_headers: usize, end_of_stream: bool) -> u32;
-    fn proxy_on_response_body(context_id: u32, body_size: usize, end_of_stream: bool) -> u32;
-    fn proxy_on_response_trailers(context_id: u32, num_trailers: usize) -> u32;
-    fn proxy_on_new_connection(context_id: u32) -> u32;
-    fn proxy_on_downstream_data(context_id: u32, data_size: usize, end_of_stream: bool) -> u32;
-    fn proxy_on_downstream_connection_close(context_id: u32, peer_type: u32);
-    fn proxy_on_upstream_data(context_id: u32, data_size: usize, end_of_stream: bool) -> u32;
-    fn proxy_on_upstream_connection_close(context_id: u32, peer_type: u32);
-    fn proxy_on_http_call_response(
-        context_id: u32,
-        token_id: u32,
-        num_headers: usize,
-        body_size: usize,
-        num_trailers: usize,
-    );
-}
 
 type Job = Box<dyn FnOnce() + Send>;
 type Reply = Result<Box<dyn Any + Send>, String>;
@@ -167,12 +139,17 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Calls an SDK entry point, marking the thread as inside the VM.
-fn export<T>(call: impl FnOnce() -> T) -> T {
+/// Calls an entry point of the guest, marking the thread as inside the VM; what it
+/// returns as a number.
+fn export(call: Export) -> u32 {
     IN_EXPORT.with(|flag| flag.set(true));
-    let result = call();
+    let result = guest::call(call);
     IN_EXPORT.with(|flag| flag.set(false));
     result
+}
+
+fn verdict(raw: u32) -> bool {
+    raw != 0
 }
 
 /// One VM: its thread and its slot in the shared state.
@@ -218,6 +195,21 @@ impl VmInner {
         Ok(inner)
     }
 
+    /// Fails the VM with `message`, unless it failed before.
+    pub(crate) fn fail(&self, message: &str) {
+        if let Some(vm) = self.shared.lock().vms.get_mut(self.index) {
+            vm.failure.get_or_insert_with(|| message.to_string());
+        }
+    }
+
+    /// Reads the VM's slot in the host state.
+    pub(crate) fn with_state<R>(
+        &self,
+        read: impl FnOnce(&crate::state::VmState) -> Option<R>,
+    ) -> Option<R> {
+        self.shared.lock().vms.get(self.index).and_then(read)
+    }
+
     pub(crate) fn failure(&self) -> Option<String> {
         self.shared
             .lock()
@@ -250,7 +242,10 @@ impl VmInner {
             let message = match (result, crate::guard::take_caught()) {
                 (_, Some(caught)) => Err(caught),
                 (Ok(value), None) => Ok(Box::new(value) as Box<dyn Any + Send>),
-                (Err(payload), None) => Err(format!("panicked: {}", payload_message(&*payload))),
+                (Err(payload), None) => match payload.downcast::<crate::wasm::Trapped>() {
+                    Ok(trapped) => Err(trapped.0),
+                    Err(payload) => Err(format!("panicked: {}", payload_message(&*payload))),
+                },
             };
             if let Some(sender) = REPLY.with(|slot| slot.borrow_mut().take()) {
                 let _ = sender.send(message);
@@ -302,8 +297,9 @@ impl VmInner {
             if let Some(handle) = handle {
                 let _ = handle.exec(move |shared, vm| {
                     enter(shared, vm, root, Callback::QueueReady);
-                    export(|| unsafe { proxy_on_queue_ready(root, queue) });
+                    export(Export::QueueReady(root, queue));
                     leave(shared, vm);
+                    deliver_held_bodies(shared, vm);
                 });
             }
         }
@@ -355,9 +351,9 @@ pub(crate) fn start_root(shared: &Shared, vm: usize) -> (u32, bool) {
         state.vm_config.len()
     };
     enter(shared, vm, root, Callback::ContextCreate);
-    export(|| unsafe { proxy_on_context_create(root, 0) });
+    export(Export::ContextCreate(root, 0));
     enter(shared, vm, root, Callback::VmStart);
-    let started = export(|| unsafe { proxy_on_vm_start(root, config_size) });
+    let started = verdict(export(Export::VmStart(root, config_size)));
     leave(shared, vm);
     (root, started)
 }
@@ -369,7 +365,7 @@ pub(crate) fn configure(shared: &Shared, vm: usize, root: u32, config: Vec<u8>) 
         state.plugin_config = Some(config);
     }
     enter(shared, vm, root, Callback::Configure);
-    let accepted = export(|| unsafe { proxy_on_configure(root, size) });
+    let accepted = verdict(export(Export::Configure(root, size)));
     leave(shared, vm);
     let mut state = shared.lock();
     if let Some(state) = state.vm(vm) {
@@ -394,7 +390,7 @@ pub(crate) fn open_stream(shared: &Shared, vm: usize, root: u32) -> u32 {
         );
     }
     enter(shared, vm, id, Callback::ContextCreate);
-    export(|| unsafe { proxy_on_context_create(id, root) });
+    export(Export::ContextCreate(id, root));
     leave(shared, vm);
     id
 }
@@ -404,7 +400,7 @@ pub(crate) fn open_stream(shared: &Shared, vm: usize, root: u32) -> u32 {
 pub(crate) fn open_connection(shared: &Shared, vm: usize, root: u32) -> (u32, Action) {
     let id = open_stream(shared, vm, root);
     enter(shared, vm, id, Callback::NewConnection);
-    let raw = export(|| unsafe { proxy_on_new_connection(id) });
+    let raw = export(Export::NewConnection(id));
     leave(shared, vm);
     (id, action(raw))
 }
@@ -433,11 +429,11 @@ pub(crate) fn connection_data(
     let raw = match side {
         Side::Downstream => {
             enter(shared, vm, id, Callback::DownstreamData);
-            export(|| unsafe { proxy_on_downstream_data(id, size, end_of_stream) })
+            export(Export::DownstreamData(id, size, end_of_stream))
         }
         Side::Upstream => {
             enter(shared, vm, id, Callback::UpstreamData);
-            export(|| unsafe { proxy_on_upstream_data(id, size, end_of_stream) })
+            export(Export::UpstreamData(id, size, end_of_stream))
         }
     };
     leave(shared, vm);
@@ -475,11 +471,11 @@ pub(crate) fn connection_close(
     match side {
         Side::Downstream => {
             enter(shared, vm, id, Callback::DownstreamClose);
-            export(|| unsafe { proxy_on_downstream_connection_close(id, peer) });
+            export(Export::DownstreamClose(id, peer));
         }
         Side::Upstream => {
             enter(shared, vm, id, Callback::UpstreamClose);
-            export(|| unsafe { proxy_on_upstream_connection_close(id, peer) });
+            export(Export::UpstreamClose(id, peer));
         }
     }
     leave(shared, vm);
@@ -488,8 +484,9 @@ pub(crate) fn connection_close(
 
 pub(crate) fn tick(shared: &Shared, vm: usize, root: u32) {
     enter(shared, vm, root, Callback::Tick);
-    export(|| unsafe { proxy_on_tick(root) });
+    export(Export::Tick(root));
     leave(shared, vm);
+    deliver_held_bodies(shared, vm);
 }
 
 fn action(raw: u32) -> Action {
@@ -559,18 +556,29 @@ pub(crate) fn run_phase(
         if !phase.is_request() {
             stream.response_started = true;
         }
+        if phase == Phase::RequestBody && stream.held[REQUEST_HEADERS] {
+            // The headers are paused: Envoy buffers the body without calling the filter.
+            let chunk = match input {
+                Input::Body(chunk) => chunk,
+                Input::Map(_) => Vec::new(),
+            };
+            let held = stream
+                .held_request_body
+                .get_or_insert_with(Default::default);
+            held.0.extend_from_slice(&chunk);
+            held.1 |= end_of_stream;
+            return Action::Held;
+        }
         prepare(stream, phase, input)
     };
     enter(shared, vm, id, phase.callback());
-    let raw = export(|| unsafe {
-        match phase {
-            Phase::RequestHeaders => proxy_on_request_headers(id, size, end_of_stream),
-            Phase::RequestBody => proxy_on_request_body(id, size, end_of_stream),
-            Phase::RequestTrailers => proxy_on_request_trailers(id, size),
-            Phase::ResponseHeaders => proxy_on_response_headers(id, size, end_of_stream),
-            Phase::ResponseBody => proxy_on_response_body(id, size, end_of_stream),
-            Phase::ResponseTrailers => proxy_on_response_trailers(id, size),
-        }
+    let raw = export(match phase {
+        Phase::RequestHeaders => Export::RequestHeaders(id, size, end_of_stream),
+        Phase::RequestBody => Export::RequestBody(id, size, end_of_stream),
+        Phase::RequestTrailers => Export::RequestTrailers(id, size),
+        Phase::ResponseHeaders => Export::ResponseHeaders(id, size, end_of_stream),
+        Phase::ResponseBody => Export::ResponseBody(id, size, end_of_stream),
+        Phase::ResponseTrailers => Export::ResponseTrailers(id, size),
     });
     leave(shared, vm);
     let result = action(raw);
@@ -649,9 +657,50 @@ fn finish(stream: &mut StreamState, phase: Phase, continued: bool) {
     }
 }
 
+/// Delivers the request bodies Envoy held behind paused headers to the streams that
+/// were resumed since, as one body phase with everything held.
+fn deliver_held_bodies(shared: &Shared, vm: usize) {
+    loop {
+        let next = {
+            let mut state = shared.lock();
+            let Some(vm_state) = state.vm(vm) else {
+                return;
+            };
+            vm_state.contexts.iter_mut().find_map(|(id, context)| {
+                let ContextKind::Stream(stream) = &mut context.kind else {
+                    return None;
+                };
+                if context.deleted || stream.held[REQUEST_HEADERS] {
+                    return None;
+                }
+                stream.held_request_body.take().map(|held| (*id, held))
+            })
+        };
+        let Some((id, (body, end_of_stream))) = next else {
+            return;
+        };
+        run_phase(
+            shared,
+            vm,
+            id,
+            Phase::RequestBody,
+            Input::Body(body),
+            end_of_stream,
+            false,
+        );
+    }
+}
+
 /// Envoy sends a local response once the callback that asked for it returns, through the
-/// response path of the filter chain: the plugin sees it in its response phases.
+/// response path of the filter chain: the plugin sees it in its response phases. A body
+/// held behind paused headers reaches the plugin once the callback that resumed them
+/// returns.
 fn after_callback(shared: &Shared, vm: usize, id: u32) {
+    after_local_response(shared, vm, id);
+    deliver_held_bodies(shared, vm);
+}
+
+fn after_local_response(shared: &Shared, vm: usize, id: u32) {
     let local = {
         let mut state = shared.lock();
         let Some(stream) = state.stream(vm, id) else {
@@ -729,7 +778,9 @@ pub(crate) fn deliver_call_response(
         state.call_response = response;
     }
     enter(shared, vm, context, Callback::CallResponse);
-    export(|| unsafe { proxy_on_http_call_response(context, token, headers, body, trailers) });
+    export(Export::HttpCallResponse(
+        context, token, headers, body, trailers,
+    ));
     leave(shared, vm);
     if let Some(state) = shared.lock().vm(vm) {
         state.call_response = None;
@@ -750,11 +801,11 @@ pub(crate) fn end_stream(shared: &Shared, vm: usize, id: u32) -> Option<bool> {
         stream.ended = true;
     }
     enter(shared, vm, id, Callback::Done);
-    let done = export(|| unsafe { proxy_on_done(id) });
+    let done = verdict(export(Export::Done(id)));
     enter(shared, vm, id, Callback::Log);
-    export(|| unsafe { proxy_on_log(id) });
+    export(Export::Log(id));
     enter(shared, vm, id, Callback::Delete);
-    export(|| unsafe { proxy_on_delete(id) });
+    export(Export::Delete(id));
     leave(shared, vm);
     let mut state = shared.lock();
     if let Some(state) = state.vm(vm) {

@@ -85,6 +85,10 @@ pub(crate) struct VmState {
     pub(crate) calls: BTreeMap<u32, CallRecord>,
     pub(crate) call_response: Option<CallResponse>,
     pub(crate) status: (u32, Vec<u8>),
+    /// The fuel the VM's module has used so far (wasm mode only).
+    pub(crate) fuel: Option<u64>,
+    /// The module's linear memory, in 64 KiB pages (wasm mode only).
+    pub(crate) memory_pages: Option<u64>,
 }
 
 pub(crate) struct Context {
@@ -135,6 +139,9 @@ pub(crate) struct StreamState {
     /// Pause until the stream is continued).
     pub(crate) held: [bool; 4],
     pub(crate) request_body: Body,
+    /// The request body Envoy holds while the request headers are paused, and whether
+    /// its end of stream came: delivered to the body phase after the resume.
+    pub(crate) held_request_body: Option<(Vec<u8>, bool)>,
     pub(crate) response_body: Body,
     pub(crate) local_response: Option<LocalResponse>,
     pub(crate) local_response_pending: bool,

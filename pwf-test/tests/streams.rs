@@ -312,3 +312,39 @@ fn set_effective_context_rejects_unknown_ids() {
     plugin(&host, name).tick().unwrap();
     assert_eq!(host.logs(LogLevel::Info), ["checked"]);
 }
+
+/// Envoy maps a Pause from request headers to StopAllIterationAndWatermark: the body
+/// waits, unseen by the filter, until the stream is resumed (measured in Envoy 1.40,
+/// `envoy/e2e/tests/wasi.rs`); the native host used to run the body phase at once.
+#[test]
+fn body_behind_paused_request_headers_is_held_and_delivered_after_the_resume() {
+    let name = script("body_behind_paused_headers", |event| match event {
+        Event::RequestHeaders(..) => {
+            let headers = vec![(":method", "GET"), (":path", "/"), (":authority", "up")];
+            hostcalls::dispatch_http_call("up", headers, None, vec![], Duration::from_secs(1))
+                .unwrap();
+            false
+        }
+        Event::CallResponse { .. } => {
+            hostcalls::resume_http_request().unwrap();
+            true
+        }
+        Event::RequestBody(size, eos) => {
+            hostcalls::log(LogLevel::Info, &format!("body {size} {eos}")).unwrap();
+            true
+        }
+        _ => true,
+    });
+    let host = Host::builder().cluster("up").build();
+    let stream = plugin(&host, name).open_stream();
+    assert_eq!(
+        stream.request_headers([(":path", "/")], false),
+        Action::Pause
+    );
+    assert_eq!(stream.request_body("hello ", false), Action::Held);
+    assert_eq!(stream.request_body("world", true), Action::Held);
+    assert!(host.logs(LogLevel::Info).is_empty());
+    stream.pending_calls()[0].respond(200, [("x", "1")], "");
+    assert_eq!(host.logs(LogLevel::Info), ["body 11 true"]);
+    assert_eq!(stream.forwarded_request_body(), b"hello world");
+}

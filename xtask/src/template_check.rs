@@ -1,6 +1,6 @@
 //! The test command's proof that `cargo xtask new` makes a working plugin:
 //! a crate generated from `templates/plugin` builds for wasm32-wasip1, passes
-//! its own native-host test, and runs in Envoy.
+//! its own test natively and against its module, and runs in Envoy.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,17 +30,25 @@ pub(crate) fn run() -> Result<(), String> {
     // A target directory of its own that survives between runs.
     let target = work.join("target");
 
-    let cargo = |args: &[&str]| -> Result<(), String> {
+    let cargo = |args: &[&str], mode: &str| -> Result<(), String> {
         let mut cmd = Command::new(steps::cargo_bin());
-        cmd.args(args).env("CARGO_TARGET_DIR", &target);
+        cmd.args(args)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("PWF_TEST_MODE", mode);
         steps::run_in(
             &mut cmd,
-            &format!("(in {}) cargo {}", dir.display(), args.join(" ")),
+            &format!(
+                "(in {}) PWF_TEST_MODE={mode} cargo {}",
+                dir.display(),
+                args.join(" ")
+            ),
             &dir,
         )
     };
-    cargo(&["test"])?;
-    cargo(&["build", "--target", WASM_TARGET, "--release"])?;
+    cargo(&["build", "--target", WASM_TARGET, "--release"], "native")?;
+    // The plugin's own test, natively and against the module just built.
+    cargo(&["test"], "native")?;
+    cargo(&["test"], "wasm")?;
 
     let wasm: PathBuf = target
         .join(WASM_TARGET)

@@ -15,6 +15,10 @@ const UNREGISTERED: &str = "unregistered-plugin";
 const HOSTILE: &str = "hostile-plugin";
 /// The per-key `SharedCounter` limiter the rate_limit memory test compares with.
 const PER_KEY_COUNTER: &str = "per-key-counter";
+/// The plugin with faults only its module shows, run by pwf-test's wasm-mode tests.
+const BROKEN: &str = "broken-plugin";
+/// The plugin the WASI e2e tests measure Envoy with.
+const WASI: &str = "wasi-plugin";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 /// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
@@ -34,7 +38,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
     let examples = examples().map_err(|e| e.to_string())?;
     // Everything built for wasm32-wasip1: the core, the examples, the test plugins.
     let mut wasm_packages: Vec<&str> = examples.iter().map(|e| e.package.as_str()).collect();
-    wasm_packages.extend([PROBE, UNREGISTERED, HOSTILE, PER_KEY_COUNTER]);
+    wasm_packages.extend([PROBE, UNREGISTERED, HOSTILE, PER_KEY_COUNTER, BROKEN, WASI]);
     let packages = |first: &[&'static str]| -> Vec<String> {
         first
             .iter()
@@ -47,7 +51,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             .collect()
     };
 
-    let mut steps = Steps::new(if scope == Scope::All { 12 } else { 4 });
+    let mut steps = Steps::new(if scope == Scope::All { 13 } else { 4 });
     steps.run(
         "install what is missing (wasm32-wasip1 target, Envoy 1.40)",
         || {
@@ -72,6 +76,13 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             args.extend(["--", "-D", "warnings"].map(str::to_owned));
             cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })?;
+    }
+    steps.run("release wasm builds", || {
+        let args = packages(&["build", "--target", WASM_TARGET, "--release"]);
+        cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })?;
+    if scope == Scope::All {
+        // The wasm-mode tests of pwf-test run the release modules built above.
         steps.run("unit tests", || {
             cargo(&[
                 "test",
@@ -83,18 +94,26 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
                 BUDGET_TEST,
             ])
         })?;
-    }
-    if scope == Scope::All {
+        steps.run(
+            "the examples' tests against their release modules (PWF_TEST_MODE=wasm)",
+            || {
+                let mut args = vec!["test".to_owned()];
+                for example in &examples {
+                    args.extend(["-p".to_owned(), example.package.clone()]);
+                }
+                let shown = format!("PWF_TEST_MODE=wasm cargo {}", args.join(" "));
+                crate::steps::run(
+                    std::process::Command::new(crate::steps::cargo_bin())
+                        .args(&args)
+                        .env("PWF_TEST_MODE", "wasm"),
+                    &shown,
+                )
+            },
+        )?;
         steps.run(
             "the snippet check fails on a broken snippet (docs/check)",
             crate::docs_check::broken_snippet_fails_the_check,
         )?;
-    }
-    steps.run("release wasm builds", || {
-        let args = packages(&["build", "--target", WASM_TARGET, "--release"]);
-        cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })?;
-    if scope == Scope::All {
         steps.run(
             "size and instruction budget (bench/budget.toml)",
             check_budget,
@@ -122,7 +141,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             },
         )?;
         steps.run(
-            "a plugin from `cargo xtask new`: native test, wasm build, Envoy",
+            "a plugin from `cargo xtask new`: wasm build, its test natively and in wasm mode, Envoy",
             crate::template_check::run,
         )?;
     }

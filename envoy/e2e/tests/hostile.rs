@@ -500,7 +500,7 @@ fn lds_listener(wasm: &std::path::Path, config: &str) -> String {
 /// previous one, and each worker reports the refusal (what docs/concepts.md says).
 #[test]
 fn lds_update_with_a_bad_configuration_is_rejected_and_traffic_goes_on() -> Result<()> {
-    let wasm = envoy_harness::wasm_artifact("add_header")?;
+    let wasm = envoy_harness::built_wasm_artifact("add_header")?;
     let dir = envoy_harness::repo_root()
         .join("envoy/.run")
         .join(format!("lds-{}", std::process::id()));

@@ -12,7 +12,7 @@ use envoy_upstream::Upstream;
 
 use crate::client::{Client, Request, Response};
 use crate::install::envoy_binary;
-use crate::paths::{self, repo_root, wasm_artifact, Example};
+use crate::paths::{self, built_wasm_artifact, repo_root, Example};
 use crate::template::{self, yaml_quote};
 use crate::{Error, Result};
 
@@ -117,7 +117,7 @@ impl Envoy {
     fn for_example(example: &Example) -> Setup {
         let config = example.envoy_config();
         let mut setup = Setup::new(&example.package, read(&config));
-        match wasm_artifact(&example.package) {
+        match built_wasm_artifact(&example.package) {
             Ok(wasm) => {
                 if let Some(warning) = paths::staleness(&wasm, example) {
                     eprintln!("{warning}");
@@ -332,10 +332,10 @@ impl Setup {
         self.set("wasm", yaml_quote(&path))
     }
 
-    /// The release wasm of workspace package `package` (`# pwf:wasm`); see
-    /// [`wasm_artifact`](crate::wasm_artifact).
+    /// The release wasm of workspace package `package` (`# pwf:wasm`), built first if it
+    /// is missing; see [`built_wasm_artifact`](crate::built_wasm_artifact).
     pub fn wasm_of(mut self, package: &str) -> Setup {
-        match wasm_artifact(package) {
+        match built_wasm_artifact(package) {
             Ok(path) => self.wasm(path),
             Err(e) => {
                 self.template = Err(e);

@@ -55,6 +55,7 @@ pub use crate::envoy::{tail, validate_file, wasm_lines, Envoy, Refusal, Setup, V
 pub use crate::error::{Error, Result};
 pub use crate::install::{envoy_binary, venv_dir, ENVOY_VERSION};
 pub use crate::paths::{
-    example, examples, repo_root, target_dir, wasm_artifact, Example, WASM_TARGET,
+    built_wasm_artifact, example, examples, repo_root, target_dir, wasm_artifact, Example,
+    WASM_TARGET,
 };
 pub use envoy_upstream::{SeenRequest, Upstream};

@@ -53,6 +53,37 @@ pub fn wasm_artifact(package: &str) -> Result<PathBuf> {
     }
 }
 
+/// Like [`wasm_artifact`], but builds the module first when it is missing (`cargo build
+/// --target wasm32-wasip1 --release -p <package>`, said on stderr), so that a plain
+/// `cargo test` in a fresh clone runs the e2e tests instead of failing on a missing file.
+/// A stale module is not rebuilt: `cargo xtask test` rebuilds everything first.
+pub fn built_wasm_artifact(package: &str) -> Result<PathBuf> {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Ok(path) = wasm_artifact(package) {
+        return Ok(path);
+    }
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(path) = wasm_artifact(package) {
+        return Ok(path);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let args = ["build", "--target", WASM_TARGET, "--release", "-p", package];
+    eprintln!("{package}.wasm is missing: cargo {}", args.join(" "));
+    let status = std::process::Command::new(cargo)
+        .args(args)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .current_dir(repo_root())
+        .status()
+        .map_err(|e| Error::io(format!("running cargo build -p {package}"), e))?;
+    if !status.success() {
+        return Err(Error::new(format!(
+            "`cargo {}` failed ({status})",
+            args.join(" ")
+        )));
+    }
+    wasm_artifact(package)
+}
+
 /// An example crate: a directory `examples/<dir>` with a `Cargo.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Example {
