@@ -39,6 +39,9 @@
 //! - **The upstream** is [`envoy_upstream::Upstream`], in process (see its docs for the
 //!   endpoints: `/uuid`, `/status/{code}`, `/delay/{s}`, `/anything`, `/body?b=...`, `/hang`,
 //!   `/close`, ...).
+//! - **The gRPC server** is [`envoy_ratelimit::RateLimitServer`], in process: Envoy's rate
+//!   limit service (v3) with an in-memory counter, and an echo service; started for a config
+//!   with a `# pwf:ratelimit_port` marker ([`Envoy::ratelimit`], [`Setup::ratelimit`]).
 //! - **The client** ([`Client`], [`Request`], [`Response`], [`load`]) speaks HTTP/1.1 with
 //!   keep-alive and needs nothing installed.
 
@@ -56,4 +59,5 @@ pub use crate::install::{envoy_binary, venv_dir, ENVOY_VERSION};
 pub use crate::paths::{
     example, examples, repo_root, target_dir, wasm_artifact, Example, WASM_TARGET,
 };
+pub use envoy_ratelimit::{Behaviour, RateLimitServer, SeenCall};
 pub use envoy_upstream::{SeenRequest, Upstream};

@@ -51,8 +51,7 @@ use tokio::sync::oneshot;
 use crate::proto::{Code, DescriptorStatus, RateLimitRequest, RateLimitResponse};
 
 /// The full path of the rate limit method.
-pub const SHOULD_RATE_LIMIT: &str =
-    "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
+pub const SHOULD_RATE_LIMIT: &str = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
 /// The full path of the unary echo method.
 pub const ECHO_UNARY: &str = "/pwf.test.Echo/Unary";
 /// The full path of the streaming echo method.
@@ -332,7 +331,22 @@ async fn serve_call(
         .collect();
     let plan = Plan::new(&shared.state().behaviour, &metadata);
 
-    if path == ECHO_STREAM && !plan.hang && plan.fail.is_none() {
+    if path == ECHO_STREAM && plan.fail.is_some() {
+        // A stream refused at once: trailers-only, without waiting for the request's end.
+        shared.state().seen.push(SeenCall {
+            path,
+            metadata,
+            message: Vec::new(),
+        });
+        let (code, text) = plan.fail.clone().unwrap_or_default();
+        let mut response = head(&plan.headers);
+        response
+            .headers_mut()
+            .extend(status_trailers(code, &text, &plan.trailers));
+        let _ = respond.send_response(response, true);
+        return;
+    }
+    if path == ECHO_STREAM && !plan.hang {
         shared.state().seen.push(SeenCall {
             path,
             metadata,
@@ -361,7 +375,9 @@ async fn serve_call(
             None => break,
         }
     }
-    let message = message.or_else(|| frames.next_message()).unwrap_or_default();
+    let message = message
+        .or_else(|| frames.next_message())
+        .unwrap_or_default();
     shared.state().seen.push(SeenCall {
         path: path.clone(),
         metadata,
@@ -454,8 +470,8 @@ async fn echo_stream(
 }
 
 fn should_rate_limit(message: &[u8], shared: &Shared) -> Result<Vec<u8>, (u32, String)> {
-    let request = RateLimitRequest::decode(message)
-        .map_err(|e| (3, format!("bad RateLimitRequest: {e}")))?;
+    let request =
+        RateLimitRequest::decode(message).map_err(|e| (3, format!("bad RateLimitRequest: {e}")))?;
     if request.descriptors.is_empty() {
         return Err((3, "no descriptors".to_owned()));
     }
@@ -558,7 +574,11 @@ fn percent_encode(text: &str) -> String {
 fn frame(message: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(5 + message.len());
     out.extend_from_slice(&[0]);
-    out.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(message.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(message);
     out.freeze()
 }
