@@ -144,6 +144,7 @@ fn buffer(state: &mut State, vm: usize, buffer_type: u32) -> Option<Vec<u8>> {
             Some(side.current.clone().unwrap_or_default())
         }
         4 => Some(state.vm(vm)?.call_response.as_ref()?.body.clone()),
+        5 => crate::grpc::receive_buffer(state, vm),
         6 => Some(state.vm(vm)?.vm_config.clone()),
         7 => state.vm(vm)?.plugin_config.clone(),
         _ => None,
@@ -786,21 +787,49 @@ unsafe extern "C" fn proxy_http_call(
 
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
-extern "C" fn proxy_grpc_call(
-    _upstream_data: *const u8,
-    _upstream_size: usize,
-    _service_name_data: *const u8,
-    _service_name_size: usize,
-    _method_name_data: *const u8,
-    _method_name_size: usize,
-    _initial_metadata_data: *const u8,
-    _initial_metadata_size: usize,
-    _message_data_data: *const u8,
-    _message_data_size: usize,
-    _timeout: u32,
-    _return_callout_id: *mut u32,
+unsafe extern "C" fn proxy_grpc_call(
+    upstream_data: *const u8,
+    upstream_size: usize,
+    service_name_data: *const u8,
+    service_name_size: usize,
+    method_name_data: *const u8,
+    method_name_size: usize,
+    initial_metadata_data: *const u8,
+    initial_metadata_size: usize,
+    message_data_data: *const u8,
+    message_data_size: usize,
+    timeout: u32,
+    return_callout_id: *mut u32,
 ) -> Status {
-    Status::InternalFailure
+    // SAFETY: the SDK passes valid buffers.
+    let (service, service_name, method, metadata, message) = unsafe {
+        (
+            input(upstream_data, upstream_size),
+            input(service_name_data, service_name_size),
+            input(method_name_data, method_name_size),
+            input(initial_metadata_data, initial_metadata_size),
+            input(message_data_data, message_data_size),
+        )
+    };
+    with_vm(Status::InternalFailure, |state, vm| {
+        match crate::grpc::dispatch(
+            state,
+            vm,
+            service,
+            service_name,
+            method,
+            metadata,
+            message,
+            timeout,
+        ) {
+            Ok(token) => {
+                // SAFETY: the SDK passes a valid out-pointer.
+                unsafe { write(return_callout_id, token) };
+                Status::Ok
+            }
+            Err(status) => status,
+        }
+    })
 }
 
 #[no_mangle]
@@ -830,8 +859,10 @@ extern "C" fn proxy_grpc_send(
 }
 
 #[no_mangle]
-extern "C" fn proxy_grpc_cancel(_token_id: u32) -> Status {
-    Status::NotFound
+extern "C" fn proxy_grpc_cancel(token_id: u32) -> Status {
+    with_vm(Status::NotFound, |state, vm| {
+        crate::grpc::cancel(state, vm, token_id)
+    })
 }
 
 #[no_mangle]

@@ -119,6 +119,8 @@ mod abi;
 #[cfg(not(target_arch = "wasm32"))]
 mod api;
 #[cfg(not(target_arch = "wasm32"))]
+mod grpc;
+#[cfg(not(target_arch = "wasm32"))]
 mod guard;
 #[cfg(not(target_arch = "wasm32"))]
 mod headers;
@@ -133,6 +135,8 @@ pub use api::{
     Direction, Host, HostBuilder, LocalResponse, LogEntry, Metric, Peer, Plugin, Resume, Side,
     StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME, TIMEOUT_BODY,
 };
+#[cfg(not(target_arch = "wasm32"))]
+pub use grpc::{GrpcCall, GRPC_REFUSED_MESSAGE, GRPC_TIMEOUT_MESSAGE};
 #[cfg(not(target_arch = "wasm32"))]
 pub use headers::{Headers, IntoHeaders};
 #[cfg(not(target_arch = "wasm32"))]

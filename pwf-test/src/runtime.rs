@@ -168,7 +168,7 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Calls an SDK entry point, marking the thread as inside the VM.
-fn export<T>(call: impl FnOnce() -> T) -> T {
+pub(crate) fn export<T>(call: impl FnOnce() -> T) -> T {
     IN_EXPORT.with(|flag| flag.set(true));
     let result = call();
     IN_EXPORT.with(|flag| flag.set(false));
@@ -311,7 +311,7 @@ impl VmInner {
 }
 
 /// Makes `context` the effective context of a callback.
-fn enter(shared: &Shared, vm: usize, context: u32, callback: Callback) {
+pub(crate) fn enter(shared: &Shared, vm: usize, context: u32, callback: Callback) {
     let mut state = shared.lock();
     state.next_step();
     if let Some(vm) = state.vm(vm) {
@@ -321,7 +321,7 @@ fn enter(shared: &Shared, vm: usize, context: u32, callback: Callback) {
     }
 }
 
-fn leave(shared: &Shared, vm: usize) {
+pub(crate) fn leave(shared: &Shared, vm: usize) {
     if let Some(vm) = shared.lock().vm(vm) {
         vm.callback = None;
     }

@@ -85,6 +85,8 @@ pub(crate) struct VmState {
     pub(crate) calls: BTreeMap<u32, CallRecord>,
     pub(crate) call_response: Option<CallResponse>,
     pub(crate) status: (u32, Vec<u8>),
+    /// gRPC calls (see `grpc`).
+    pub(crate) grpc: crate::grpc::GrpcState,
 }
 
 pub(crate) struct Context {

@@ -70,6 +70,7 @@ mod context;
 mod error;
 mod executor;
 mod group;
+mod grpc;
 mod headers;
 mod host;
 mod http;
@@ -111,6 +112,16 @@ pub mod runtime {
     pub fn live_tasks() -> usize {
         crate::executor::live_tasks()
     }
+
+    /// The gRPC calls in flight (sent, not yet answered nor cancelled).
+    ///
+    /// ```
+    /// # use pwf_test as _; // links the native host's imports
+    /// assert_eq!(pwf::runtime::pending_grpc_calls(), 0);
+    /// ```
+    pub fn pending_grpc_calls() -> usize {
+        crate::grpc::pending_grpc_calls()
+    }
 }
 
 #[doc(hidden)]
@@ -131,6 +142,7 @@ pub use call::{CallError, CallErrorKind, PendingCall, Request, Response, DEFAULT
 pub use config::PluginConfig;
 pub use error::{Error, HostError, Status};
 pub use group::{CallResult, DispatchGroup};
+pub use grpc::{GrpcError, GrpcErrorKind, GrpcRequest, GrpcResponse, PendingGrpcCall};
 pub use headers::{HeaderValue, Headers, InvalidHeader};
 pub use http::{Action, Http, LocalResponse, Outcome, Phase};
 pub use log::LogLevel;

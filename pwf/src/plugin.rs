@@ -750,6 +750,9 @@ fn install_panic_hook() {
 /// Lands the response to an HTTP call: token, header count, body size, trailer count.
 pub(crate) type CallLanding = fn(u32, usize, usize, usize);
 
+/// Lands the answer to a gRPC call: token, gRPC status, message size.
+pub(crate) type GrpcLanding = fn(u32, u32, usize);
+
 thread_local! {
     /// Where call responses land, set when the first call is sent: a plugin that sends none
     /// carries no landing code.
@@ -760,6 +763,9 @@ thread_local! {
     /// What a stream's end does to the calls routed through it, set when the first call is
     /// routed through a stream: a plugin whose groups never are carries no code for it.
     static STREAM_ENDED: Cell<Option<fn(u32)>> = const { Cell::new(None) };
+    /// Where gRPC call answers land, set when the first gRPC call is sent: a plugin that
+    /// sends none carries no gRPC code.
+    static GRPC_LANDING: Cell<Option<GrpcLanding>> = const { Cell::new(None) };
 }
 
 // The hooks are stored through `black_box`: seeing a single constant stored, the optimizer
@@ -773,6 +779,11 @@ pub(crate) fn land_calls_with(landing: CallLanding) {
             slot.set(Some(std::hint::black_box(landing)));
         }
     });
+}
+
+/// Lands gRPC call answers with `landing` (token, gRPC status, message size) from now on.
+pub(crate) fn land_grpc_calls_with(landing: GrpcLanding) {
+    GRPC_LANDING.with(|slot| slot.set(Some(std::hint::black_box(landing))));
 }
 
 /// Fires `timers` on every tick from now on.
@@ -850,6 +861,14 @@ impl<K: Kind> Context for Root<K> {
     ) {
         context::enter(self.id, self.id, Sdk::Root);
         on_call_response(token_id, num_headers, body_size, num_trailers);
+    }
+
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        // Every gRPC call is sent on behalf of the root (Envoy ties them to it anyway).
+        if let Some(landing) = GRPC_LANDING.with(Cell::get) {
+            context::enter(self.id, self.id, Sdk::Root);
+            landing(token_id, status_code, response_size);
+        }
     }
 
     fn on_done(&mut self) -> bool {
