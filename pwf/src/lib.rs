@@ -161,6 +161,11 @@ pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+/// docs/features/grpc.md's code, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/features/grpc.md")]
+pub struct GrpcDoctests;
+
 /// docs/features/sharing.md's code, compiled as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/features/sharing.md")]
