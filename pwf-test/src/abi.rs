@@ -168,6 +168,7 @@ fn buffer(state: &mut State, vm: usize, buffer_type: u32) -> Option<Vec<u8>> {
             Some(side.current.clone().unwrap_or_default())
         }
         4 => Some(state.vm(vm)?.call_response.as_ref()?.body.clone()),
+        5 => crate::grpc::receive_buffer(state, vm),
         6 => Some(state.vm(vm)?.vm_config.clone()),
         7 => state.vm(vm)?.plugin_config.clone(),
         _ => None,
@@ -757,21 +758,44 @@ pub(crate) fn proxy_http_call(
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn proxy_grpc_call(
-    _: &mut dyn Memory,
-    _upstream_data: usize,
-    _upstream_size: usize,
-    _service_name_data: usize,
-    _service_name_size: usize,
-    _method_name_data: usize,
-    _method_name_size: usize,
-    _initial_metadata_data: usize,
-    _initial_metadata_size: usize,
-    _message_data: usize,
-    _message_size: usize,
-    _timeout: u32,
-    _return_callout_id: usize,
+    memory: &mut dyn Memory,
+    upstream_data: usize,
+    upstream_size: usize,
+    service_name_data: usize,
+    service_name_size: usize,
+    method_name_data: usize,
+    method_name_size: usize,
+    initial_metadata_data: usize,
+    initial_metadata_size: usize,
+    message_data: usize,
+    message_size: usize,
+    timeout: u32,
+    return_callout_id: usize,
 ) -> Answer {
-    Ok(Status::InternalFailure)
+    let service = input(memory, upstream_data, upstream_size)?;
+    let service_name = input(memory, service_name_data, service_name_size)?;
+    let method = input(memory, method_name_data, method_name_size)?;
+    let metadata = input(memory, initial_metadata_data, initial_metadata_size)?;
+    let message = input(memory, message_data, message_size)?;
+    let token = with_vm(|state, vm| {
+        crate::grpc::dispatch(
+            state,
+            vm,
+            &service,
+            &service_name,
+            &method,
+            &metadata,
+            &message,
+            timeout,
+        )
+    });
+    match token.unwrap_or(Err(Status::InternalFailure)) {
+        Ok(token) => {
+            put_u32(memory, return_callout_id, token)?;
+            Ok(Status::Ok)
+        }
+        Err(status) => Ok(status),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -800,8 +824,8 @@ pub(crate) fn proxy_grpc_send(
     Ok(Status::NotFound)
 }
 
-pub(crate) fn proxy_grpc_cancel(_: &mut dyn Memory, _token: u32) -> Answer {
-    Ok(Status::NotFound)
+pub(crate) fn proxy_grpc_cancel(_: &mut dyn Memory, token: u32) -> Answer {
+    Ok(with_vm(|state, vm| crate::grpc::cancel(state, vm, token)).unwrap_or(Status::NotFound))
 }
 
 pub(crate) fn proxy_grpc_close(_: &mut dyn Memory, _token: u32) -> Answer {

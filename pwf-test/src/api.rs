@@ -697,6 +697,20 @@ impl Host {
         calls.into_iter().map(|(_, call)| call).collect()
     }
 
+    /// Every gRPC call dispatched by any VM, in dispatch order (by VM).
+    pub fn grpc_calls(&self) -> Vec<crate::GrpcCall> {
+        let handles = self
+            .handles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        handles
+            .iter()
+            .filter_map(Weak::upgrade)
+            .flat_map(|vm| crate::grpc::calls_of(&vm, None))
+            .collect()
+    }
+
     /// The calls still waiting for an answer.
     pub fn pending_calls(&self) -> Vec<Call> {
         self.calls()
@@ -882,6 +896,12 @@ impl Plugin {
     /// cancel it.
     pub fn calls(&self) -> Vec<Call> {
         calls_of(&self.vm, self.root)
+    }
+
+    /// The gRPC calls of this plugin's VM, in dispatch order (Envoy ties every one to the
+    /// root context).
+    pub fn grpc_calls(&self) -> Vec<crate::GrpcCall> {
+        crate::grpc::calls_of(&self.vm, None)
     }
 
     /// The root context's id.
@@ -1099,6 +1119,13 @@ impl Stream {
     /// root context sent on its behalf (see [`Plugin::calls`]).
     pub fn calls(&self) -> Vec<Call> {
         calls_of(&self.vm, self.id)
+    }
+
+    /// The gRPC calls sent by code acting for this stream, in order (pwf sends them on the
+    /// root's behalf; Envoy ties them to the root, so the stream's end does not cancel
+    /// them).
+    pub fn grpc_calls(&self) -> Vec<crate::GrpcCall> {
+        crate::grpc::calls_of(&self.vm, Some(self.id))
     }
 
     /// The calls of this stream still waiting for an answer.

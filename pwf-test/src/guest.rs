@@ -24,6 +24,8 @@ pub(crate) enum Export {
     UpstreamData(u32, usize, bool),
     UpstreamClose(u32, u32),
     HttpCallResponse(u32, u32, usize, usize, usize),
+    GrpcReceive(u32, u32, usize),
+    GrpcClose(u32, u32, u32),
 }
 
 impl Export {
@@ -50,6 +52,8 @@ impl Export {
             Export::UpstreamData(..) => "proxy_on_upstream_data",
             Export::UpstreamClose(..) => "proxy_on_upstream_connection_close",
             Export::HttpCallResponse(..) => "proxy_on_http_call_response",
+            Export::GrpcReceive(..) => "proxy_on_grpc_receive",
+            Export::GrpcClose(..) => "proxy_on_grpc_close",
         }
     }
 
@@ -79,6 +83,8 @@ impl Export {
             Export::HttpCallResponse(id, token, headers, body, trailers) => {
                 vec![id, token, size(headers), size(body), size(trailers)]
             }
+            Export::GrpcReceive(id, token, n) => vec![id, token, size(n)],
+            Export::GrpcClose(id, token, code) => vec![id, token, code],
         }
     }
 }

@@ -123,6 +123,8 @@ mod abi;
 #[cfg(not(target_arch = "wasm32"))]
 mod api;
 #[cfg(not(target_arch = "wasm32"))]
+mod grpc;
+#[cfg(not(target_arch = "wasm32"))]
 mod guard;
 #[cfg(not(target_arch = "wasm32"))]
 mod guest;
@@ -148,6 +150,8 @@ pub use api::{
     Mode, Peer, Plugin, Resume, Side, StartError, Stream, Vm, VmFailed, REFUSED_BODY, START_TIME,
     TIMEOUT_BODY,
 };
+#[cfg(not(target_arch = "wasm32"))]
+pub use grpc::{GrpcCall, GRPC_REFUSED_MESSAGE, GRPC_TIMEOUT_MESSAGE};
 #[cfg(not(target_arch = "wasm32"))]
 pub use headers::{Headers, IntoHeaders};
 #[cfg(not(target_arch = "wasm32"))]

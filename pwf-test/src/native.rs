@@ -102,6 +102,8 @@ extern "C" {
         body_size: usize,
         num_trailers: usize,
     );
+    fn proxy_on_grpc_receive(context_id: u32, token: u32, response_size: usize);
+    fn proxy_on_grpc_close(context_id: u32, token: u32, status_code: u32);
 }
 
 /// Calls the SDK's entry point natively; what it returns as a number (0 for none).
@@ -135,6 +137,10 @@ pub(crate) fn call(export: Export) -> u32 {
             Export::HttpCallResponse(id, token, headers, body, trailers) => {
                 proxy_on_http_call_response(id, token, headers, body, trailers).into_u32()
             }
+            Export::GrpcReceive(id, token, size) => {
+                proxy_on_grpc_receive(id, token, size).into_u32()
+            }
+            Export::GrpcClose(id, token, code) => proxy_on_grpc_close(id, token, code).into_u32(),
         }
     }
 }

@@ -141,7 +141,7 @@ pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
 
 /// Calls an entry point of the guest, marking the thread as inside the VM; what it
 /// returns as a number.
-fn export(call: Export) -> u32 {
+pub(crate) fn export(call: Export) -> u32 {
     IN_EXPORT.with(|flag| flag.set(true));
     let result = guest::call(call);
     IN_EXPORT.with(|flag| flag.set(false));
@@ -307,7 +307,7 @@ impl VmInner {
 }
 
 /// Makes `context` the effective context of a callback.
-fn enter(shared: &Shared, vm: usize, context: u32, callback: Callback) {
+pub(crate) fn enter(shared: &Shared, vm: usize, context: u32, callback: Callback) {
     let mut state = shared.lock();
     state.next_step();
     if let Some(vm) = state.vm(vm) {
@@ -317,7 +317,7 @@ fn enter(shared: &Shared, vm: usize, context: u32, callback: Callback) {
     }
 }
 
-fn leave(shared: &Shared, vm: usize) {
+pub(crate) fn leave(shared: &Shared, vm: usize) {
     if let Some(vm) = shared.lock().vm(vm) {
         vm.callback = None;
     }

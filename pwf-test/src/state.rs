@@ -89,6 +89,8 @@ pub(crate) struct VmState {
     pub(crate) fuel: Option<u64>,
     /// The module's linear memory, in 64 KiB pages (wasm mode only).
     pub(crate) memory_pages: Option<u64>,
+    /// gRPC calls (see `grpc`).
+    pub(crate) grpc: crate::grpc::GrpcState,
 }
 
 pub(crate) struct Context {

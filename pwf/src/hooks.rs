@@ -30,6 +30,9 @@ pub(crate) fn opaque<F: Copy>(hook: F) -> F {
 /// trailer count.
 pub(crate) type CallLanding = fn(u32, usize, usize, usize);
 
+/// Lands the answer to a gRPC call: token, gRPC status, message size.
+pub(crate) type GrpcLanding = fn(u32, u32, usize);
+
 thread_local! {
     /// Where call responses land, set when the first call is sent.
     static CALL_LANDING: Cell<Option<CallLanding>> = const { Cell::new(None) };
@@ -39,6 +42,8 @@ thread_local! {
     /// What a stream's end does to the calls routed through it, set when the
     /// first call is routed through a stream.
     static STREAM_ENDED: Cell<Option<fn(u32)>> = const { Cell::new(None) };
+    /// Where gRPC call answers land, set when the first gRPC call is sent.
+    static GRPC_LANDING: Cell<Option<GrpcLanding>> = const { Cell::new(None) };
 }
 
 /// Routes call responses to `landing` from now on (the only landing there
@@ -49,6 +54,11 @@ pub(crate) fn land_calls_with(landing: CallLanding) {
             slot.set(Some(opaque(landing)));
         }
     });
+}
+
+/// Lands gRPC call answers with `landing` from now on.
+pub(crate) fn land_grpc_calls_with(landing: GrpcLanding) {
+    GRPC_LANDING.with(|slot| slot.set(Some(opaque(landing))));
 }
 
 /// Fires `timers` on every tick from now on.
@@ -65,6 +75,13 @@ pub(crate) fn on_stream_end(ended: fn(u32)) {
 pub(crate) fn call_response(token: u32, num_headers: usize, body_size: usize, num_trailers: usize) {
     if let Some(landing) = CALL_LANDING.with(Cell::get) {
         landing(token, num_headers, body_size, num_trailers);
+    }
+}
+
+/// A gRPC call's answer: lands it, if a gRPC call was ever sent.
+pub(crate) fn grpc_response(token: u32, status_code: u32, message_size: usize) {
+    if let Some(landing) = GRPC_LANDING.with(Cell::get) {
+        landing(token, status_code, message_size);
     }
 }
 

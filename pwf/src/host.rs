@@ -146,6 +146,9 @@ mod abi {
         pub(super) fn proxy_increment_metric(id: u32, offset: i64) -> u32;
         pub(super) fn proxy_record_metric(id: u32, value: u64) -> u32;
         pub(super) fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
+        pub(super) fn proxy_grpc_cancel(token: u32) -> u32;
+        pub(super) fn proxy_get_status(code: *mut u32, data: *mut *mut u8, size: *mut usize)
+            -> u32;
     }
 }
 
@@ -612,6 +615,48 @@ pub(crate) fn dispatch_http_call(
     // statuses Envoy's `http_call` produces for valid memory.
     proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, trailers, timeout)
         .map_err(|status| failed("dispatch_http_call", status as u32))
+}
+
+/// Sends a gRPC call through the SDK, whose dispatcher must learn the token so that
+/// `on_grpc_call_response` is routed back to this context. `service` is a serialized
+/// `GrpcService` (see the `grpc` module).
+pub(crate) fn dispatch_grpc_call(
+    service: &str,
+    service_name: &str,
+    method: &str,
+    metadata: Vec<(&str, &[u8])>,
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Result<u32, HostError> {
+    // The SDK wrapper returns Ok, ParseFailure or InternalFailure, the statuses Envoy
+    // 1.40's `grpc_call` gave for valid memory in every case measured (an unknown
+    // cluster is InternalFailure).
+    proxy_wasm::hostcalls::dispatch_grpc_call(
+        service,
+        service_name,
+        method,
+        metadata,
+        Some(message),
+        timeout,
+    )
+    .map_err(|status| failed("dispatch_grpc_call", status as u32))
+}
+
+/// Cancels gRPC call or stream `token`: Envoy resets it upstream, and calls back no more.
+pub(crate) fn grpc_cancel(token: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check("grpc_cancel", unsafe { abi::proxy_grpc_cancel(token) })
+}
+
+/// The status of the gRPC call or stream being called back for: its code and Envoy's
+/// message (the service's `grpc-message`, then `{details}`).
+pub(crate) fn grpc_status() -> Result<(u32, Vec<u8>), HostError> {
+    let (mut code, mut data, mut size) = (0, null_mut(), 0);
+    // SAFETY: the three are valid places for the host to write.
+    let status = unsafe { abi::proxy_get_status(&mut code, &mut data, &mut size) };
+    check("get_status", status)?;
+    // SAFETY: on Ok, the host allocated `data` with `size` bytes for us (or left it null).
+    Ok((code, unsafe { take(data, size) }))
 }
 
 /// Serializes header pairs in the proxy-wasm map format.

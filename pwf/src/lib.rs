@@ -70,6 +70,7 @@ mod context;
 mod error;
 mod executor;
 mod group;
+mod grpc;
 mod headers;
 mod hooks;
 mod host;
@@ -113,6 +114,16 @@ pub mod runtime {
     pub fn live_tasks() -> usize {
         crate::executor::live_tasks()
     }
+
+    /// The gRPC calls in flight (sent, not yet answered nor cancelled).
+    ///
+    /// ```
+    /// # use pwf_test as _; // links the native host's imports
+    /// assert_eq!(pwf::runtime::pending_grpc_calls(), 0);
+    /// ```
+    pub fn pending_grpc_calls() -> usize {
+        crate::grpc::pending_grpc_calls()
+    }
 }
 
 #[doc(hidden)]
@@ -133,6 +144,7 @@ pub use call::{CallError, CallErrorKind, PendingCall, Request, Response, DEFAULT
 pub use config::PluginConfig;
 pub use error::{Error, HostError, Status};
 pub use group::{CallResult, DispatchGroup};
+pub use grpc::{GrpcError, GrpcErrorKind, GrpcRequest, GrpcResponse, PendingGrpcCall};
 pub use headers::{HeaderValue, Headers, InvalidHeader};
 pub use http::{Action, Http, LocalResponse, Outcome, Phase};
 pub use log::LogLevel;
@@ -150,6 +162,11 @@ pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/features/grpc.md's code, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/features/grpc.md")]
+pub struct GrpcDoctests;
 
 /// docs/features/sharing.md's code, compiled as doc tests.
 #[cfg(doctest)]

@@ -792,6 +792,12 @@ impl<K: Kind> Context for Root<K> {
         hooks::call_response(token_id, num_headers, body_size, num_trailers);
     }
 
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        // Every gRPC call is sent on behalf of the root (Envoy ties them to it anyway).
+        context::enter(self.id, self.id, Sdk::Root);
+        hooks::grpc_response(token_id, status_code, response_size);
+    }
+
     fn on_done(&mut self) -> bool {
         executor::cancel_context(self.id);
         true

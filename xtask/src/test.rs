@@ -19,6 +19,8 @@ const PER_KEY_COUNTER: &str = "per-key-counter";
 const BROKEN: &str = "broken-plugin";
 /// The plugin the WASI e2e tests measure Envoy with.
 const WASI: &str = "wasi-plugin";
+/// The bare-ABI plugin that measures Envoy's gRPC calls and streams.
+const GRPC_PROBE: &str = "grpc-probe";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 /// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
@@ -38,7 +40,15 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
     let examples = examples().map_err(|e| e.to_string())?;
     // Everything built for wasm32-wasip1: the core, the examples, the test plugins.
     let mut wasm_packages: Vec<&str> = examples.iter().map(|e| e.package.as_str()).collect();
-    wasm_packages.extend([PROBE, UNREGISTERED, HOSTILE, PER_KEY_COUNTER, BROKEN, WASI]);
+    wasm_packages.extend([
+        PROBE,
+        UNREGISTERED,
+        HOSTILE,
+        PER_KEY_COUNTER,
+        BROKEN,
+        WASI,
+        GRPC_PROBE,
+    ]);
     let packages = |first: &[&'static str]| -> Vec<String> {
         first
             .iter()

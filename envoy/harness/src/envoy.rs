@@ -8,6 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use envoy_ratelimit::RateLimitServer;
 use envoy_upstream::Upstream;
 
 use crate::client::{Client, Request, Response};
@@ -101,6 +102,7 @@ pub struct Envoy {
     admin: SocketAddr,
     listeners: Vec<(String, u16)>,
     upstream: Option<Upstream>,
+    ratelimit: Option<RateLimitServer>,
     quiet: bool,
 }
 
@@ -168,6 +170,12 @@ impl Envoy {
     /// The upstream the harness started for this Envoy, if it started one.
     pub fn upstream(&self) -> Option<&Upstream> {
         self.upstream.as_ref()
+    }
+
+    /// The gRPC server the harness started for this Envoy (`# pwf:ratelimit_port`), if it
+    /// started one.
+    pub fn ratelimit(&self) -> Option<&RateLimitServer> {
+        self.ratelimit.as_ref()
     }
 
     /// A keep-alive client for the main listener.
@@ -356,6 +364,13 @@ impl Setup {
         self
     }
 
+    /// Points the config's gRPC service (`# pwf:ratelimit_port`) at `server`; without this,
+    /// [`start`](Setup::start) starts a [`RateLimitServer`] of its own when the config has
+    /// that marker.
+    pub fn ratelimit(self, server: &RateLimitServer) -> Setup {
+        self.set("ratelimit_port", server.port().to_string())
+    }
+
     /// Envoy's worker threads (`--concurrency`, default 1).
     pub fn concurrency(mut self, workers: u32) -> Setup {
         self.concurrency = workers;
@@ -475,7 +490,20 @@ impl Setup {
     /// Starts Envoy and waits until it is ready (admin `/ready` answers 200).
     ///
     /// Fails with the log tail when Envoy exits or is not ready in time.
-    pub fn start(self) -> Result<Envoy> {
+    pub fn start(mut self) -> Result<Envoy> {
+        let wants_ratelimit = !self.values.contains_key("ratelimit_port")
+            && self
+                .template
+                .as_ref()
+                .is_ok_and(|t| template::markers(t).iter().any(|m| m == "ratelimit_port"));
+        let ratelimit = if wants_ratelimit {
+            let server = RateLimitServer::start()
+                .map_err(|e| Error::io("starting the gRPC (rate limit) server", e))?;
+            self = self.ratelimit(&server);
+            Some(server)
+        } else {
+            None
+        };
         let upstream = if self.needs_upstream() {
             Some(Upstream::start().map_err(|e| Error::io("starting the upstream", e))?)
         } else {
@@ -540,6 +568,7 @@ impl Setup {
             admin,
             listeners,
             upstream,
+            ratelimit,
             quiet: self.quiet,
         })
     }

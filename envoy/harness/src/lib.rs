@@ -39,6 +39,9 @@
 //! - **The upstream** is [`envoy_upstream::Upstream`], in process (see its docs for the
 //!   endpoints: `/uuid`, `/status/{code}`, `/delay/{s}`, `/anything`, `/body?b=...`, `/hang`,
 //!   `/close`, ...).
+//! - **The gRPC server** is [`envoy_ratelimit::RateLimitServer`], in process: Envoy's rate
+//!   limit service (v3) with an in-memory counter, and an echo service; started for a config
+//!   with a `# pwf:ratelimit_port` marker ([`Envoy::ratelimit`], [`Setup::ratelimit`]).
 //! - **The client** ([`Client`], [`Request`], [`Response`], [`load`]) is hyper's HTTP/1.1
 //!   client with keep-alive, blocking on a small tokio runtime of its own. Tests that mean
 //!   to send malformed bytes write them on a `std::net::TcpStream` themselves.
@@ -58,4 +61,5 @@ pub use crate::paths::{
     built_wasm_artifact, example, examples, repo_root, target_dir, wasm_artifact, Example,
     WASM_TARGET,
 };
+pub use envoy_ratelimit::{Behaviour, RateLimitServer, SeenCall};
 pub use envoy_upstream::{SeenRequest, Upstream};
