@@ -975,9 +975,8 @@ impl CallError {
 }
 
 impl fmt::Display for CallError {
-    /// One prefix, then each kind's text: written piece by piece, with few
-    /// format strings (an HTTP status as a `u32`, whose formatting is linked
-    /// anyway).
+    /// One prefix, then each kind's text, and the value it names (an HTTP
+    /// status is shown as a `u32`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code;
         let (text, value, after): (&str, Option<&dyn fmt::Display>, &str) = match &self.kind {
@@ -1064,8 +1063,7 @@ impl std::error::Error for CallError {}
 
 /// Where a call's result goes, and how to read it.
 struct Sink {
-    /// Who waits for the result: behind a trait object, so that a plugin
-    /// links the landing (and the drop) of only the waiters it creates.
+    /// Who waits for the result: a [`PendingCall`]'s state or a group's.
     target: Rc<dyn Landing>,
     /// The result's slot in `target`.
     index: usize,

@@ -688,8 +688,7 @@ impl<K: Kind> Root<K> {
         match host::get_property_encoded(b"plugin_name") {
             Ok(Some(name)) if !name.is_empty() => crate::shown::lossy(&name),
             _ => {
-                // The type's own name, after its path (a byte search: no
-                // substring searcher linked for this).
+                // The type's own name: what follows the last `:` of its path.
                 let full = std::any::type_name::<K::Plugin>();
                 let start = full
                     .bytes()

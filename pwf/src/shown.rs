@@ -64,8 +64,7 @@ fn write_text(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
 }
 
 /// `bytes` as text, each invalid UTF-8 sequence replaced by U+FFFD, as
-/// `String::from_utf8_lossy` does, in a loop over `from_utf8` (linked anyway) rather than
-/// through `Utf8Chunks`.
+/// `String::from_utf8_lossy` does.
 pub(crate) fn lossy(mut bytes: &[u8]) -> String {
     let mut text = String::new();
     loop {
