@@ -235,9 +235,8 @@ unsafe impl GlobalAlloc for Allocator {
             // Still fits its block.
             return block;
         }
-        // Anything else moves, large blocks too: growing one in place would
-        // link the system allocator's `realloc`, a kilobyte of code, for the
-        // rare large block that grows.
+        // Anything else moves to a block of its new size, large blocks too
+        // (docs/architecture.md, "Linking", says why).
         // SAFETY: a fresh block for the new layout, the old contents copied,
         // the old block freed with its own layout.
         unsafe {

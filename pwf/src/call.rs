@@ -97,38 +97,53 @@ const NOT_FORWARDED: [&str; 7] = [
     "content-length",
 ];
 
-/// How much of its response a call reads: the function that reads it
-/// (none: nothing is read), chosen where the request is built, so that a
-/// plugin whose requests all read less links no reader it never runs.
+/// How much of its response a call reads: what it is, and the function
+/// that reads it (none: nothing is read), chosen where the request is built
+/// (see docs/architecture.md, "Linking").
 #[derive(Clone, Copy)]
-struct Read(Option<Reader>);
+struct Read {
+    amount: Amount,
+    reader: Option<Reader>,
+}
+
+/// How much of its response a call reads, as `Debug` shows it.
+#[derive(Clone, Copy, Debug)]
+enum Amount {
+    Whole,
+    NoHeaders,
+    Status,
+    Nothing,
+}
 
 /// Reads a response that came, given its body size and trailer count.
 type Reader = fn(usize, usize) -> Landed;
 
 impl Read {
     /// Status, headers, body and trailers.
-    const WHOLE: Read = Read(Some(read_whole));
+    const WHOLE: Read = Read {
+        amount: Amount::Whole,
+        reader: Some(read_whole),
+    };
     /// Status, body and trailers: not the headers.
-    const NO_HEADERS: Read = Read(Some(read_without_headers));
+    const NO_HEADERS: Read = Read {
+        amount: Amount::NoHeaders,
+        reader: Some(read_without_headers),
+    };
     /// The status alone.
-    const STATUS: Read = Read(Some(read_status));
+    const STATUS: Read = Read {
+        amount: Amount::Status,
+        reader: Some(read_status),
+    };
     /// Nothing: only whether a response came.
-    const NOTHING: Read = Read(None);
+    const NOTHING: Read = Read {
+        amount: Amount::Nothing,
+        reader: None,
+    };
 }
 
 impl fmt::Debug for Read {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let reader = self.0.map_or(0, |reader| reader as usize);
-        f.write_str(if reader == read_whole as *const () as usize {
-            "Whole"
-        } else if reader == read_without_headers as *const () as usize {
-            "NoHeaders"
-        } else if reader == read_status as *const () as usize {
-            "Status"
-        } else {
-            "Nothing"
-        })
+        fmt::Debug::fmt(&self.amount, f)
     }
 }
 
@@ -526,7 +541,7 @@ impl Request {
             index,
             route,
             cluster: self.cluster.clone(),
-            read: self.read.0,
+            read: self.read.reader,
         };
         CALLS.with(|calls| calls.borrow_mut().insert(token, sink));
         crate::hooks::land_calls_with(on_response);
@@ -942,9 +957,8 @@ impl CallError {
 }
 
 impl fmt::Display for CallError {
-    /// One prefix, then each kind's text: written piece by piece, with few
-    /// format strings (an HTTP status as a `u32`, whose formatting is linked
-    /// anyway).
+    /// One prefix, then each kind's text, and the value it names (an HTTP
+    /// status is shown as a `u32`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code;
         let (text, value, after): (&str, Option<&dyn fmt::Display>, &str) = match &self.kind {
@@ -1031,8 +1045,7 @@ impl std::error::Error for CallError {}
 
 /// Where a call's result goes, and how to read it.
 struct Sink {
-    /// Who waits for the result: behind a trait object, so that a plugin
-    /// links the landing (and the drop) of only the waiters it creates.
+    /// Who waits for the result: a [`PendingCall`]'s state or a group's.
     target: Rc<dyn Landing>,
     /// The result's slot in `target`.
     index: usize,
@@ -1322,4 +1335,24 @@ fn read_response(body_size: usize, num_trailers: usize, with_headers: bool) -> L
 /// Calls in flight in this VM, for tests and diagnostics.
 pub(crate) fn pending_calls() -> usize {
     CALLS.with(|calls| calls.borrow().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_debug_says_how_much_of_the_response_is_read() {
+        let read = |request: Request| {
+            let shown = format!("{request:?}");
+            let at = shown.find("read: ").expect("a read field") + "read: ".len();
+            let end = shown[at..].find(',').map_or(shown.len(), |end| at + end);
+            shown[at..end].to_owned()
+        };
+        let get = || Request::get("auth", "/check");
+        assert_eq!(read(get()), "Whole");
+        assert_eq!(read(get().without_headers()), "NoHeaders");
+        assert_eq!(read(get().status_only()), "Status");
+        assert_eq!(read(get().ignore_response()), "Nothing");
+    }
 }

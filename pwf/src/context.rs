@@ -33,8 +33,7 @@
 
 use std::cell::Cell;
 
-use crate::error::HostError;
-use crate::host;
+use crate::error::{HostError, Status};
 
 /// Whom the SDK records a call's token under, if the call is sent now.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -113,10 +112,24 @@ pub(crate) fn sync() -> Result<(), HostError> {
     }
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The one host call outside `host`: the switch every host call that
+    // applies to a context may make first, through `sync`.
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+}
+
 /// Makes `context_id` effective.
 #[inline(never)]
 fn switch(context_id: u32) -> Result<(), HostError> {
-    host::set_effective_context(context_id)?;
+    // SAFETY: no pointers.
+    let status = unsafe { proxy_set_effective_context(context_id) };
+    if status != 0 {
+        return Err(HostError::new(
+            "set_effective_context",
+            Status::from_raw(status),
+        ));
+    }
     CONTEXTS.with(|contexts| contexts.effective.set(context_id));
     Ok(())
 }

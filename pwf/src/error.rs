@@ -190,8 +190,8 @@ impl fmt::Display for HostError {
 
 impl fmt::Debug for HostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // As derived, in one line, without linking the escaping of any string for a call
-        // name (an ABI function name: nothing to escape).
+        // As derived, in one line. The call name is an ABI function name,
+        // which has nothing to escape: it is written as it is.
         write!(
             f,
             "HostError {{ call: \"{}\", status: {:?}",

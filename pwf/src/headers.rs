@@ -4,8 +4,6 @@
 use std::fmt;
 use std::ops::Deref;
 
-use crate::error::HostError;
-
 /// A header value: bytes, usually text.
 ///
 /// ```
@@ -109,7 +107,7 @@ impl fmt::Display for HeaderValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_str() {
             Ok(text) => fmt::Display::fmt(text, f),
-            Err(_) => fmt::Display::fmt(&crate::host::lossy(&self.0), f),
+            Err(_) => fmt::Display::fmt(&crate::shown::lossy(&self.0), f),
         }
     }
 }
@@ -118,7 +116,7 @@ impl fmt::Debug for HeaderValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_str() {
             Ok(text) => fmt::Debug::fmt(text, f),
-            Err(_) => write!(f, "b{:?}", crate::host::lossy(&self.0)),
+            Err(_) => write!(f, "b{:?}", crate::shown::lossy(&self.0)),
         }
     }
 }
@@ -541,22 +539,6 @@ fn forbidden_in_value(value: &[u8]) -> Option<usize> {
 pub(crate) fn check(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
     check_name(name)?;
     check_value(name, value)
-}
-
-/// [`check`] for the setter whose host call is `call`: its error if refused.
-pub(crate) fn check_for(call: &'static str, name: &str, value: &[u8]) -> Result<(), HostError> {
-    check(name, value).map_err(|invalid| HostError::refused_header(call, invalid))
-}
-
-/// [`check`] on every pair, for the host call `call` that takes them all.
-pub(crate) fn check_all_for<K: AsRef<str>, V: AsRef<[u8]>>(
-    call: &'static str,
-    pairs: &[(K, V)],
-) -> Result<(), HostError> {
-    for (name, value) in pairs {
-        check_for(call, name.as_ref(), value.as_ref())?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

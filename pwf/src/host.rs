@@ -136,7 +136,6 @@ mod abi {
             headers_size: usize,
             grpc_status: i32,
         ) -> u32;
-        pub(super) fn proxy_set_effective_context(context_id: u32) -> u32;
         pub(super) fn proxy_define_metric(
             metric_type: u32,
             name: *const u8,
@@ -566,13 +565,6 @@ pub(crate) fn send_local_response<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     check("send_local_response", status)
 }
 
-pub(crate) fn set_effective_context(context_id: u32) -> Result<(), HostError> {
-    // SAFETY: no pointers.
-    check("set_effective_context", unsafe {
-        abi::proxy_set_effective_context(context_id)
-    })
-}
-
 pub(crate) fn define_metric(kind: MetricType, name: &str) -> Result<u32, HostError> {
     let mut id = 0;
     // SAFETY: the name is a live `str`; `id` is a valid place to write.
@@ -739,39 +731,6 @@ impl<'a> Iterator for MapEntries<'a> {
     }
 }
 
-/// `bytes` as text, each invalid UTF-8 sequence replaced by U+FFFD, as
-/// `String::from_utf8_lossy` does, in a loop over `from_utf8` (linked anyway) rather than
-/// through `Utf8Chunks`.
-pub(crate) fn lossy(mut bytes: &[u8]) -> String {
-    let mut text = String::new();
-    loop {
-        let (valid, rest) = match std::str::from_utf8(bytes) {
-            Ok(valid) => (valid, None),
-            Err(error) => {
-                let (valid, rest) = bytes.split_at(error.valid_up_to());
-                // SAFETY: `from_utf8` found these bytes valid.
-                let valid = unsafe { std::str::from_utf8_unchecked(valid) };
-                // A sequence cut short by the end takes one replacement, and ends the text.
-                (
-                    valid,
-                    Some(rest.get(error.error_len().unwrap_or(rest.len())..)),
-                )
-            }
-        };
-        text.push_str(valid);
-        match rest {
-            None => return text,
-            Some(rest) => {
-                text.push(char::REPLACEMENT_CHARACTER);
-                bytes = rest.unwrap_or_default();
-                if bytes.is_empty() {
-                    return text;
-                }
-            }
-        }
-    }
-}
-
 fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
     let raw = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
@@ -807,7 +766,7 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, HeaderValue)>> {
         let (name, value) = entry?;
         let name = match std::str::from_utf8(name) {
             Ok(name) => name.to_owned(),
-            Err(_) => lossy(name),
+            Err(_) => crate::shown::lossy(name),
         };
         pairs.push((name, HeaderValue::from(value)));
     }
@@ -817,24 +776,6 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, HeaderValue)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lossy_replaces_as_from_utf8_lossy_does() {
-        let cases: &[&[u8]] = &[
-            b"",
-            b"plain",
-            "caf\u{e9} \u{1f600}".as_bytes(),
-            b"a\xffb",
-            b"\xff\xfe",
-            b"ok\xe2\x82",
-            b"\xe2\x82z\xf0\x9f\x98",
-            b"\xc0\xaf\xed\xa0\x80x",
-            b"\xf4\x90\x80\x80",
-        ];
-        for bytes in cases {
-            assert_eq!(lossy(bytes), String::from_utf8_lossy(bytes), "{bytes:?}");
-        }
-    }
 
     #[test]
     fn decode_map_round_trips_encode_map() {

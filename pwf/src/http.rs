@@ -182,7 +182,7 @@ impl LocalResponse {
     }
 
     pub(crate) fn send(&self) -> Result<(), HostError> {
-        headers::check_all_for("send_local_response", self.headers.as_pairs())?;
+        check_all_for("send_local_response", self.headers.as_pairs())?;
         let grpc_status = self.grpc_status.map_or(-1, |code| code as i32);
         host::send_local_response(
             self.status,
@@ -286,7 +286,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
-            headers::check_for("replace_header_map_value", name, value.as_ref())?;
+            check_for("replace_header_map_value", name, value.as_ref())?;
             self.on_stream(|| host::replace_map_value($map, name, value.as_ref()))
         }
 
@@ -303,7 +303,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $add(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
-            headers::check_for("add_header_map_value", name, value.as_ref())?;
+            check_for("add_header_map_value", name, value.as_ref())?;
             self.on_stream(|| host::add_map_value($map, name, value.as_ref()))
         }
 
@@ -335,7 +335,7 @@ macro_rules! header_map_accessors {
         /// }
         /// ```
         pub fn $set_all(&self, headers: &Headers) -> Result<(), HostError> {
-            headers::check_all_for("set_header_map_pairs", headers.as_pairs())?;
+            check_all_for("set_header_map_pairs", headers.as_pairs())?;
             self.on_stream(|| host::set_map($map, headers.as_pairs()))
         }
     };
@@ -769,4 +769,20 @@ impl<F: Future<Output = Result<Outcome, Error>>> Future for StreamTask<F> {
         }
         Poll::Ready(())
     }
+}
+
+/// `headers::check` for the setter whose host call is `call`: its error if refused.
+fn check_for(call: &'static str, name: &str, value: &[u8]) -> Result<(), HostError> {
+    headers::check(name, value).map_err(|invalid| HostError::refused_header(call, invalid))
+}
+
+/// `headers::check` on every pair, for the host call `call` that takes them all.
+fn check_all_for<K: AsRef<str>, V: AsRef<[u8]>>(
+    call: &'static str,
+    pairs: &[(K, V)],
+) -> Result<(), HostError> {
+    for (name, value) in pairs {
+        check_for(call, name.as_ref(), value.as_ref())?;
+    }
+    Ok(())
 }

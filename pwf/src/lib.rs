@@ -148,15 +148,13 @@ pub use grpc::{GrpcError, GrpcErrorKind, GrpcRequest, GrpcResponse, PendingGrpcC
 pub use headers::{HeaderValue, Headers, InvalidHeader};
 pub use http::{Action, Http, LocalResponse, Outcome, Phase};
 pub use log::LogLevel;
-pub use plugin::{
-    register, register_tcp, root_context, tcp_root_context, HttpFilter, Plugin, PluginContext,
-};
+pub use plugin::{register, root_context, HttpFilter, Plugin, PluginContext};
 pub use pwf_macros::PluginConfig;
 pub use queue::SharedQueue;
 pub use ratelimit::{Decision, RateLimit, RateLimiter};
 pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};
 pub use table::SharedTable;
-pub use tcp::{Peer, Tcp, TcpFilter, TcpPlugin};
+pub use tcp::{register_tcp, tcp_root_context, Peer, Tcp, TcpFilter, TcpPlugin};
 
 /// The README's code, compiled as doc tests.
 #[cfg(doctest)]

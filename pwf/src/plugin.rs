@@ -12,7 +12,6 @@ use crate::context::{self, Sdk};
 use crate::error::{Error, HostError};
 use crate::http::{Action, Http, LocalResponse, Phase};
 use crate::log::{self, LogLevel};
-use crate::tcp::TcpPlugin;
 use crate::{executor, hooks, host};
 
 /// A plugin: its configuration and its plugin-wide state, created each time
@@ -568,30 +567,6 @@ pub fn register<P: Plugin>() {
     proxy_wasm::set_root_context(root_context::<P>);
 }
 
-/// Registers TCP plugin `P` as the VM's root context, as [`register`] does
-/// for an HTTP plugin. [`main!`](crate::main) picks the right one.
-///
-/// ```no_run
-/// # use std::rc::Rc;
-/// # use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
-/// # struct Echo;
-/// # struct EchoFilter;
-/// # impl TcpFilter for EchoFilter {}
-/// # impl TcpPlugin for Echo {
-/// #     type Config = ();
-/// #     type Filter = EchoFilter;
-/// #     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> { Ok(Echo) }
-/// #     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter { EchoFilter }
-/// # }
-/// let host = pwf_test::Host::builder().build();
-/// let vm = host.start_vm(pwf::register_tcp::<Echo>).unwrap();
-/// # let _ = vm;
-/// ```
-pub fn register_tcp<P: TcpPlugin>() {
-    install_panic_hook();
-    proxy_wasm::set_root_context(tcp_root_context::<P>);
-}
-
 /// The root context of plugin `P`, as the SDK's `set_root_context` takes it.
 ///
 /// [`register`] uses it. A host that sets up the root context itself takes
@@ -617,28 +592,6 @@ pub fn register_tcp<P: TcpPlugin>() {
 /// ```
 pub fn root_context<P: Plugin>(context_id: u32) -> Box<dyn RootContext> {
     Box::new(Root::<HttpKind<P>>::new(context_id))
-}
-
-/// The root context of TCP plugin `P`; see [`root_context`].
-///
-/// ```no_run
-/// # use std::rc::Rc;
-/// # use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
-/// # struct Echo;
-/// # struct EchoFilter;
-/// # impl TcpFilter for EchoFilter {}
-/// # impl TcpPlugin for Echo {
-/// #     type Config = ();
-/// #     type Filter = EchoFilter;
-/// #     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> { Ok(Echo) }
-/// #     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter { EchoFilter }
-/// # }
-/// let host = pwf_test::Host::builder().build();
-/// let plugin = host.start_vm_with_root(pwf::tcp_root_context::<Echo>).unwrap().configure("").unwrap();
-/// # let _ = plugin;
-/// ```
-pub fn tcp_root_context<P: TcpPlugin>(context_id: u32) -> Box<dyn RootContext> {
-    Box::new(Root::<TcpKind<P>>::new(context_id))
 }
 
 /// What the root context needs of a plugin, HTTP or TCP.
@@ -697,43 +650,11 @@ impl<P: Plugin> Kind for HttpKind<P> {
     }
 }
 
-pub(crate) struct TcpKind<P>(std::marker::PhantomData<P>);
-
-impl<P: TcpPlugin> Kind for TcpKind<P> {
-    type Plugin = P;
-    type Config = P::Config;
-    const CONTEXT: ContextType = ContextType::StreamContext;
-
-    fn configure(config: P::Config, cx: &PluginContext) -> Result<P, Error> {
-        P::configure(config, cx)
-    }
-
-    fn on_tick(plugin: &P, cx: &PluginContext) {
-        plugin.on_tick(cx);
-    }
-
-    fn on_queue_ready(plugin: &P, cx: &PluginContext, queue_id: u32) {
-        plugin.on_queue_ready(cx, queue_id);
-    }
-
-    fn http_context(_: Option<&Rc<P>>, _: u32, _: u32) -> Option<Box<dyn HttpContext>> {
-        None
-    }
-
-    fn stream_context(
-        plugin: Option<&Rc<P>>,
-        root: u32,
-        id: u32,
-    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
-        Some(crate::tcp::connection::<P>(plugin, root, id))
-    }
-}
-
 /// Logs a panic's message and location through the host before the VM traps
 /// (release builds abort on panic). In a wasm VM that line is all: the
 /// default hook's stderr lines would only add noise to Envoy's log. Natively
 /// (under the test host) the previous hook runs too.
-fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         #[cfg(not(target_arch = "wasm32"))]
@@ -746,7 +667,7 @@ fn install_panic_hook() {
     });
 }
 
-struct Root<K: Kind> {
+pub(crate) struct Root<K: Kind> {
     id: u32,
     vm_config: Vec<u8>,
     cx: Option<PluginContext>,
@@ -754,7 +675,7 @@ struct Root<K: Kind> {
 }
 
 impl<K: Kind> Root<K> {
-    fn new(id: u32) -> Root<K> {
+    pub(crate) fn new(id: u32) -> Root<K> {
         Root {
             id,
             vm_config: Vec::new(),
@@ -765,10 +686,9 @@ impl<K: Kind> Root<K> {
 
     fn plugin_name() -> String {
         match host::get_property_encoded(b"plugin_name") {
-            Ok(Some(name)) if !name.is_empty() => host::lossy(&name),
+            Ok(Some(name)) if !name.is_empty() => crate::shown::lossy(&name),
             _ => {
-                // The type's own name, after its path (a byte search: no
-                // substring searcher linked for this).
+                // The type's own name: what follows the last `:` of its path.
                 let full = std::any::type_name::<K::Plugin>();
                 let start = full
                     .bytes()

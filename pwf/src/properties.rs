@@ -36,7 +36,7 @@ pub fn set(path: &[&str], value: &[u8]) -> Result<(), HostError> {
 }
 
 fn text(path: &[&str]) -> Result<Option<String>, HostError> {
-    Ok(get(path)?.map(|bytes| host::lossy(&bytes)))
+    Ok(get(path)?.map(|bytes| crate::shown::lossy(&bytes)))
 }
 
 /// The request path, with the query (`request.path`).

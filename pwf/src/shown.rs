@@ -63,9 +63,59 @@ fn write_text(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
     Ok(())
 }
 
+/// `bytes` as text, each invalid UTF-8 sequence replaced by U+FFFD, as
+/// `String::from_utf8_lossy` does.
+pub(crate) fn lossy(mut bytes: &[u8]) -> String {
+    let mut text = String::new();
+    loop {
+        let (valid, rest) = match std::str::from_utf8(bytes) {
+            Ok(valid) => (valid, None),
+            Err(error) => {
+                let (valid, rest) = bytes.split_at(error.valid_up_to());
+                // SAFETY: `from_utf8` found these bytes valid.
+                let valid = unsafe { std::str::from_utf8_unchecked(valid) };
+                // A sequence cut short by the end takes one replacement, and ends the text.
+                (
+                    valid,
+                    Some(rest.get(error.error_len().unwrap_or(rest.len())..)),
+                )
+            }
+        };
+        text.push_str(valid);
+        match rest {
+            None => return text,
+            Some(rest) => {
+                text.push(char::REPLACEMENT_CHARACTER);
+                bytes = rest.unwrap_or_default();
+                if bytes.is_empty() {
+                    return text;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lossy_replaces_as_from_utf8_lossy_does() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"plain",
+            "caf\u{e9} \u{1f600}".as_bytes(),
+            b"a\xffb",
+            b"\xff\xfe",
+            b"ok\xe2\x82",
+            b"\xe2\x82z\xf0\x9f\x98",
+            b"\xc0\xaf\xed\xa0\x80x",
+            b"\xf4\x90\x80\x80",
+        ];
+        for bytes in cases {
+            assert_eq!(lossy(bytes), String::from_utf8_lossy(bytes), "{bytes:?}");
+        }
+    }
 
     #[test]
     fn shown_quotes_a_plain_value_as_it_is() {

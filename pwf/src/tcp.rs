@@ -2,15 +2,15 @@
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, StreamContext};
-use proxy_wasm::types::{BufferType, PeerType};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
+use proxy_wasm::types::{BufferType, ContextType, PeerType};
 
 use crate::context::{self, Sdk};
 use crate::error::{Error, HostError};
 use crate::host::{self, StreamKind};
 use crate::http::Action;
 use crate::log::{self, LogLevel};
-use crate::plugin::PluginContext;
+use crate::plugin::{Kind, PluginContext, Root};
 use crate::{executor, PluginConfig};
 
 /// A TCP plugin: configuration and plugin-wide state, like [`Plugin`](crate::Plugin),
@@ -503,11 +503,85 @@ struct Connection<P: TcpPlugin> {
     filter: Option<P::Filter>,
 }
 
-pub(crate) fn connection<P: TcpPlugin>(
-    plugin: Option<&Rc<P>>,
-    root: u32,
-    id: u32,
-) -> Box<dyn StreamContext> {
+/// Registers TCP plugin `P` as the VM's root context, as [`register`](crate::register) does
+/// for an HTTP plugin. [`main!`](crate::main) picks the right one.
+///
+/// ```no_run
+/// # use std::rc::Rc;
+/// # use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
+/// # struct Echo;
+/// # struct EchoFilter;
+/// # impl TcpFilter for EchoFilter {}
+/// # impl TcpPlugin for Echo {
+/// #     type Config = ();
+/// #     type Filter = EchoFilter;
+/// #     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> { Ok(Echo) }
+/// #     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter { EchoFilter }
+/// # }
+/// let host = pwf_test::Host::builder().build();
+/// let vm = host.start_vm(pwf::register_tcp::<Echo>).unwrap();
+/// # let _ = vm;
+/// ```
+pub fn register_tcp<P: TcpPlugin>() {
+    crate::plugin::install_panic_hook();
+    proxy_wasm::set_root_context(tcp_root_context::<P>);
+}
+
+/// The root context of TCP plugin `P`; see [`root_context`](crate::root_context).
+///
+/// ```no_run
+/// # use std::rc::Rc;
+/// # use pwf::{Error, PluginContext, Tcp, TcpFilter, TcpPlugin};
+/// # struct Echo;
+/// # struct EchoFilter;
+/// # impl TcpFilter for EchoFilter {}
+/// # impl TcpPlugin for Echo {
+/// #     type Config = ();
+/// #     type Filter = EchoFilter;
+/// #     fn configure(_: (), _: &PluginContext) -> Result<Self, Error> { Ok(Echo) }
+/// #     fn filter(_: &Rc<Self>, _: &Tcp) -> EchoFilter { EchoFilter }
+/// # }
+/// let host = pwf_test::Host::builder().build();
+/// let plugin = host.start_vm_with_root(pwf::tcp_root_context::<Echo>).unwrap().configure("").unwrap();
+/// # let _ = plugin;
+/// ```
+pub fn tcp_root_context<P: TcpPlugin>(context_id: u32) -> Box<dyn RootContext> {
+    Box::new(Root::<TcpKind<P>>::new(context_id))
+}
+
+pub(crate) struct TcpKind<P>(std::marker::PhantomData<P>);
+
+impl<P: TcpPlugin> Kind for TcpKind<P> {
+    type Plugin = P;
+    type Config = P::Config;
+    const CONTEXT: ContextType = ContextType::StreamContext;
+
+    fn configure(config: P::Config, cx: &PluginContext) -> Result<P, Error> {
+        P::configure(config, cx)
+    }
+
+    fn on_tick(plugin: &P, cx: &PluginContext) {
+        plugin.on_tick(cx);
+    }
+
+    fn on_queue_ready(plugin: &P, cx: &PluginContext, queue_id: u32) {
+        plugin.on_queue_ready(cx, queue_id);
+    }
+
+    fn http_context(_: Option<&Rc<P>>, _: u32, _: u32) -> Option<Box<dyn HttpContext>> {
+        None
+    }
+
+    fn stream_context(
+        plugin: Option<&Rc<P>>,
+        root: u32,
+        id: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::StreamContext>> {
+        Some(connection::<P>(plugin, root, id))
+    }
+}
+
+fn connection<P: TcpPlugin>(plugin: Option<&Rc<P>>, root: u32, id: u32) -> Box<dyn StreamContext> {
     let tcp = Tcp { id };
     let filter = plugin.map(|plugin| P::filter(plugin, &tcp));
     Box::new(Connection::<P> { tcp, root, filter })
