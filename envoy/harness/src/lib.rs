@@ -54,6 +54,7 @@ pub use crate::envoy::{tail, validate_file, wasm_lines, Envoy, Refusal, Setup, V
 pub use crate::error::{Error, Result};
 pub use crate::install::{envoy_binary, venv_dir, ENVOY_VERSION};
 pub use crate::paths::{
-    example, examples, repo_root, target_dir, wasm_artifact, Example, WASM_TARGET,
+    example, examples, in_repo, repo_root, target_dir, wasm_artifact, work_dir, Example,
+    WASM_TARGET,
 };
 pub use envoy_upstream::{SeenRequest, Upstream};
