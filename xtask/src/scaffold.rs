@@ -407,7 +407,10 @@ mod tests {
         let pwf_test = root.join("pwf-test");
         assert!(cargo.contains(&format!("pwf-test = {{ path = '{}' }}", pwf_test.display())));
         let harness = root.join("envoy/harness");
-        assert!(cargo.contains(&format!("envoy-harness = {{ path = '{}' }}", harness.display())));
+        assert!(cargo.contains(&format!(
+            "envoy-harness = {{ path = '{}' }}",
+            harness.display()
+        )));
         // By version, with the checkout patched in: deleting the patch is the one change
         // that takes the crates from crates.io.
         assert!(cargo.contains("\n[dependencies]\npwf = \"0.1.0\"\n"));

@@ -15,6 +15,14 @@ const UNREGISTERED: &str = "unregistered-plugin";
 const HOSTILE: &str = "hostile-plugin";
 /// The per-key `SharedCounter` limiter the rate_limit memory test compares with.
 const PER_KEY_COUNTER: &str = "per-key-counter";
+/// The crates published on crates.io, in dependency order.
+const PUBLISHED: [&str; 5] = [
+    "pwf-macros",
+    "pwf",
+    "pwf-test",
+    "envoy-upstream",
+    "envoy-harness",
+];
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 /// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
@@ -47,7 +55,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             .collect()
     };
 
-    let mut steps = Steps::new(if scope == Scope::All { 12 } else { 4 });
+    let mut steps = Steps::new(if scope == Scope::All { 13 } else { 4 });
     steps.run(
         "install what is missing (wasm32-wasip1 target, Envoy 1.40)",
         || {
@@ -85,6 +93,16 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
         })?;
     }
     if scope == Scope::All {
+        steps.run(
+            "cargo package: the published crates, built from their packages",
+            || {
+                let mut args = vec!["package", "--quiet"];
+                for package in PUBLISHED {
+                    args.extend(["-p", package]);
+                }
+                cargo(&args)
+            },
+        )?;
         steps.run(
             "the snippet check fails on a broken snippet (docs/check)",
             crate::docs_check::broken_snippet_fails_the_check,
