@@ -991,6 +991,26 @@ fn parse_duplicate_key_is_refused_naming_the_key_and_its_path() {
 }
 
 #[test]
+fn parse_duplicate_key_check_skips_strings_and_names_quoted_keys() {
+    #[derive(PluginConfig, Debug)]
+    #[allow(dead_code)]
+    struct Config {
+        #[config(default)]
+        note: String,
+        #[config(default)]
+        tags: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+    // Braces, quotes and a key's name inside a string value are not keys.
+    assert!(
+        Config::parse(br#"{"note": "{\"note\": 1, \"note\": 2}", "tags": {"note": 1}}"#).is_ok()
+    );
+    assert_eq!(
+        problem::<Config>("{\"tags\": {\"x y\": {\"k\": 1,\n \"k\": 2}}}"),
+        "tags[\"x y\"]: duplicate key `k` at line 2, column 4"
+    );
+}
+
+#[test]
 fn parse_unknown_key_far_from_all_lists_the_known_keys() {
     #[derive(PluginConfig, Debug)]
     #[allow(dead_code)]

@@ -1,9 +1,11 @@
 //! Project automation: `cargo xtask test`, `cargo xtask demo`.
 //!
 //! - `cargo xtask test`: the project's test command (what CI runs, via `.ci/run`): installs
-//!   what is missing, then fmt, clippy (host and wasm32-wasip1), unit tests, the release wasm
-//!   builds, the size and instruction budget (`bench/budget.toml`), `envoy --mode validate`
-//!   on every Envoy config, and the Envoy e2e tests.
+//!   what is missing, then fmt, clippy (host and wasm32-wasip1), unit tests (with every
+//!   snippet of docs/ and the READMEs, `docs/check`), `cargo package` of the published
+//!   crates, the snippet check failing on a broken snippet, the release wasm builds, the
+//!   size and instruction budget (`bench/budget.toml`), `envoy --mode validate` on every
+//!   Envoy config, the Envoy e2e tests, and a crate from `cargo xtask new`.
 //! - `cargo xtask e2e`: only the wasm builds, the config validation and the e2e tests.
 //! - `cargo xtask demo [example...]`: builds the examples, runs each in Envoy in front of
 //!   the local upstream, and shows the requests, the responses and the plugin's log lines.
@@ -29,7 +31,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test              fmt, clippy (host + wasm32-wasip1), unit tests, wasm builds,
+  test              fmt, clippy (host + wasm32-wasip1), unit tests and doc
+                    snippets, cargo package, wasm builds,
                     size and instruction budget, envoy --mode validate on
                     every config, Envoy e2e tests
   e2e               wasm builds, config validation and Envoy e2e tests only

@@ -2,7 +2,8 @@
 //! `templates/plugin/`.
 //!
 //! The new crate is its own workspace (it builds wherever it is put), depends
-//! on this checkout's `pwf` and `pwf-test` by path, builds a `.wasm` for
+//! on `pwf`, `pwf-test` and `envoy-harness` by version, taken from this checkout
+//! through `[patch.crates-io]`, builds a `.wasm` for
 //! `wasm32-wasip1` with the release profile of pwf's own examples, carries a
 //! native-host test and an `envoy.yaml` in the examples' layout.
 //!
@@ -11,10 +12,14 @@
 //!
 //! | placeholder | for `my-plugin` |
 //! | --- | --- |
-//! | `{{name}}` | `my-plugin` (package, plugin and VM name) |
+//! | `{{project-name}}` | `my-plugin` (package, plugin and VM name) |
 //! | `{{crate_name}}` | `my_plugin` (the Rust crate, the `.wasm` file) |
-//! | `{{type_name}}` | `MyPlugin` (the plugin type) |
-//! | `{{pwf_path}}`, `{{pwf_test_path}}` | absolute paths of `pwf/` and `pwf-test/` |
+//! | `{{project-name \| pascal_case}}` | `MyPlugin` (the plugin type) |
+//! | `{{pwf_patch}}` | a `[patch.crates-io]` section: pwf's crates from this checkout |
+//!
+//! These are `cargo generate`'s names (its built-in `project-name` and `crate_name`, its
+//! `pascal_case` filter), so `templates/plugin` is also a `cargo generate` template, whose
+//! `init.rhai` sets `pwf_patch` to nothing: the crates then come from crates.io.
 
 use std::fmt;
 use std::fs;
@@ -42,6 +47,10 @@ const TEMPLATE: &[(&str, &str)] = &[
     (
         "tests/plugin.rs",
         include_str!("../../templates/plugin/tests/plugin.rs"),
+    ),
+    (
+        "tests/envoy.rs",
+        include_str!("../../templates/plugin/tests/envoy.rs"),
     ),
     (
         "envoy.yaml",
@@ -251,13 +260,35 @@ fn io(path: &Path) -> impl FnOnce(io::Error) -> ScaffoldError + '_ {
     }
 }
 
+/// The crates of the checkout at `root` that a plugin crate depends on: each is patched in
+/// from the checkout (their own dependencies on each other are by path already).
+const PATCHED: &[(&str, &str)] = &[
+    ("pwf", "pwf"),
+    ("pwf-test", "pwf-test"),
+    ("envoy-harness", "envoy/harness"),
+];
+
+/// The `[patch.crates-io]` section that takes pwf's crates from the checkout at `root`.
+fn patch_section(root: &Path) -> String {
+    let mut section = String::from(
+        "\n# pwf's crates from a local checkout. Delete this section to take them from\n\
+         # crates.io instead, at the versions above.\n[patch.crates-io]\n",
+    );
+    for (package, dir) in PATCHED {
+        section.push_str(&format!(
+            "{package} = {{ path = '{}' }}\n",
+            toml_path(&root.join(dir))
+        ));
+    }
+    section
+}
+
 /// Fills the template's placeholders.
-fn fill(text: &str, name: &str, pwf: &Path, pwf_test: &Path) -> String {
-    text.replace("{{name}}", name)
+fn fill(text: &str, name: &str, root: &Path) -> String {
+    text.replace("{{project-name | pascal_case}}", &type_name(name))
+        .replace("{{project-name}}", name)
         .replace("{{crate_name}}", &crate_name(name))
-        .replace("{{type_name}}", &type_name(name))
-        .replace("{{pwf_path}}", &toml_path(pwf))
-        .replace("{{pwf_test_path}}", &toml_path(pwf_test))
+        .replace("{{pwf_patch}}", &patch_section(root))
 }
 
 /// A path for a TOML literal string (single quotes: no escapes, so Windows
@@ -282,9 +313,7 @@ pub(crate) fn new_plugin(
     if !manifest.lines().any(|line| line.trim() == "name = \"pwf\"") {
         return Err(ScaffoldError::NotPwf(pwf_path.into()));
     }
-    let pwf_test = pwf
-        .parent()
-        .map_or_else(|| PathBuf::from("pwf-test"), |root| root.join("pwf-test"));
+    let root = pwf.parent().unwrap_or(&pwf).to_path_buf();
 
     match fs::read_dir(dest_dir) {
         Ok(mut entries) => {
@@ -303,7 +332,7 @@ pub(crate) fn new_plugin(
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        fs::write(&path, fill(text, name, &pwf, &pwf_test)).map_err(io(&path))?;
+        fs::write(&path, fill(text, name, &root)).map_err(io(&path))?;
         written.push(path);
     }
     Ok(written)
@@ -346,6 +375,7 @@ mod tests {
                 "README.md",
                 "envoy.yaml",
                 "src/lib.rs",
+                "tests/envoy.rs",
                 "tests/plugin.rs"
             ]
         );
@@ -373,8 +403,18 @@ mod tests {
         assert!(cargo.contains("name = \"my-plugin\""));
         let pwf = fs::canonicalize(pwf_path()).unwrap();
         assert!(cargo.contains(&format!("pwf = {{ path = '{}' }}", pwf.display())));
-        let pwf_test = pwf.parent().unwrap().join("pwf-test");
+        let root = pwf.parent().unwrap();
+        let pwf_test = root.join("pwf-test");
         assert!(cargo.contains(&format!("pwf-test = {{ path = '{}' }}", pwf_test.display())));
+        let harness = root.join("envoy/harness");
+        assert!(cargo.contains(&format!(
+            "envoy-harness = {{ path = '{}' }}",
+            harness.display()
+        )));
+        // By version, with the checkout patched in: deleting the patch is the one change
+        // that takes the crates from crates.io.
+        assert!(cargo.contains("\n[dependencies]\npwf = \"0.1.0\"\n"));
+        assert!(cargo.contains("\n[patch.crates-io]\n"));
         assert!(cargo.contains("crate-type = [\"cdylib\", \"rlib\"]"));
         assert!(cargo.contains("\n[workspace]\n"));
         for setting in [

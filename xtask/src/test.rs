@@ -21,6 +21,15 @@ const BROKEN: &str = "broken-plugin";
 const WASI: &str = "wasi-plugin";
 /// The bare-ABI plugin that measures Envoy's gRPC calls and streams.
 const GRPC_PROBE: &str = "grpc-probe";
+/// The crates published on crates.io, in dependency order.
+const PUBLISHED: [&str; 6] = [
+    "pwf-macros",
+    "pwf",
+    "pwf-test",
+    "envoy-upstream",
+    "envoy-ratelimit",
+    "envoy-harness",
+];
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 /// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
@@ -118,6 +127,16 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
                         .env("PWF_TEST_MODE", "wasm"),
                     &shown,
                 )
+            },
+        )?;
+        steps.run(
+            "cargo package: the published crates, built from their packages",
+            || {
+                let mut args = vec!["package", "--quiet"];
+                for package in PUBLISHED {
+                    args.extend(["-p", package]);
+                }
+                cargo(&args)
             },
         )?;
         steps.run(

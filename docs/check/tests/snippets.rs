@@ -199,7 +199,7 @@ fn numbers_as_holes(text: &str) -> String {
 }
 
 /// What a shown message must hold, in pieces: the text between `...` elisions, `<file>`-like
-/// placeholders and `{{name}}` (a template's placeholder), without the plugin name that
+/// placeholders and `{{project-name}}` (the template's placeholder), without the plugin name that
 /// starts a message (`my-plugin: `), which each test chooses.
 fn parts(message: &str) -> Vec<&str> {
     let message = match message.split_once(": ") {
@@ -213,7 +213,10 @@ fn parts(message: &str) -> Vec<&str> {
         _ => message,
     };
     let mut parts = Vec::new();
-    for piece in message.split("...").flat_map(|part| part.split("{{name}}")) {
+    for piece in message
+        .split("...")
+        .flat_map(|part| part.split("{{project-name}}"))
+    {
         let mut rest = piece;
         while let Some(open) = rest.find('<') {
             match rest[open..].find('>') {
@@ -231,8 +234,7 @@ fn parts(message: &str) -> Vec<&str> {
 }
 
 /// The log lines shown in `text` whose message no test source holds: each part of the
-/// message between `...` elisions must appear in one source, with `{{name}}` (a template's
-/// placeholder) taken as any plugin name.
+/// message between `...` elisions and placeholders must appear in one source.
 fn unproduced_log_lines(text: &str, sources: &[String]) -> Vec<String> {
     let mut wrong = Vec::new();
     for block in blocks(text) {

@@ -131,10 +131,11 @@ impl Envoy {
         setup
     }
 
-    /// The template at `path` (relative to the repository root, or absolute), e.g.
-    /// `envoy/passthrough.yaml`.
+    /// The template at `path` (absolute, or relative to [`work_dir`](crate::work_dir): the
+    /// repository root in pwf's repository, e.g. `envoy/passthrough.yaml`; elsewhere the
+    /// crate under test, e.g. `envoy.yaml`).
     pub fn template(path: impl AsRef<Path>) -> Setup {
-        let path = repo_root().join(path.as_ref());
+        let path = paths::work_dir().join(path.as_ref());
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -468,7 +469,7 @@ impl Setup {
             .try_clone()
             .map_err(|e| Error::io("duplicating the log file handle", e))?;
         let child = Command::new(&envoy)
-            .current_dir(repo_root())
+            .current_dir(paths::work_dir())
             .arg("-c")
             .arg(&config_path)
             .args(["--disable-hot-restart", "--use-dynamic-base-id"])
@@ -625,7 +626,7 @@ impl Setup {
 pub fn validate_file(path: &Path) -> Result<Validation> {
     let envoy = envoy_binary()?;
     let out = Command::new(&envoy)
-        .current_dir(repo_root())
+        .current_dir(paths::work_dir())
         .args(["--mode", "validate", "--disable-hot-restart", "-c"])
         .arg(path)
         .stdin(Stdio::null())
@@ -671,7 +672,7 @@ fn prune_dead_runs() {
     if !proc_fs.exists() {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(repo_root().join("envoy").join(".run")) else {
+    let Ok(entries) = std::fs::read_dir(paths::state_dir().join(".run")) else {
         return;
     };
     for entry in entries.flatten() {
@@ -686,7 +687,8 @@ fn prune_dead_runs() {
     }
 }
 
-/// A directory for one Envoy run under `<repo>/envoy/.run/`.
+/// A directory for one Envoy run, under `<repo>/envoy/.run/` (or `<target>/pwf-envoy/.run/`
+/// for a crate outside the repository).
 struct RunDir(PathBuf);
 
 impl RunDir {
@@ -705,7 +707,7 @@ impl RunDir {
                 }
             })
             .collect();
-        let dir = repo_root().join("envoy").join(".run").join(format!(
+        let dir = paths::state_dir().join(".run").join(format!(
             "{safe}-{}-{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::SeqCst)

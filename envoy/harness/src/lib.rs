@@ -58,7 +58,8 @@ pub use crate::envoy::{tail, validate_file, wasm_lines, Envoy, Refusal, Setup, V
 pub use crate::error::{Error, Result};
 pub use crate::install::{envoy_binary, venv_dir, ENVOY_VERSION};
 pub use crate::paths::{
-    built_wasm_artifact, example, examples, repo_root, target_dir, wasm_artifact, Example,
+    built_wasm_artifact, example, examples, in_repo, repo_root, target_dir, wasm_artifact,
+    work_dir, Example,
     WASM_TARGET,
 };
 pub use envoy_ratelimit::{Behaviour, RateLimitServer, SeenCall};

@@ -15,6 +15,36 @@ pub fn repo_root() -> PathBuf {
     harness.ancestors().nth(2).unwrap_or(harness).to_path_buf()
 }
 
+/// Whether this program was built in pwf's own repository (its target directory is inside
+/// [`repo_root`]), rather than in a crate of its own that uses the harness from outside.
+pub fn in_repo() -> bool {
+    target_dir().starts_with(repo_root())
+}
+
+/// The directory relative paths are read from and Envoy runs in: [`repo_root`] in pwf's
+/// repository; elsewhere the directory of the crate under test (`CARGO_MANIFEST_DIR`, which
+/// cargo sets when it runs a test), else the current directory.
+pub fn work_dir() -> PathBuf {
+    if in_repo() {
+        return repo_root();
+    }
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(repo_root)
+}
+
+/// Where the harness keeps what it writes: `<repo>/envoy` in pwf's repository, else
+/// `<target>/pwf-envoy` in the target directory of the crate under test, so that a crate
+/// outside the repository writes nothing into it.
+pub(crate) fn state_dir() -> PathBuf {
+    if in_repo() {
+        repo_root().join("envoy")
+    } else {
+        target_dir().join("pwf-envoy")
+    }
+}
+
 /// The cargo target directory this program was built in.
 ///
 /// Found from the running executable (the nearest ancestor holding cargo's `CACHEDIR.TAG`),

@@ -1,11 +1,9 @@
 //! Reading one typed value out of JSON, with the path and a precise message on failure.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::time::Duration;
 
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::duration::{parse_duration, DurationError};
@@ -490,28 +488,17 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
         return Ok(Value::Object(Map::new()));
     }
     // A byte order mark is refused as serde_json's errors are, with one message format.
-    let duplicate = Cell::new(None);
     let read = if bytes.starts_with(b"\xEF\xBB\xBF") {
         Err(None)
     } else {
-        let mut reader = serde_json::Deserializer::from_slice(bytes);
-        let root = Path::root();
-        let seed = Unique {
-            path: &root,
-            duplicate: &duplicate,
-        };
-        seed.deserialize(&mut reader)
-            .and_then(|value| reader.end().map(|()| value))
-            .map_err(Some)
+        serde_json::from_slice(bytes).map_err(Some)
     };
-    read.map_err(|error| {
-        if let (Some((path, key)), Some(error)) = (duplicate.take(), &error) {
-            let (line, column) = (error.line(), error.column());
-            return super::ConfigError::one(super::Problem::new(
-                path,
-                format!("duplicate key `{key}` at line {line}, column {column}"),
-            ));
+    if read.is_ok() {
+        if let Some(duplicate) = duplicate_key(bytes) {
+            return Err(duplicate);
         }
+    }
+    read.map_err(|error| {
         let (line, column, message): (_, _, &dyn std::fmt::Display) = match &error {
             Some(error) => (error.line(), error.column(), error),
             None => (1, 1, &"unexpected byte order mark"),
@@ -533,11 +520,9 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
         {
             text.truncate(message_end);
         }
-        if let Some((key, value)) = yaml_pair(bytes) {
-            text.push_str(" (this looks like YAML: the configuration must be JSON, such as {\"");
-            text.push_str(key);
-            text.push_str("\": ");
-            text.push_str(&value);
+        if let Some(pair) = yaml_pair(bytes) {
+            text.push_str(" (this looks like YAML: the configuration must be JSON, such as {");
+            text.push_str(&pair);
             text.push_str("})");
         }
         super::ConfigError::new(text)
@@ -545,117 +530,156 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
 }
 
 /// The first `key: value` of a configuration that looks like YAML (what Envoy's own
-/// configuration is written in), with the value as JSON writes it: `limit: 3` gives
-/// `("limit", "3")`, `cluster: auth` gives `("cluster", "\"auth\"")`.
-fn yaml_pair(bytes: &[u8]) -> Option<(&str, String)> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty() && *line != "---" && !line.starts_with('#'))?;
-    let (key, value) = line.split_once(':')?;
+/// configuration is written in), as JSON writes it: `limit: 3` gives `"limit": 3`,
+/// `cluster: auth` gives `"cluster": "auth"`. Bytes and ASCII only: this runs only for a
+/// configuration that is refused anyway, and costs little code.
+fn yaml_pair(bytes: &[u8]) -> Option<String> {
+    let line = bytes
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .find(|line| !line.is_empty() && *line != b"---" && !line.starts_with(b"#"))?;
+    let colon = line.iter().position(|&b| b == b':')?;
+    let (key, value) = line.split_at(colon);
+    let (key, value) = (
+        key.trim_ascii(),
+        value.get(1..).unwrap_or_default().trim_ascii(),
+    );
     let is_key = !key.is_empty()
         && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let value = std::str::from_utf8(value).ok()?;
     if !is_key {
         return None;
     }
-    let value = value.trim();
-    let bare = matches!(value, "true" | "false" | "null")
-        || (!value.is_empty() && serde_json::from_str::<serde_json::Number>(value).is_ok());
-    let value = if bare {
-        value.to_owned()
+    let number = value.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+    let mut pair = String::from("\"");
+    // ASCII: checked above.
+    pair.push_str(std::str::from_utf8(key).unwrap_or_default());
+    pair.push_str("\": ");
+    if number || matches!(value, "true" | "false" | "null") {
+        pair.push_str(value);
     } else if value.is_empty() {
-        "{...}".to_owned()
+        pair.push_str("{...}");
     } else {
-        format!("\"{}\"", value.trim_matches(|c| c == '\'' || c == '"'))
-    };
-    Some((key, value))
+        pair.push('"');
+        // Without the quotes YAML may put around it.
+        let inner = match value.as_bytes() {
+            [first @ (b'\'' | b'"'), .., last] if first == last => value.get(1..value.len() - 1),
+            _ => None,
+        };
+        pair.push_str(inner.unwrap_or(value));
+        pair.push('"');
+    }
+    Some(pair)
 }
 
-/// Reads a JSON value as `serde_json::Value` does, except that an object with the same key
-/// twice is refused (serde_json keeps the last one, and a configuration edited by hand would
-/// lose the first one silently). The first duplicate's path and key go to `duplicate`.
-#[derive(Clone, Copy)]
-struct Unique<'a> {
-    path: &'a Path<'a>,
-    duplicate: &'a Cell<Option<(String, String)>>,
-}
-
-impl<'de> DeserializeSeed<'de> for Unique<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, reader: D) -> Result<Value, D::Error> {
-        reader.deserialize_any(self)
+/// The first key given twice in one object of `bytes` (valid JSON, as serde_json just read
+/// it), as a problem at the object's path: `serde_json::Value` keeps the last one, and a
+/// configuration edited by hand would lose the first one without a word.
+///
+/// A scan of the bytes rather than a reader of its own: a second instantiation of serde_json's
+/// reader, and of `Value`'s maps, would cost every plugin about 12 KB. Keys are compared as
+/// written; two spellings of one key through escapes (`"a"`, `"\u0061"`) are not caught.
+#[cold]
+fn duplicate_key(bytes: &[u8]) -> Option<super::ConfigError> {
+    /// Where the scan is: in an object (its keys so far, the current key, and whether a key
+    /// comes next) or in an array (the current element's index).
+    enum Frame<'a> {
+        Object {
+            keys: Vec<&'a [u8]>,
+            key: &'a [u8],
+            key_next: bool,
+        },
+        Array(usize),
     }
-}
+    use std::fmt::Write as _;
 
-impl<'de> Visitor<'de> for Unique<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'{' => stack.push(Frame::Object {
+                keys: Vec::new(),
+                key: b"",
+                key_next: true,
+            }),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object { key_next, .. }) => *key_next = true,
+                Some(Frame::Array(index)) => *index += 1,
+                None => {}
+            },
+            b'"' => {
+                let start = at + 1;
+                at = start;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+                let text = bytes.get(start..at).unwrap_or_default();
+                let duplicate = match stack.last_mut() {
+                    Some(Frame::Object {
+                        keys,
+                        key,
+                        key_next,
+                    }) if *key_next => {
+                        *key_next = false;
+                        *key = text;
+                        let duplicate = keys.contains(&text);
+                        keys.push(text);
+                        duplicate
+                    }
+                    _ => false,
+                };
+                if duplicate {
+                    let path = scan_path(&stack[..stack.len() - 1]);
+                    let line_start = bytes[..at].iter().rposition(|&b| b == b'\n');
+                    let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+                    let column = at - line_start.map_or(0, |newline| newline + 1) + 1;
+                    let key = std::str::from_utf8(text).unwrap_or_default();
+                    return Some(super::ConfigError::one(super::Problem::new(
+                        path,
+                        format!("duplicate key `{key}` at line {line}, column {column}"),
+                    )));
+                }
+            }
+            _ => {}
+        }
+        at += 1;
     }
 
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-
-    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-
-    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-
-    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
-        // serde_json's reader gives finite floats only.
-        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<Value, E> {
-        Ok(Value::String(text.to_owned()))
-    }
-
-    fn visit_string<E>(self, text: String) -> Result<Value, E> {
-        Ok(Value::String(text))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut elements: A) -> Result<Value, A::Error> {
-        let mut array = Vec::new();
-        loop {
-            let path = self.path.index(array.len());
-            let seed = Unique {
-                path: &path,
-                duplicate: self.duplicate,
-            };
-            match elements.next_element_seed(seed)? {
-                Some(element) => array.push(element),
-                None => return Ok(Value::Array(array)),
+    /// The path of the object the innermost frame is, from the frames around it.
+    fn scan_path(frames: &[Frame<'_>]) -> String {
+        let mut path = String::new();
+        for frame in frames {
+            match frame {
+                Frame::Object { key, .. } => {
+                    // Valid UTF-8: serde_json read it.
+                    let key = std::str::from_utf8(key).unwrap_or_default();
+                    if super::error::is_plain_key(key) {
+                        if !path.is_empty() {
+                            path.push('.');
+                        }
+                        path.push_str(key);
+                    } else {
+                        // As a `Path` shows it.
+                        path.push_str("[\"");
+                        let _ = super::show::write_escaped(&mut path, key);
+                        path.push_str("\"]");
+                    }
+                }
+                Frame::Array(index) => {
+                    let _ = write!(path, "[{index}]");
+                }
             }
         }
+        path
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = entries.next_key::<String>()? {
-            if object.contains_key(&key) {
-                self.duplicate.set(Some((self.path.to_string(), key)));
-                return Err(A::Error::custom("duplicate key"));
-            }
-            let path = self.path.key(&key);
-            let value = entries.next_value_seed(Unique {
-                path: &path,
-                duplicate: self.duplicate,
-            })?;
-            object.insert(key, value);
-        }
-        Ok(Value::Object(object))
-    }
+    None
 }

@@ -1,11 +1,11 @@
-//! {{name}} on the native test host: Envoy's lifecycle, without Envoy.
+//! {{project-name}} on the native test host: Envoy's lifecycle, without Envoy.
 
 use pwf_test::{Action, ConfigureError, Host, LogLevel, Vm};
 
-use {{crate_name}}::{{type_name}} as Subject;
+use {{crate_name}}::{{project-name | pascal_case}} as Subject;
 
 /// The plugin's name in Envoy's config (and its default header value).
-const NAME: &str = "{{name}}";
+const NAME: &str = "{{project-name}}";
 
 const REQUEST: [(&str, &str); 3] = [(":method", "GET"), (":path", "/"), (":authority", "app")];
 const RESPONSE: [(&str, &str); 1] = [(":status", "200")];
