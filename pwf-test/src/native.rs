@@ -111,14 +111,29 @@ pub(crate) fn call(export: Export) -> u32 {
     // SAFETY: the SDK's entry points, linked into this binary, take any values.
     unsafe {
         match export {
-            Export::ContextCreate(id, root) => proxy_on_context_create(id, root).into_u32(),
-            Export::Done(id) => proxy_on_done(id).into_u32(),
-            Export::Log(id) => proxy_on_log(id).into_u32(),
-            Export::Delete(id) => proxy_on_delete(id).into_u32(),
-            Export::VmStart(id, size) => proxy_on_vm_start(id, size).into_u32(),
-            Export::Configure(id, size) => proxy_on_configure(id, size).into_u32(),
-            Export::Tick(id) => proxy_on_tick(id).into_u32(),
-            Export::QueueReady(id, queue) => proxy_on_queue_ready(id, queue).into_u32(),
+            Export::ContextCreate(id, root) => {
+                proxy_on_context_create(id, root);
+                0
+            }
+            Export::Done(id) => u32::from(proxy_on_done(id)),
+            Export::Log(id) => {
+                proxy_on_log(id);
+                0
+            }
+            Export::Delete(id) => {
+                proxy_on_delete(id);
+                0
+            }
+            Export::VmStart(id, size) => u32::from(proxy_on_vm_start(id, size)),
+            Export::Configure(id, size) => u32::from(proxy_on_configure(id, size)),
+            Export::Tick(id) => {
+                proxy_on_tick(id);
+                0
+            }
+            Export::QueueReady(id, queue) => {
+                proxy_on_queue_ready(id, queue);
+                0
+            }
             Export::RequestHeaders(id, n, end) => proxy_on_request_headers(id, n, end),
             Export::RequestBody(id, n, end) => proxy_on_request_body(id, n, end),
             Export::RequestTrailers(id, n) => proxy_on_request_trailers(id, n),
@@ -128,36 +143,22 @@ pub(crate) fn call(export: Export) -> u32 {
             Export::NewConnection(id) => proxy_on_new_connection(id),
             Export::DownstreamData(id, n, end) => proxy_on_downstream_data(id, n, end),
             Export::DownstreamClose(id, peer) => {
-                proxy_on_downstream_connection_close(id, peer).into_u32()
+                proxy_on_downstream_connection_close(id, peer);
+                0
             }
             Export::UpstreamData(id, n, end) => proxy_on_upstream_data(id, n, end),
             Export::UpstreamClose(id, peer) => {
-                proxy_on_upstream_connection_close(id, peer).into_u32()
+                proxy_on_upstream_connection_close(id, peer);
+                0
             }
             Export::HttpCallResponse(id, token, headers, body, trailers) => {
-                proxy_on_http_call_response(id, token, headers, body, trailers).into_u32()
+                proxy_on_http_call_response(id, token, headers, body, trailers);
+                0
             }
             Export::GrpcReceive(id, token, size) => {
                 proxy_on_grpc_receive(id, token, size).into_u32()
             }
             Export::GrpcClose(id, token, code) => proxy_on_grpc_close(id, token, code).into_u32(),
         }
-    }
-}
-
-/// What an entry point returns, as the number the ABI carries.
-trait IntoU32 {
-    fn into_u32(self) -> u32;
-}
-
-impl IntoU32 for () {
-    fn into_u32(self) -> u32 {
-        0
-    }
-}
-
-impl IntoU32 for bool {
-    fn into_u32(self) -> u32 {
-        u32::from(self)
     }
 }

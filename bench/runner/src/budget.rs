@@ -6,7 +6,7 @@
 //! fails when one has grown past its budget by more than the file's
 //! tolerance; `--update-budget` writes the measured figures into the file and
 //! prints the change, for the commit message. Every figure is exact (bytes,
-//! and wasmtime fuel behind the metering host), so the check is the same on
+//! and wasmtime fuel behind pwf-test's wasm backend), so the check is the same on
 //! any machine with the same `rustc` and `wasm-opt`.
 
 use std::fmt::Write as _;

@@ -6,8 +6,8 @@
 //! cargo run --release -p pwf-bench -- [--quick] [--skip-envoy]
 //! ```
 //!
-//! - guest instructions per request: wasmtime fuel behind a minimal
-//!   proxy-wasm host (`pwf-bench-meter`), deterministic;
+//! - guest instructions per request: wasmtime fuel behind pwf-test's wasm
+//!   backend (driven by `pwf-bench-meter`), deterministic;
 //! - `.wasm` size, raw and after `wasm-opt -O3`, and linear memory at
 //!   instantiation, for the release build and a 64 KiB-stack build;
 //! - throughput and latency through Envoy (1 worker, loopback, `wrk`),

@@ -1,4 +1,4 @@
-//! Guest instructions per request, counted with the fuel-metering host.
+//! Guest instructions per request, counted by pwf-test's wasm backend (fuel).
 
 use pwf_bench_meter::{
     CallResponse, Exchange, Fuel, FunctionProfile, LogLevel, Outcome, Phase, Profile, Vm, VmOptions,

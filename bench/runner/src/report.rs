@@ -869,8 +869,8 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
     md.push_str(
         "## Guest instructions per request\n\n\
          Counted with wasmtime's fuel (one unit per wasm operator executed in the guest; host \
-         functions cost nothing) behind a minimal proxy-wasm host (`bench/meter`), so the \
-         numbers are exact and the same on any machine. Each request is one stream: context \
+         functions cost nothing) behind pwf-test's wasm backend, the test host (`bench/meter` \
+         drives it), so the numbers are exact and the same on any machine. Each request is one stream: context \
          create, request headers, the answers to the calls the plugin dispatched (`:status` \
          200 and a 53-byte JSON body), response headers, done/log/delete. Averaged over the \
          metered requests after a warm-up; `http_auth_random` alternates an allowed and a \
