@@ -156,9 +156,13 @@ pub(crate) fn call(export: Export) -> u32 {
                 0
             }
             Export::GrpcReceive(id, token, size) => {
-                proxy_on_grpc_receive(id, token, size).into_u32()
+                proxy_on_grpc_receive(id, token, size);
+                0
             }
-            Export::GrpcClose(id, token, code) => proxy_on_grpc_close(id, token, code).into_u32(),
+            Export::GrpcClose(id, token, code) => {
+                proxy_on_grpc_close(id, token, code);
+                0
+            }
         }
     }
 }

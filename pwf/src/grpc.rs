@@ -469,7 +469,7 @@ fn split_details(text: &str) -> (&str, &str) {
 
 /// The error of a call that closed with `code` and Envoy's status text.
 fn closed(cluster: &str, code: u32, text: &[u8]) -> GrpcError {
-    let text = host::lossy(text);
+    let text = crate::shown::lossy(text);
     let (message, details) = split_details(&text);
     let kind = if details == "via_upstream" {
         GrpcErrorKind::Status {

@@ -13,7 +13,7 @@ use envoy_upstream::Upstream;
 
 use crate::client::{Client, Request, Response};
 use crate::install::envoy_binary;
-use crate::paths::{self, built_wasm_artifact, repo_root, Example};
+use crate::paths::{self, built_wasm_artifact, Example};
 use crate::template::{self, yaml_quote};
 use crate::{Error, Result};
 

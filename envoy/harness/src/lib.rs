@@ -59,8 +59,7 @@ pub use crate::error::{Error, Result};
 pub use crate::install::{envoy_binary, venv_dir, ENVOY_VERSION};
 pub use crate::paths::{
     built_wasm_artifact, example, examples, in_repo, repo_root, target_dir, wasm_artifact,
-    work_dir, Example,
-    WASM_TARGET,
+    work_dir, Example, WASM_TARGET,
 };
 pub use envoy_ratelimit::{Behaviour, RateLimitServer, SeenCall};
 pub use envoy_upstream::{SeenRequest, Upstream};

@@ -102,7 +102,7 @@ pub fn built_wasm_artifact(package: &str) -> Result<PathBuf> {
     let status = std::process::Command::new(cargo)
         .args(args)
         .env("CARGO_TARGET_DIR", target_dir())
-        .current_dir(repo_root())
+        .current_dir(work_dir())
         .status()
         .map_err(|e| Error::io(format!("running cargo build -p {package}"), e))?;
     if !status.success() {
