@@ -233,6 +233,7 @@ fn readable_map(state: &mut State, vm: usize, map_type: u32) -> Option<Headers> 
         }
         6 => Some(state.vm(vm)?.call_response.as_ref()?.headers.clone()),
         7 => Some(state.vm(vm)?.call_response.as_ref()?.trailers.clone()),
+        4 | 5 => crate::grpc::receive_map(state, vm, map_type),
         _ => None,
     }
 }
@@ -834,28 +835,50 @@ unsafe extern "C" fn proxy_grpc_call(
 
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
-extern "C" fn proxy_grpc_stream(
-    _upstream_data: *const u8,
-    _upstream_size: usize,
-    _service_name_data: *const u8,
-    _service_name_size: usize,
-    _method_name_data: *const u8,
-    _method_name_size: usize,
-    _initial_metadata_data: *const u8,
-    _initial_metadata_size: usize,
-    _return_stream_id: *mut u32,
+unsafe extern "C" fn proxy_grpc_stream(
+    upstream_data: *const u8,
+    upstream_size: usize,
+    service_name_data: *const u8,
+    service_name_size: usize,
+    method_name_data: *const u8,
+    method_name_size: usize,
+    initial_metadata_data: *const u8,
+    initial_metadata_size: usize,
+    return_stream_id: *mut u32,
 ) -> Status {
-    Status::InternalFailure
+    // SAFETY: the SDK passes valid buffers.
+    let (service, service_name, method, metadata) = unsafe {
+        (
+            input(upstream_data, upstream_size),
+            input(service_name_data, service_name_size),
+            input(method_name_data, method_name_size),
+            input(initial_metadata_data, initial_metadata_size),
+        )
+    };
+    with_vm(Status::InternalFailure, |state, vm| {
+        match crate::grpc::open_stream(state, vm, service, service_name, method, metadata) {
+            Ok(token) => {
+                // SAFETY: the SDK passes a valid out-pointer.
+                unsafe { write(return_stream_id, token) };
+                Status::Ok
+            }
+            Err(status) => status,
+        }
+    })
 }
 
 #[no_mangle]
-extern "C" fn proxy_grpc_send(
-    _token: u32,
-    _message_ptr: *const u8,
-    _message_len: usize,
-    _end_stream: bool,
+unsafe extern "C" fn proxy_grpc_send(
+    token: u32,
+    message_ptr: *const u8,
+    message_len: usize,
+    end_stream: bool,
 ) -> Status {
-    Status::NotFound
+    // SAFETY: the SDK passes a valid buffer.
+    let message = unsafe { input(message_ptr, message_len) };
+    with_vm(Status::NotFound, |state, vm| {
+        crate::grpc::send(state, vm, token, message, end_stream)
+    })
 }
 
 #[no_mangle]
@@ -866,8 +889,10 @@ extern "C" fn proxy_grpc_cancel(token_id: u32) -> Status {
 }
 
 #[no_mangle]
-extern "C" fn proxy_grpc_close(_token_id: u32) -> Status {
-    Status::NotFound
+extern "C" fn proxy_grpc_close(token_id: u32) -> Status {
+    with_vm(Status::NotFound, |state, vm| {
+        crate::grpc::close(state, vm, token_id)
+    })
 }
 
 #[no_mangle]

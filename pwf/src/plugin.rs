@@ -753,6 +753,10 @@ pub(crate) type CallLanding = fn(u32, usize, usize, usize);
 /// Lands the answer to a gRPC call: token, gRPC status, message size.
 pub(crate) type GrpcLanding = fn(u32, u32, usize);
 
+/// Lands a gRPC stream's callback: token, what it is (`grpc_stream::INITIAL`, ...), its
+/// count, size or status.
+pub(crate) type GrpcStreamLanding = fn(u32, u8, usize);
+
 thread_local! {
     /// Where call responses land, set when the first call is sent: a plugin that sends none
     /// carries no landing code.
@@ -766,6 +770,8 @@ thread_local! {
     /// Where gRPC call answers land, set when the first gRPC call is sent: a plugin that
     /// sends none carries no gRPC code.
     static GRPC_LANDING: Cell<Option<GrpcLanding>> = const { Cell::new(None) };
+    /// Where gRPC stream callbacks land, set when the first stream is opened.
+    static GRPC_STREAM_LANDING: Cell<Option<GrpcStreamLanding>> = const { Cell::new(None) };
 }
 
 // The hooks are stored through `black_box`: seeing a single constant stored, the optimizer
@@ -784,6 +790,19 @@ pub(crate) fn land_calls_with(landing: CallLanding) {
 /// Lands gRPC call answers with `landing` (token, gRPC status, message size) from now on.
 pub(crate) fn land_grpc_calls_with(landing: GrpcLanding) {
     GRPC_LANDING.with(|slot| slot.set(Some(std::hint::black_box(landing))));
+}
+
+/// Lands gRPC stream callbacks with `landing` from now on.
+pub(crate) fn land_grpc_streams_with(landing: GrpcStreamLanding) {
+    GRPC_STREAM_LANDING.with(|slot| slot.set(Some(std::hint::black_box(landing))));
+}
+
+/// Runs a gRPC stream callback on the root, if a stream was ever opened.
+fn grpc_stream_event(root: u32, token: u32, kind: u8, value: usize) {
+    if let Some(landing) = GRPC_STREAM_LANDING.with(Cell::get) {
+        context::enter(root, root, Sdk::Root);
+        landing(token, kind, value);
+    }
 }
 
 /// Fires `timers` on every tick from now on.
@@ -869,6 +888,22 @@ impl<K: Kind> Context for Root<K> {
             context::enter(self.id, self.id, Sdk::Root);
             landing(token_id, status_code, response_size);
         }
+    }
+
+    fn on_grpc_stream_initial_metadata(&mut self, token_id: u32, num_elements: u32) {
+        grpc_stream_event(self.id, token_id, 0, num_elements as usize);
+    }
+
+    fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
+        grpc_stream_event(self.id, token_id, 1, message_size);
+    }
+
+    fn on_grpc_stream_trailing_metadata(&mut self, token_id: u32, num_elements: u32) {
+        grpc_stream_event(self.id, token_id, 2, num_elements as usize);
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        grpc_stream_event(self.id, token_id, 3, status_code as usize);
     }
 
     fn on_done(&mut self) -> bool {
