@@ -17,6 +17,8 @@ const HOSTILE: &str = "hostile-plugin";
 const PER_KEY_COUNTER: &str = "per-key-counter";
 /// The bare-ABI plugin that measures Envoy's gRPC calls and streams.
 const GRPC_PROBE: &str = "grpc-probe";
+/// The pwf plugin the gRPC stream e2e tests run.
+const GRPC_STREAM: &str = "grpc-stream-plugin";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 /// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
@@ -36,7 +38,14 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
     let examples = examples().map_err(|e| e.to_string())?;
     // Everything built for wasm32-wasip1: the core, the examples, the test plugins.
     let mut wasm_packages: Vec<&str> = examples.iter().map(|e| e.package.as_str()).collect();
-    wasm_packages.extend([PROBE, UNREGISTERED, HOSTILE, PER_KEY_COUNTER, GRPC_PROBE]);
+    wasm_packages.extend([
+        PROBE,
+        UNREGISTERED,
+        HOSTILE,
+        PER_KEY_COUNTER,
+        GRPC_PROBE,
+        GRPC_STREAM,
+    ]);
     let packages = |first: &[&'static str]| -> Vec<String> {
         first
             .iter()
