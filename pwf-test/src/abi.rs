@@ -254,6 +254,7 @@ fn readable_map(state: &mut State, vm: usize, map_type: u32) -> Option<Headers> 
         }
         6 => Some(state.vm(vm)?.call_response.as_ref()?.headers.clone()),
         7 => Some(state.vm(vm)?.call_response.as_ref()?.trailers.clone()),
+        4 | 5 => crate::grpc::receive_map(state, vm, map_type),
         _ => None,
     }
 }
@@ -800,36 +801,53 @@ pub(crate) fn proxy_grpc_call(
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn proxy_grpc_stream(
-    _: &mut dyn Memory,
-    _upstream_data: usize,
-    _upstream_size: usize,
-    _service_name_data: usize,
-    _service_name_size: usize,
-    _method_name_data: usize,
-    _method_name_size: usize,
-    _initial_metadata_data: usize,
-    _initial_metadata_size: usize,
-    _return_stream_id: usize,
+    memory: &mut dyn Memory,
+    upstream_data: usize,
+    upstream_size: usize,
+    service_name_data: usize,
+    service_name_size: usize,
+    method_name_data: usize,
+    method_name_size: usize,
+    initial_metadata_data: usize,
+    initial_metadata_size: usize,
+    return_stream_id: usize,
 ) -> Answer {
-    Ok(Status::InternalFailure)
+    let service = input(memory, upstream_data, upstream_size)?;
+    let service_name = input(memory, service_name_data, service_name_size)?;
+    let method = input(memory, method_name_data, method_name_size)?;
+    let metadata = input(memory, initial_metadata_data, initial_metadata_size)?;
+    let token = with_vm(|state, vm| {
+        crate::grpc::open_stream(state, vm, &service, &service_name, &method, &metadata)
+    });
+    match token.unwrap_or(Err(Status::InternalFailure)) {
+        Ok(token) => {
+            put_u32(memory, return_stream_id, token)?;
+            Ok(Status::Ok)
+        }
+        Err(status) => Ok(status),
+    }
 }
 
 pub(crate) fn proxy_grpc_send(
-    _: &mut dyn Memory,
-    _token: u32,
-    _message_data: usize,
-    _message_size: usize,
-    _end_stream: bool,
+    memory: &mut dyn Memory,
+    token: u32,
+    message_data: usize,
+    message_size: usize,
+    end_stream: bool,
 ) -> Answer {
-    Ok(Status::NotFound)
+    let message = input(memory, message_data, message_size)?;
+    Ok(
+        with_vm(|state, vm| crate::grpc::send(state, vm, token, &message, end_stream))
+            .unwrap_or(Status::NotFound),
+    )
 }
 
 pub(crate) fn proxy_grpc_cancel(_: &mut dyn Memory, token: u32) -> Answer {
     Ok(with_vm(|state, vm| crate::grpc::cancel(state, vm, token)).unwrap_or(Status::NotFound))
 }
 
-pub(crate) fn proxy_grpc_close(_: &mut dyn Memory, _token: u32) -> Answer {
-    Ok(Status::NotFound)
+pub(crate) fn proxy_grpc_close(_: &mut dyn Memory, token: u32) -> Answer {
+    Ok(with_vm(|state, vm| crate::grpc::close(state, vm, token)).unwrap_or(Status::NotFound))
 }
 
 pub(crate) fn proxy_get_status(

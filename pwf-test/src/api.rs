@@ -904,6 +904,11 @@ impl Plugin {
         crate::grpc::calls_of(&self.vm, None)
     }
 
+    /// The gRPC streams of this plugin's VM, in open order.
+    pub fn grpc_streams(&self) -> Vec<crate::GrpcStreamCall> {
+        crate::grpc::streams_of(&self.vm, None)
+    }
+
     /// The root context's id.
     pub fn context_id(&self) -> u32 {
         self.root
@@ -1126,6 +1131,11 @@ impl Stream {
     /// them).
     pub fn grpc_calls(&self) -> Vec<crate::GrpcCall> {
         crate::grpc::calls_of(&self.vm, Some(self.id))
+    }
+
+    /// The gRPC streams opened by code acting for this stream, in order.
+    pub fn grpc_streams(&self) -> Vec<crate::GrpcStreamCall> {
+        crate::grpc::streams_of(&self.vm, Some(self.id))
     }
 
     /// The calls of this stream still waiting for an answer.

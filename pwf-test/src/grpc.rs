@@ -26,7 +26,7 @@ use proxy_wasm::types::Status;
 
 use crate::api::{CallState, Callback, Delivery};
 use crate::guest::Export;
-use crate::headers::Headers;
+use crate::headers::{Headers, IntoHeaders};
 use crate::runtime::{self, VmInner};
 use crate::state::{Shared, State};
 
@@ -40,8 +40,13 @@ pub const GRPC_TIMEOUT_MESSAGE: &str = "upstream request timeout{response_timeou
 pub(crate) struct GrpcState {
     pub(crate) calls: BTreeMap<u32, GrpcCallRecord>,
     next_call: u32,
+    pub(crate) streams: BTreeMap<u32, GrpcStreamRecord>,
+    next_stream: u32,
     /// The message being delivered (the gRPC receive buffer).
     pub(crate) receive: Option<Vec<u8>>,
+    /// The metadata being delivered to a stream.
+    initial: Option<Headers>,
+    trailing: Option<Headers>,
 }
 
 pub(crate) struct GrpcCallRecord {
@@ -79,18 +84,7 @@ pub(crate) fn dispatch(
     message: &[u8],
     timeout: u32,
 ) -> Result<u32, Status> {
-    let (cluster, authority) = match parse_target(service) {
-        Target::Untargeted => panic!(
-            "Envoy 1.40 aborts (panic: unset oneof) on gRPC service bytes that parse as a \
-             GrpcService without envoy_grpc: {service:?}"
-        ),
-        Target::Name(name) if !state.clusters.contains(&name) => return Err(Status::ParseFailure),
-        Target::Name(name) => (name, None),
-        Target::Cluster(name, _) if !state.clusters.contains(&name) => {
-            return Err(Status::InternalFailure)
-        }
-        Target::Cluster(name, authority) => (name, authority),
-    };
+    let (cluster, authority) = target(state, service)?;
     let metadata = Headers::deserialize(metadata).ok_or(Status::BadArgument)?;
     let step = state.step;
     let vm_state = state.vm(vm).ok_or(Status::InternalFailure)?;
@@ -117,15 +111,36 @@ pub(crate) fn dispatch(
     Ok(token)
 }
 
-/// What `proxy_grpc_cancel` does.
+/// The cluster and authority `service` points at, as Envoy checks them.
+fn target(state: &State, service: &[u8]) -> Result<(String, Option<String>), Status> {
+    match parse_target(service) {
+        Target::Untargeted => panic!(
+            "Envoy 1.40 aborts (panic: unset oneof) on gRPC service bytes that parse as a \
+             GrpcService without envoy_grpc: {service:?}"
+        ),
+        Target::Name(name) if !state.clusters.contains(&name) => Err(Status::ParseFailure),
+        Target::Name(name) => Ok((name, None)),
+        Target::Cluster(name, _) if !state.clusters.contains(&name) => Err(Status::InternalFailure),
+        Target::Cluster(name, authority) => Ok((name, authority)),
+    }
+}
+
+/// What `proxy_grpc_cancel` does, to a call or a stream.
 pub(crate) fn cancel(state: &mut State, vm: usize, token: u32) -> Status {
-    let Some(call) = state.vm(vm).and_then(|vm| vm.grpc.calls.get_mut(&token)) else {
+    let Some(grpc) = state.vm(vm).map(|vm| &mut vm.grpc) else {
         return Status::NotFound;
     };
-    if call.state != CallState::Pending {
+    let found = match grpc.calls.get_mut(&token) {
+        Some(call) => Some(&mut call.state),
+        None => grpc.streams.get_mut(&token).map(|stream| &mut stream.state),
+    };
+    let Some(call_state) = found else {
+        return Status::NotFound;
+    };
+    if *call_state != CallState::Pending {
         return Status::NotFound;
     }
-    call.state = CallState::Cancelled;
+    *call_state = CallState::Cancelled;
     Status::Ok
 }
 
@@ -390,6 +405,278 @@ fn deliver(
     });
     runtime::leave(shared, vm);
     if let Some(state) = shared.lock().vm(vm) {
+        state.grpc.receive = None;
+        state.status = (0, Vec::new());
+    }
+}
+
+/// A gRPC stream a plugin opened (`proxy_grpc_stream`).
+pub(crate) struct GrpcStreamRecord {
+    sender: u32,
+    cluster: String,
+    service: String,
+    method: String,
+    metadata: Headers,
+    sent: Vec<Vec<u8>>,
+    half_closed: bool,
+    state: CallState,
+    step: u64,
+}
+
+/// What `proxy_grpc_stream` does: checks the target as for a call and records the stream.
+pub(crate) fn open_stream(
+    state: &mut State,
+    vm: usize,
+    service: &[u8],
+    service_name: &[u8],
+    method: &[u8],
+    metadata: &[u8],
+) -> Result<u32, Status> {
+    let (cluster, _) = target(state, service)?;
+    let metadata = Headers::deserialize(metadata).ok_or(Status::BadArgument)?;
+    let step = state.step;
+    let vm_state = state.vm(vm).ok_or(Status::InternalFailure)?;
+    let sender = vm_state.switched_from.unwrap_or(vm_state.effective);
+    let grpc = &mut vm_state.grpc;
+    grpc.next_stream = grpc.next_stream.wrapping_add(4);
+    let token = grpc.next_stream.wrapping_sub(2);
+    grpc.streams.insert(
+        token,
+        GrpcStreamRecord {
+            sender,
+            cluster,
+            service: String::from_utf8_lossy(service_name).into_owned(),
+            method: String::from_utf8_lossy(method).into_owned(),
+            metadata,
+            sent: Vec::new(),
+            half_closed: false,
+            state: CallState::Pending,
+            step,
+        },
+    );
+    Ok(token)
+}
+
+/// What `proxy_grpc_send` does.
+pub(crate) fn send(state: &mut State, vm: usize, token: u32, message: &[u8], end: bool) -> Status {
+    let Some(stream) = state.vm(vm).and_then(|vm| vm.grpc.streams.get_mut(&token)) else {
+        return Status::NotFound;
+    };
+    if stream.state != CallState::Pending || stream.half_closed {
+        return Status::NotFound;
+    }
+    stream.sent.push(message.to_vec());
+    stream.half_closed = end;
+    Status::Ok
+}
+
+/// What `proxy_grpc_close` does: a half-close (measured: the service still answers).
+pub(crate) fn close(state: &mut State, vm: usize, token: u32) -> Status {
+    let Some(stream) = state.vm(vm).and_then(|vm| vm.grpc.streams.get_mut(&token)) else {
+        return Status::NotFound;
+    };
+    if stream.state != CallState::Pending {
+        return Status::NotFound;
+    }
+    stream.half_closed = true;
+    Status::Ok
+}
+
+/// The gRPC metadata maps served during a stream's callbacks (map types 4 and 5).
+pub(crate) fn receive_map(state: &mut State, vm: usize, map_type: u32) -> Option<Headers> {
+    let grpc = &state.vm(vm)?.grpc;
+    if map_type == 4 {
+        grpc.initial.clone()
+    } else {
+        grpc.trailing.clone()
+    }
+}
+
+/// A gRPC stream a plugin opened, to inspect and answer piece by piece.
+#[derive(Clone)]
+pub struct GrpcStreamCall {
+    vm: Arc<VmInner>,
+    token: u32,
+}
+
+impl fmt::Debug for GrpcStreamCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcStreamCall")
+            .field("vm", &self.vm.index)
+            .field("token", &self.token)
+            .field("method", &self.path())
+            .finish()
+    }
+}
+
+/// The gRPC streams of `vm`, in open order: all, or those opened by code acting for
+/// `context`.
+pub(crate) fn streams_of(vm: &Arc<VmInner>, context: Option<u32>) -> Vec<GrpcStreamCall> {
+    let state = vm.shared.lock();
+    let Some(vm_state) = state.vms.get(vm.index) else {
+        return Vec::new();
+    };
+    let mut streams: Vec<(u64, u32)> = vm_state
+        .grpc
+        .streams
+        .iter()
+        .filter(|(_, s)| context.is_none_or(|c| s.sender == c))
+        .map(|(token, s)| (s.step, *token))
+        .collect();
+    streams.sort();
+    streams
+        .into_iter()
+        .map(|(_, token)| GrpcStreamCall {
+            vm: vm.clone(),
+            token,
+        })
+        .collect()
+}
+
+impl GrpcStreamCall {
+    fn read<R: Default>(&self, read: impl FnOnce(&GrpcStreamRecord) -> R) -> R {
+        let state = self.vm.shared.lock();
+        state
+            .vms
+            .get(self.vm.index)
+            .and_then(|vm| vm.grpc.streams.get(&self.token))
+            .map_or_else(R::default, read)
+    }
+
+    /// The target cluster.
+    pub fn cluster(&self) -> String {
+        self.read(|s| s.cluster.clone())
+    }
+
+    /// `/package.Service/Method`.
+    pub fn path(&self) -> String {
+        self.read(|s| format!("/{}/{}", s.service, s.method))
+    }
+
+    /// The request metadata.
+    pub fn metadata(&self) -> Headers {
+        self.read(|s| s.metadata.clone())
+    }
+
+    /// The messages the plugin sent, in order.
+    pub fn sent(&self) -> Vec<Vec<u8>> {
+        self.read(|s| s.sent.clone())
+    }
+
+    /// Whether the plugin half-closed it (`proxy_grpc_close`, or a send with end of stream).
+    pub fn is_half_closed(&self) -> bool {
+        self.read(|s| s.half_closed)
+    }
+
+    /// `Pending` while open, `Answered` once closed by [`close`](Self::close) or
+    /// [`refuse`](Self::refuse), `Cancelled` once the plugin cancelled it.
+    pub fn state(&self) -> CallState {
+        self.read(|s| Some(s.state)).unwrap_or(CallState::Cancelled)
+    }
+
+    /// The token the plugin got for it.
+    pub fn token(&self) -> u32 {
+        self.token
+    }
+
+    /// Delivers the service's initial metadata (`proxy_on_grpc_receive_initial_metadata`).
+    pub fn initial_metadata(&self, metadata: impl IntoHeaders) -> Delivery {
+        self.deliver(Event::Initial(metadata.into_headers()))
+    }
+
+    /// Delivers a message (`proxy_on_grpc_receive`).
+    pub fn message(&self, message: impl AsRef<[u8]>) -> Delivery {
+        self.deliver(Event::Message(message.as_ref().to_vec()))
+    }
+
+    /// Delivers the trailing metadata (`proxy_on_grpc_receive_trailing_metadata`).
+    pub fn trailing_metadata(&self, metadata: impl IntoHeaders) -> Delivery {
+        self.deliver(Event::Trailing(metadata.into_headers()))
+    }
+
+    /// Closes the stream with the service's status (`proxy_on_grpc_close`): 0 for `OK`.
+    pub fn close(&self, code: u32, message: &str) -> Delivery {
+        let text = if code == 0 {
+            "via_upstream".to_owned()
+        } else {
+            format!("{message}{{via_upstream}}")
+        };
+        self.deliver(Event::Close(code, text))
+    }
+
+    /// Ends the stream as Envoy does when the service refuses the connection: empty
+    /// initial metadata, trailers with the status, then the close (14).
+    pub fn refuse(&self) -> Delivery {
+        let delivered = self.initial_metadata(Headers::new());
+        if delivered != Delivery::Delivered {
+            return delivered;
+        }
+        let mut trailers = Headers::new();
+        trailers.append(":status", "200");
+        trailers.append("content-type", "application/grpc");
+        trailers.append("grpc-status", "14");
+        trailers.append("grpc-message", "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure");
+        self.trailing_metadata(trailers);
+        self.deliver(Event::Close(14, GRPC_REFUSED_MESSAGE.to_owned()))
+    }
+
+    fn deliver(&self, event: Event) -> Delivery {
+        let token = self.token;
+        let delivered = self.vm.exec(move |shared, vm| {
+            let root = {
+                let mut state = shared.lock();
+                let Some(vm_state) = state.vm(vm) else {
+                    return Delivery::Cancelled;
+                };
+                let Some(stream) = vm_state.grpc.streams.get_mut(&token) else {
+                    return Delivery::Cancelled;
+                };
+                match stream.state {
+                    CallState::Answered => return Delivery::AlreadyAnswered,
+                    CallState::Cancelled => return Delivery::Cancelled,
+                    CallState::Pending => {}
+                }
+                if matches!(event, Event::Close(..)) {
+                    stream.state = CallState::Answered;
+                }
+                let sender = stream.sender;
+                vm_state.contexts.get(&sender).map_or(sender, |c| c.root)
+            };
+            deliver_event(shared, vm, root, token, event);
+            Delivery::Delivered
+        });
+        delivered.unwrap_or_else(Delivery::VmFailed)
+    }
+}
+
+enum Event {
+    Initial(Headers),
+    Message(Vec<u8>),
+    Trailing(Headers),
+    Close(u32, String),
+}
+
+fn deliver_event(shared: &Shared, vm: usize, root: u32, token: u32, event: Event) {
+    if let Some(state) = shared.lock().vm(vm) {
+        match &event {
+            Event::Initial(map) => state.grpc.initial = Some(map.clone()),
+            Event::Trailing(map) => state.grpc.trailing = Some(map.clone()),
+            Event::Message(message) => state.grpc.receive = Some(message.clone()),
+            Event::Close(code, text) => state.status = (*code, text.clone().into_bytes()),
+        }
+    }
+    runtime::enter(shared, vm, root, Callback::CallResponse);
+    let count = |map: &Headers| u32::try_from(map.len()).unwrap_or(u32::MAX);
+    runtime::export(match &event {
+        Event::Initial(map) => Export::GrpcInitialMetadata(root, token, count(map)),
+        Event::Message(message) => Export::GrpcReceive(root, token, message.len()),
+        Event::Trailing(map) => Export::GrpcTrailingMetadata(root, token, count(map)),
+        Event::Close(code, _) => Export::GrpcClose(root, token, *code),
+    });
+    runtime::leave(shared, vm);
+    if let Some(state) = shared.lock().vm(vm) {
+        state.grpc.initial = None;
+        state.grpc.trailing = None;
         state.grpc.receive = None;
         state.status = (0, Vec::new());
     }

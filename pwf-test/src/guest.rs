@@ -24,7 +24,9 @@ pub(crate) enum Export {
     UpstreamData(u32, usize, bool),
     UpstreamClose(u32, u32),
     HttpCallResponse(u32, u32, usize, usize, usize),
+    GrpcInitialMetadata(u32, u32, u32),
     GrpcReceive(u32, u32, usize),
+    GrpcTrailingMetadata(u32, u32, u32),
     GrpcClose(u32, u32, u32),
 }
 
@@ -52,7 +54,9 @@ impl Export {
             Export::UpstreamData(..) => "proxy_on_upstream_data",
             Export::UpstreamClose(..) => "proxy_on_upstream_connection_close",
             Export::HttpCallResponse(..) => "proxy_on_http_call_response",
+            Export::GrpcInitialMetadata(..) => "proxy_on_grpc_receive_initial_metadata",
             Export::GrpcReceive(..) => "proxy_on_grpc_receive",
+            Export::GrpcTrailingMetadata(..) => "proxy_on_grpc_receive_trailing_metadata",
             Export::GrpcClose(..) => "proxy_on_grpc_close",
         }
     }
@@ -84,7 +88,9 @@ impl Export {
                 vec![id, token, size(headers), size(body), size(trailers)]
             }
             Export::GrpcReceive(id, token, n) => vec![id, token, size(n)],
-            Export::GrpcClose(id, token, code) => vec![id, token, code],
+            Export::GrpcClose(id, token, code)
+            | Export::GrpcInitialMetadata(id, token, code)
+            | Export::GrpcTrailingMetadata(id, token, code) => vec![id, token, code],
         }
     }
 }

@@ -151,7 +151,7 @@ pub use api::{
     TIMEOUT_BODY,
 };
 #[cfg(not(target_arch = "wasm32"))]
-pub use grpc::{GrpcCall, GRPC_REFUSED_MESSAGE, GRPC_TIMEOUT_MESSAGE};
+pub use grpc::{GrpcCall, GrpcStreamCall, GRPC_REFUSED_MESSAGE, GRPC_TIMEOUT_MESSAGE};
 #[cfg(not(target_arch = "wasm32"))]
 pub use headers::{Headers, IntoHeaders};
 #[cfg(not(target_arch = "wasm32"))]

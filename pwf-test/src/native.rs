@@ -104,6 +104,8 @@ extern "C" {
     );
     fn proxy_on_grpc_receive(context_id: u32, token: u32, response_size: usize);
     fn proxy_on_grpc_close(context_id: u32, token: u32, status_code: u32);
+    fn proxy_on_grpc_receive_initial_metadata(context_id: u32, token: u32, headers: u32);
+    fn proxy_on_grpc_receive_trailing_metadata(context_id: u32, token: u32, trailers: u32);
 }
 
 /// Calls the SDK's entry point natively; what it returns as a number (0 for none).
@@ -157,6 +159,14 @@ pub(crate) fn call(export: Export) -> u32 {
             }
             Export::GrpcReceive(id, token, size) => {
                 proxy_on_grpc_receive(id, token, size);
+                0
+            }
+            Export::GrpcInitialMetadata(id, token, count) => {
+                proxy_on_grpc_receive_initial_metadata(id, token, count);
+                0
+            }
+            Export::GrpcTrailingMetadata(id, token, count) => {
+                proxy_on_grpc_receive_trailing_metadata(id, token, count);
                 0
             }
             Export::GrpcClose(id, token, code) => {

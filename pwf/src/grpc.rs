@@ -65,7 +65,8 @@ pub struct GrpcRequest {
     service: String,
     method: String,
     metadata: Vec<(String, Vec<u8>)>,
-    message: Vec<u8>,
+    /// `None`: no message given (a unary call sends an empty one).
+    message: Option<Vec<u8>>,
     timeout: Duration,
     /// Why the request cannot be sent, found while it was built.
     refusal: Option<GrpcErrorKind>,
@@ -88,7 +89,7 @@ impl GrpcRequest {
             service: service.into(),
             method: method.into(),
             metadata: Vec::new(),
-            message: Vec::new(),
+            message: None,
             timeout: DEFAULT_TIMEOUT,
             refusal: None,
         }
@@ -121,7 +122,7 @@ impl GrpcRequest {
 
     /// The request message: serialized protobuf bytes.
     pub fn message(mut self, message: impl Into<Vec<u8>>) -> GrpcRequest {
-        self.message = message.into();
+        self.message = Some(message.into());
         self
     }
 
@@ -173,6 +174,35 @@ impl GrpcRequest {
         GrpcError::new(&self.cluster, kind)
     }
 
+    /// The message given, if any (a stream sends it first).
+    pub(crate) fn first_message(&self) -> Option<&[u8]> {
+        self.message.as_deref()
+    }
+
+    /// Opens a stream of this request's method, through the root as calls are: its token,
+    /// and the cluster.
+    pub(crate) fn open(&self) -> Result<(u32, Rc<str>), GrpcError> {
+        if let Some(kind) = &self.refusal {
+            return Err(self.error(kind.clone()));
+        }
+        let service = grpc_service(&self.cluster, self.authority.as_deref())
+            .ok_or_else(|| self.error(GrpcErrorKind::ServiceTooLong))?;
+        let metadata = self
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let sent = context::for_root(|| {
+            host::open_grpc_stream(&service, &self.service, &self.method, metadata)
+        })
+        .ok_or_else(|| self.error(GrpcErrorKind::NotInCallback))?;
+        let token = sent.map_err(|error| match error.call() {
+            "open_grpc_stream" => self.error(GrpcErrorKind::Dispatch(error.status())),
+            _ => self.error(GrpcErrorKind::Host(error.status())),
+        })?;
+        Ok((token, self.cluster.clone()))
+    }
+
     fn dispatch(&self) -> Result<u32, GrpcError> {
         if let Some(kind) = &self.refusal {
             return Err(self.error(kind.clone()));
@@ -195,7 +225,7 @@ impl GrpcRequest {
                 &self.service,
                 &self.method,
                 metadata,
-                &self.message,
+                self.message.as_deref().unwrap_or_default(),
                 Duration::from_millis(u64::from(millis)),
             )
         })
@@ -332,7 +362,7 @@ pub struct GrpcError {
 }
 
 impl GrpcError {
-    fn new(cluster: &str, kind: GrpcErrorKind) -> GrpcError {
+    pub(crate) fn new(cluster: &str, kind: GrpcErrorKind) -> GrpcError {
         GrpcError {
             cluster: cluster.to_owned(),
             kind,
@@ -468,7 +498,7 @@ fn split_details(text: &str) -> (&str, &str) {
 }
 
 /// The error of a call that closed with `code` and Envoy's status text.
-fn closed(cluster: &str, code: u32, text: &[u8]) -> GrpcError {
+pub(crate) fn closed(cluster: &str, code: u32, text: &[u8]) -> GrpcError {
     let text = crate::shown::lossy(text);
     let (message, details) = split_details(&text);
     let kind = if details == "via_upstream" {

@@ -33,6 +33,10 @@ pub(crate) type CallLanding = fn(u32, usize, usize, usize);
 /// Lands the answer to a gRPC call: token, gRPC status, message size.
 pub(crate) type GrpcLanding = fn(u32, u32, usize);
 
+/// Lands a gRPC stream's callback: token, what it is (`grpc_stream::INITIAL`, ...), its
+/// count, size or status.
+pub(crate) type GrpcStreamLanding = fn(u32, u8, usize);
+
 thread_local! {
     /// Where call responses land, set when the first call is sent.
     static CALL_LANDING: Cell<Option<CallLanding>> = const { Cell::new(None) };
@@ -44,6 +48,8 @@ thread_local! {
     static STREAM_ENDED: Cell<Option<fn(u32)>> = const { Cell::new(None) };
     /// Where gRPC call answers land, set when the first gRPC call is sent.
     static GRPC_LANDING: Cell<Option<GrpcLanding>> = const { Cell::new(None) };
+    /// Where gRPC stream callbacks land, set when the first stream is opened.
+    static GRPC_STREAM_LANDING: Cell<Option<GrpcStreamLanding>> = const { Cell::new(None) };
 }
 
 /// Routes call responses to `landing` from now on (the only landing there
@@ -59,6 +65,11 @@ pub(crate) fn land_calls_with(landing: CallLanding) {
 /// Lands gRPC call answers with `landing` from now on.
 pub(crate) fn land_grpc_calls_with(landing: GrpcLanding) {
     GRPC_LANDING.with(|slot| slot.set(Some(opaque(landing))));
+}
+
+/// Lands gRPC stream callbacks with `landing` from now on.
+pub(crate) fn land_grpc_streams_with(landing: GrpcStreamLanding) {
+    GRPC_STREAM_LANDING.with(|slot| slot.set(Some(opaque(landing))));
 }
 
 /// Fires `timers` on every tick from now on.
@@ -82,6 +93,13 @@ pub(crate) fn call_response(token: u32, num_headers: usize, body_size: usize, nu
 pub(crate) fn grpc_response(token: u32, status_code: u32, message_size: usize) {
     if let Some(landing) = GRPC_LANDING.with(Cell::get) {
         landing(token, status_code, message_size);
+    }
+}
+
+/// A gRPC stream callback: lands it, if a stream was ever opened.
+pub(crate) fn grpc_stream_event(token: u32, kind: u8, value: usize) {
+    if let Some(landing) = GRPC_STREAM_LANDING.with(Cell::get) {
+        landing(token, kind, value);
     }
 }
 

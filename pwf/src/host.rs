@@ -146,6 +146,8 @@ mod abi {
         pub(super) fn proxy_record_metric(id: u32, value: u64) -> u32;
         pub(super) fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
         pub(super) fn proxy_grpc_cancel(token: u32) -> u32;
+        pub(super) fn proxy_grpc_send(token: u32, data: *const u8, size: usize, end: bool) -> u32;
+        pub(super) fn proxy_grpc_close(token: u32) -> u32;
         pub(super) fn proxy_get_status(code: *mut u32, data: *mut *mut u8, size: *mut usize)
             -> u32;
     }
@@ -632,6 +634,35 @@ pub(crate) fn dispatch_grpc_call(
         timeout,
     )
     .map_err(|status| failed("dispatch_grpc_call", status as u32))
+}
+
+/// Opens a gRPC stream through the SDK, whose dispatcher must learn the token so that the
+/// stream's callbacks are routed back to this context. `service` is a serialized
+/// `GrpcService` (see the `grpc` module).
+pub(crate) fn open_grpc_stream(
+    service: &str,
+    service_name: &str,
+    method: &str,
+    metadata: Vec<(&str, &[u8])>,
+) -> Result<u32, HostError> {
+    // The SDK wrapper returns Ok, ParseFailure or InternalFailure, as for calls (an
+    // unknown cluster is InternalFailure, measured).
+    proxy_wasm::hostcalls::open_grpc_stream(service, service_name, method, metadata)
+        .map_err(|status| failed("open_grpc_stream", status as u32))
+}
+
+/// Sends `message` on gRPC stream `token`.
+pub(crate) fn grpc_send(token: u32, message: &[u8], end_stream: bool) -> Result<(), HostError> {
+    // SAFETY: the pointer and length describe a live slice.
+    let status =
+        unsafe { abi::proxy_grpc_send(token, message.as_ptr(), message.len(), end_stream) };
+    check("grpc_send", status)
+}
+
+/// Half-closes gRPC stream `token` (measured: the service still answers and closes).
+pub(crate) fn grpc_close(token: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check("grpc_close", unsafe { abi::proxy_grpc_close(token) })
 }
 
 /// Cancels gRPC call or stream `token`: Envoy resets it upstream, and calls back no more.

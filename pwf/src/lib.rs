@@ -71,6 +71,7 @@ mod error;
 mod executor;
 mod group;
 mod grpc;
+mod grpc_stream;
 mod headers;
 mod hooks;
 mod host;
@@ -124,6 +125,16 @@ pub mod runtime {
     pub fn pending_grpc_calls() -> usize {
         crate::grpc::pending_grpc_calls()
     }
+
+    /// The gRPC streams open (opened, not yet closed nor cancelled).
+    ///
+    /// ```
+    /// # use pwf_test as _; // links the native host's imports
+    /// assert_eq!(pwf::runtime::open_grpc_streams(), 0);
+    /// ```
+    pub fn open_grpc_streams() -> usize {
+        crate::grpc_stream::open_grpc_streams()
+    }
 }
 
 #[doc(hidden)]
@@ -145,6 +156,7 @@ pub use config::PluginConfig;
 pub use error::{Error, HostError, Status};
 pub use group::{CallResult, DispatchGroup};
 pub use grpc::{GrpcError, GrpcErrorKind, GrpcRequest, GrpcResponse, PendingGrpcCall};
+pub use grpc_stream::GrpcStream;
 pub use headers::{HeaderValue, Headers, InvalidHeader};
 pub use http::{Action, Http, LocalResponse, Outcome, Phase};
 pub use log::LogLevel;

@@ -30,6 +30,8 @@ const PUBLISHED: [&str; 6] = [
     "envoy-ratelimit",
     "envoy-harness",
 ];
+/// The pwf plugin the gRPC stream e2e tests run.
+const GRPC_STREAM: &str = "grpc-stream-plugin";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 /// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
@@ -57,6 +59,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
         BROKEN,
         WASI,
         GRPC_PROBE,
+        GRPC_STREAM,
     ]);
     let packages = |first: &[&'static str]| -> Vec<String> {
         first

@@ -69,7 +69,7 @@ pub struct Entry {
     pub key: String,
 }
 
-fn entries_not_empty(entries: &Vec<Entry>) -> Result<(), pwf::config::Invalid> {
+fn entries_not_empty(entries: &[Entry]) -> Result<(), pwf::config::Invalid> {
     if entries.is_empty() {
         return Err(pwf::config::Invalid::new(
             "must name at least one header (`[{\"header\": \"x-api-key\", \"key\": \"api_key\"}]`)",

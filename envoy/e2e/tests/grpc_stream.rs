@@ -1,0 +1,69 @@
+//! pwf's gRPC streams in Envoy: `envoy/testdata/grpc-stream-plugin` streams words to the
+//! test echo service (`envoy/ratelimit`).
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use envoy_harness::{Envoy, Request, Result, Setup};
+
+fn plugin() -> Setup {
+    Envoy::template("envoy/testdata/grpc-probe/envoy.yaml").wasm_of("grpc-stream-plugin")
+}
+
+#[test]
+fn grpc_stream_echoes_every_message_then_ends_with_the_trailers() -> Result<()> {
+    let envoy = plugin().start()?;
+    let resp = envoy.send(
+        &Request::get("/anything")
+            .header("x-say", "one,two,three")
+            .header("x-md", "x-test-trailer=t1=v1"),
+    )?;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.text(), "one\ntwo\nthree\ntrailer t1=v1\n");
+    Ok(())
+}
+
+#[test]
+fn grpc_stream_closed_with_a_status_ends_with_the_error() -> Result<()> {
+    let envoy = plugin().start()?;
+    let resp = envoy.send(
+        &Request::get("/anything")
+            .header("x-say", "one")
+            .header("x-md", "x-test-status=9,x-test-message=stop"),
+    )?;
+    assert_eq!(resp.status, 502);
+    assert_eq!(
+        resp.text(),
+        "gRPC call to cluster `grpc` answered status 9 (FAILED_PRECONDITION): stop\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn grpc_stream_open_when_the_client_leaves_is_reset_upstream() -> Result<()> {
+    let envoy = plugin().start()?;
+    let server = envoy
+        .ratelimit()
+        .expect("the harness started the gRPC server");
+    let mut socket = TcpStream::connect(("127.0.0.1", envoy.port())).expect("connecting");
+    socket
+        .write_all(
+            b"GET /anything HTTP/1.1\r\nhost: app\r\nx-say: one\r\nx-md: x-test-hang=1\r\n\r\n",
+        )
+        .expect("writing the request");
+    wait_until("the stream reaches the service", || server.in_flight() == 1);
+    drop(socket);
+    wait_until("the stream is reset", || {
+        server.in_flight() == 0 && server.reset_by_client() == 1
+    });
+    Ok(())
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 5 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
