@@ -135,6 +135,13 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
         steps.run(
             "cargo package: the published crates, built from their packages",
             || {
+                // A package left by an earlier run with other contents makes cargo refuse
+                // the new one ("checksum ... changed between lock files").
+                let packages = envoy_harness::target_dir().join("package");
+                if packages.exists() {
+                    std::fs::remove_dir_all(&packages)
+                        .map_err(|e| format!("removing {}: {e}", packages.display()))?;
+                }
                 let mut args = vec!["package", "--quiet"];
                 for package in PUBLISHED {
                     args.extend(["-p", package]);
