@@ -13,12 +13,7 @@ use std::fs;
 use std::path::Path;
 
 /// Edges a cycle may still use, each with why it is allowed for now.
-const KNOWN_EXCEPTIONS: &[(&str, &str)] = &[
-    // `config::duration::call_timeout` checks a timeout with
-    // `call::call_millis`; the configuration's own check replaces it on the
-    // branch that owns `config/` (firstday), which removes this line.
-    ("config", "call"),
-];
+const KNOWN_EXCEPTIONS: &[(&str, &str)] = &[];
 
 /// Module name → its dependencies (other modules of the crate).
 type Graph = BTreeMap<String, BTreeSet<String>>;
