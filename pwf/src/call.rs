@@ -66,6 +66,12 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     trailers: Vec<(String, String)>,
+    /// The size of `headers` as the ABI passes them, pair by pair
+    /// ([`pair_bytes`]), added up as they are added: a send checks the
+    /// limits without going through them again.
+    header_bytes: usize,
+    /// The same for `trailers`.
+    trailer_bytes: usize,
     timeout: Duration,
     read: Read,
     /// Why the request cannot be sent, found while it was built: the first
@@ -173,6 +179,8 @@ impl Request {
             headers: Vec::new(),
             body: None,
             trailers: Vec::new(),
+            header_bytes: 0,
+            trailer_bytes: 0,
             timeout: DEFAULT_TIMEOUT,
             read: Read::WHOLE,
             refusal: None,
@@ -270,7 +278,10 @@ impl Request {
             ":method" => self.method = Cow::Owned(value),
             ":path" => self.path = value,
             ":authority" => self.authority = Some(value),
-            _ => self.headers.push((name, value)),
+            _ => {
+                self.header_bytes += pair_bytes(&name, &value);
+                self.headers.push((name, value));
+            }
         }
     }
 
@@ -389,6 +400,7 @@ impl Request {
         if let Err(invalid) = crate::headers::check(&name, value.as_bytes()) {
             self.refuse(CallErrorKind::InvalidHeader(invalid));
         }
+        self.trailer_bytes += pair_bytes(&name, &value);
         self.trailers.push((name, value));
         self
     }
@@ -620,19 +632,19 @@ impl Request {
     /// pairs (the values were checked as they were set).
     fn check_limits(&self) -> Result<(), CallError> {
         let authority = self.authority.as_deref().unwrap_or(&self.cluster);
-        let pseudo = [&*self.method, &*self.path, authority];
-        let header_bytes = pairs_bytes(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            + pseudo
-                .iter()
-                .zip([":method", ":path", ":authority"])
-                .map(|(v, k)| 8 + k.len() + v.len() + 2)
-                .sum::<usize>();
+        let pseudo_bytes = pair_bytes(":method", &self.method)
+            + pair_bytes(":path", &self.path)
+            + pair_bytes(":authority", authority);
         let checks = [
-            ("headers", self.headers.len() + 3, header_bytes),
+            (
+                "headers",
+                self.headers.len() + 3,
+                MAP_COUNT_BYTES + pseudo_bytes + self.header_bytes,
+            ),
             (
                 "trailers",
                 self.trailers.len(),
-                pairs_bytes(self.trailers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                MAP_COUNT_BYTES + self.trailer_bytes,
             ),
         ];
         for (what, count, bytes) in checks {
@@ -647,10 +659,14 @@ impl Request {
     }
 }
 
-/// The size of `pairs` serialized as the ABI passes a map: 4 bytes of the
-/// count, then 8 per pair and each name and value with a NUL after it.
-fn pairs_bytes<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> usize {
-    pairs.map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>() + 4
+/// The size of a map as the ABI passes it: 4 bytes of the count, then
+/// [`pair_bytes`] for each pair.
+const MAP_COUNT_BYTES: usize = 4;
+
+/// The size of one pair in a map as the ABI passes it: 8 bytes of the two
+/// lengths, then the name and the value, each with a NUL after it.
+fn pair_bytes(name: &str, value: &str) -> usize {
+    8 + name.len() + value.len() + 2
 }
 
 /// `timeout` in whole milliseconds, if it is at most [`MAX_TIMEOUT_MILLIS`],
