@@ -1090,8 +1090,9 @@ struct Sink {
 }
 
 impl Sink {
-    /// Whether the result goes to `group`.
-    fn lands_in(&self, group: &dyn Landing) -> bool {
+    /// Whether the result goes to the group at address `group` (its
+    /// state's address: a plain pointer, so that asking needs no `Landing`).
+    fn lands_in(&self, group: *const ()) -> bool {
         std::ptr::addr_eq(Rc::as_ptr(&self.target), group)
     }
 }
@@ -1125,7 +1126,7 @@ pub(crate) fn forget(token: u32) {
 /// Forgets every call of `group` still in flight: a group dropped before
 /// its calls landed (its stream ended). Looks through every call in flight,
 /// which a group that completes never needs.
-pub(crate) fn forget_group(group: &dyn Landing) {
+pub(crate) fn forget_group(group: *const ()) {
     let _ = CALLS.try_with(|calls| calls.borrow_mut().retain(|sink| !sink.lands_in(group)));
 }
 
@@ -1150,7 +1151,7 @@ fn abandon(token: u32) -> CallError {
 /// Forgets every call of `group` still in flight, awaited outside pwf's
 /// executor: each one's result becomes that error.
 #[cold]
-pub(crate) fn abandon_group(group: &dyn Landing) {
+pub(crate) fn abandon_group(group: *const ()) {
     fail_calls(|sink| sink.lands_in(group), CallErrorKind::NotInTask);
 }
 
