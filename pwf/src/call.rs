@@ -67,6 +67,12 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     trailers: Vec<(String, String)>,
+    /// The size of `headers` as the ABI passes them, pair by pair
+    /// ([`pair_bytes`]), added up as they are added: a send checks the
+    /// limits without going through them again.
+    header_bytes: usize,
+    /// The same for `trailers`.
+    trailer_bytes: usize,
     timeout: Duration,
     read: Read,
     /// Why the request cannot be sent, found while it was built: the first
@@ -170,6 +176,8 @@ impl Request {
             headers: Vec::new(),
             body: None,
             trailers: Vec::new(),
+            header_bytes: 0,
+            trailer_bytes: 0,
             timeout: DEFAULT_TIMEOUT,
             read: Read::WHOLE,
             refusal: None,
@@ -267,7 +275,10 @@ impl Request {
             ":method" => self.method = Cow::Owned(value),
             ":path" => self.path = value,
             ":authority" => self.authority = Some(value),
-            _ => self.headers.push((name, value)),
+            _ => {
+                self.header_bytes += pair_bytes(&name, &value);
+                self.headers.push((name, value));
+            }
         }
     }
 
@@ -386,6 +397,7 @@ impl Request {
         if let Err(invalid) = crate::headers::check(&name, value.as_bytes()) {
             self.refuse(CallErrorKind::InvalidHeader(invalid));
         }
+        self.trailer_bytes += pair_bytes(&name, &value);
         self.trailers.push((name, value));
         self
     }
@@ -617,19 +629,19 @@ impl Request {
     /// pairs (the values were checked as they were set).
     fn check_limits(&self) -> Result<(), CallError> {
         let authority = self.authority.as_deref().unwrap_or(&self.cluster);
-        let pseudo = [&*self.method, &*self.path, authority];
-        let header_bytes = pairs_bytes(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            + pseudo
-                .iter()
-                .zip([":method", ":path", ":authority"])
-                .map(|(v, k)| 8 + k.len() + v.len() + 2)
-                .sum::<usize>();
+        let pseudo_bytes = pair_bytes(":method", &self.method)
+            + pair_bytes(":path", &self.path)
+            + pair_bytes(":authority", authority);
         let checks = [
-            ("headers", self.headers.len() + 3, header_bytes),
+            (
+                "headers",
+                self.headers.len() + 3,
+                MAP_COUNT_BYTES + pseudo_bytes + self.header_bytes,
+            ),
             (
                 "trailers",
                 self.trailers.len(),
-                pairs_bytes(self.trailers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                MAP_COUNT_BYTES + self.trailer_bytes,
             ),
         ];
         for (what, count, bytes) in checks {
@@ -644,10 +656,14 @@ impl Request {
     }
 }
 
-/// The size of `pairs` serialized as the ABI passes a map: 4 bytes of the
-/// count, then 8 per pair and each name and value with a NUL after it.
-fn pairs_bytes<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> usize {
-    pairs.map(|(k, v)| 8 + k.len() + v.len() + 2).sum::<usize>() + 4
+/// The size of a map as the ABI passes it: 4 bytes of the count, then
+/// [`pair_bytes`] for each pair.
+const MAP_COUNT_BYTES: usize = 4;
+
+/// The size of one pair in a map as the ABI passes it: 8 bytes of the two
+/// lengths, then the name and the value, each with a NUL after it.
+fn pair_bytes(name: &str, value: &str) -> usize {
+    8 + name.len() + value.len() + 2
 }
 
 /// The response to an HTTP call.
@@ -1056,8 +1072,9 @@ struct Sink {
 }
 
 impl Sink {
-    /// Whether the result goes to `group`.
-    fn lands_in(&self, group: &dyn Landing) -> bool {
+    /// Whether the result goes to the group at address `group` (its
+    /// state's address: a plain pointer, so that asking needs no `Landing`).
+    fn lands_in(&self, group: *const ()) -> bool {
         std::ptr::addr_eq(Rc::as_ptr(&self.target), group)
     }
 }
@@ -1091,7 +1108,7 @@ pub(crate) fn forget(token: u32) {
 /// Forgets every call of `group` still in flight: a group dropped before
 /// its calls landed (its stream ended). Looks through every call in flight,
 /// which a group that completes never needs.
-pub(crate) fn forget_group(group: &dyn Landing) {
+pub(crate) fn forget_group(group: *const ()) {
     let _ = CALLS.try_with(|calls| calls.borrow_mut().retain(|sink| !sink.lands_in(group)));
 }
 
@@ -1116,7 +1133,7 @@ fn abandon(token: u32) -> CallError {
 /// Forgets every call of `group` still in flight, awaited outside pwf's
 /// executor: each one's result becomes that error.
 #[cold]
-pub(crate) fn abandon_group(group: &dyn Landing) {
+pub(crate) fn abandon_group(group: *const ()) {
     fail_calls(|sink| sink.lands_in(group), CallErrorKind::NotInTask);
 }
 

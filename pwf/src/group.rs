@@ -347,7 +347,7 @@ impl Future for DispatchGroup {
         if state.pending.get() > 0 && !executor::is_running() {
             // A blocking executor would wait forever: responses come only
             // after the running callback returns.
-            call::abandon_group(&**state);
+            call::abandon_group(Rc::as_ptr(state).cast());
         }
         if state.pending.get() > 0 {
             let waker = match state.waker.take() {
@@ -366,7 +366,7 @@ impl Drop for DispatchGroup {
     fn drop(&mut self) {
         // Late responses for a dropped group are ignored.
         if self.state.pending.get() > 0 {
-            call::forget_group(&*self.state);
+            call::forget_group(Rc::as_ptr(&self.state).cast());
         }
     }
 }
