@@ -753,6 +753,7 @@ pub(crate) type CallLanding = fn(u32, usize, usize, usize);
 /// Lands the answer to a gRPC call: token, gRPC status, message size.
 pub(crate) type GrpcLanding = fn(u32, u32, usize);
 
+#[cfg(feature = "grpc-streams")]
 /// Lands a gRPC stream's callback: token, what it is (`grpc_stream::INITIAL`, ...), its
 /// count, size or status.
 pub(crate) type GrpcStreamLanding = fn(u32, u8, usize);
@@ -771,6 +772,7 @@ thread_local! {
     /// sends none carries no gRPC code.
     static GRPC_LANDING: Cell<Option<GrpcLanding>> = const { Cell::new(None) };
     /// Where gRPC stream callbacks land, set when the first stream is opened.
+    #[cfg(feature = "grpc-streams")]
     static GRPC_STREAM_LANDING: Cell<Option<GrpcStreamLanding>> = const { Cell::new(None) };
 }
 
@@ -793,11 +795,13 @@ pub(crate) fn land_grpc_calls_with(landing: GrpcLanding) {
 }
 
 /// Lands gRPC stream callbacks with `landing` from now on.
+#[cfg(feature = "grpc-streams")]
 pub(crate) fn land_grpc_streams_with(landing: GrpcStreamLanding) {
     GRPC_STREAM_LANDING.with(|slot| slot.set(Some(std::hint::black_box(landing))));
 }
 
 /// Runs a gRPC stream callback on the root, if a stream was ever opened.
+#[cfg(feature = "grpc-streams")]
 fn grpc_stream_event(root: u32, token: u32, kind: u8, value: usize) {
     if let Some(landing) = GRPC_STREAM_LANDING.with(Cell::get) {
         context::enter(root, root, Sdk::Root);
@@ -890,18 +894,22 @@ impl<K: Kind> Context for Root<K> {
         }
     }
 
+    #[cfg(feature = "grpc-streams")]
     fn on_grpc_stream_initial_metadata(&mut self, token_id: u32, num_elements: u32) {
         grpc_stream_event(self.id, token_id, 0, num_elements as usize);
     }
 
+    #[cfg(feature = "grpc-streams")]
     fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
         grpc_stream_event(self.id, token_id, 1, message_size);
     }
 
+    #[cfg(feature = "grpc-streams")]
     fn on_grpc_stream_trailing_metadata(&mut self, token_id: u32, num_elements: u32) {
         grpc_stream_event(self.id, token_id, 2, num_elements as usize);
     }
 
+    #[cfg(feature = "grpc-streams")]
     fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
         grpc_stream_event(self.id, token_id, 3, status_code as usize);
     }
