@@ -175,12 +175,14 @@ impl GrpcRequest {
     }
 
     /// The message given, if any (a stream sends it first).
+    #[cfg(feature = "grpc-streams")]
     pub(crate) fn first_message(&self) -> Option<&[u8]> {
         self.message.as_deref()
     }
 
     /// Opens a stream of this request's method, through the root as calls are: its token,
     /// and the cluster.
+    #[cfg(feature = "grpc-streams")]
     pub(crate) fn open(&self) -> Result<(u32, Rc<str>), GrpcError> {
         if let Some(kind) = &self.refusal {
             return Err(self.error(kind.clone()));

@@ -33,6 +33,7 @@ pub(crate) type CallLanding = fn(u32, usize, usize, usize);
 /// Lands the answer to a gRPC call: token, gRPC status, message size.
 pub(crate) type GrpcLanding = fn(u32, u32, usize);
 
+#[cfg(feature = "grpc-streams")]
 /// Lands a gRPC stream's callback: token, what it is (`grpc_stream::INITIAL`, ...), its
 /// count, size or status.
 pub(crate) type GrpcStreamLanding = fn(u32, u8, usize);
@@ -49,6 +50,7 @@ thread_local! {
     /// Where gRPC call answers land, set when the first gRPC call is sent.
     static GRPC_LANDING: Cell<Option<GrpcLanding>> = const { Cell::new(None) };
     /// Where gRPC stream callbacks land, set when the first stream is opened.
+    #[cfg(feature = "grpc-streams")]
     static GRPC_STREAM_LANDING: Cell<Option<GrpcStreamLanding>> = const { Cell::new(None) };
 }
 
@@ -68,6 +70,7 @@ pub(crate) fn land_grpc_calls_with(landing: GrpcLanding) {
 }
 
 /// Lands gRPC stream callbacks with `landing` from now on.
+#[cfg(feature = "grpc-streams")]
 pub(crate) fn land_grpc_streams_with(landing: GrpcStreamLanding) {
     GRPC_STREAM_LANDING.with(|slot| slot.set(Some(opaque(landing))));
 }
@@ -97,6 +100,7 @@ pub(crate) fn grpc_response(token: u32, status_code: u32, message_size: usize) {
 }
 
 /// A gRPC stream callback: lands it, if a stream was ever opened.
+#[cfg(feature = "grpc-streams")]
 pub(crate) fn grpc_stream_event(token: u32, kind: u8, value: usize) {
     if let Some(landing) = GRPC_STREAM_LANDING.with(Cell::get) {
         landing(token, kind, value);

@@ -146,7 +146,9 @@ mod abi {
         pub(super) fn proxy_record_metric(id: u32, value: u64) -> u32;
         pub(super) fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
         pub(super) fn proxy_grpc_cancel(token: u32) -> u32;
+        #[cfg(feature = "grpc-streams")]
         pub(super) fn proxy_grpc_send(token: u32, data: *const u8, size: usize, end: bool) -> u32;
+        #[cfg(feature = "grpc-streams")]
         pub(super) fn proxy_grpc_close(token: u32) -> u32;
         pub(super) fn proxy_get_status(code: *mut u32, data: *mut *mut u8, size: *mut usize)
             -> u32;
@@ -636,6 +638,7 @@ pub(crate) fn dispatch_grpc_call(
     .map_err(|status| failed("dispatch_grpc_call", status as u32))
 }
 
+#[cfg(feature = "grpc-streams")]
 /// Opens a gRPC stream through the SDK, whose dispatcher must learn the token so that the
 /// stream's callbacks are routed back to this context. `service` is a serialized
 /// `GrpcService` (see the `grpc` module).
@@ -651,6 +654,7 @@ pub(crate) fn open_grpc_stream(
         .map_err(|status| failed("open_grpc_stream", status as u32))
 }
 
+#[cfg(feature = "grpc-streams")]
 /// Sends `message` on gRPC stream `token`.
 pub(crate) fn grpc_send(token: u32, message: &[u8], end_stream: bool) -> Result<(), HostError> {
     // SAFETY: the pointer and length describe a live slice.
@@ -659,6 +663,7 @@ pub(crate) fn grpc_send(token: u32, message: &[u8], end_stream: bool) -> Result<
     check("grpc_send", status)
 }
 
+#[cfg(feature = "grpc-streams")]
 /// Half-closes gRPC stream `token` (measured: the service still answers and closes).
 pub(crate) fn grpc_close(token: u32) -> Result<(), HostError> {
     // SAFETY: no pointers.

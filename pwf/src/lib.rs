@@ -71,6 +71,7 @@ mod error;
 mod executor;
 mod group;
 mod grpc;
+#[cfg(feature = "grpc-streams")]
 mod grpc_stream;
 mod headers;
 mod hooks;
@@ -127,6 +128,7 @@ pub mod runtime {
     }
 
     /// The gRPC streams open (opened, not yet closed nor cancelled).
+    #[cfg(feature = "grpc-streams")]
     ///
     /// ```
     /// # use pwf_test as _; // links the native host's imports
@@ -156,6 +158,7 @@ pub use config::PluginConfig;
 pub use error::{Error, HostError, Status};
 pub use group::{CallResult, DispatchGroup};
 pub use grpc::{GrpcError, GrpcErrorKind, GrpcRequest, GrpcResponse, PendingGrpcCall};
+#[cfg(feature = "grpc-streams")]
 pub use grpc_stream::GrpcStream;
 pub use headers::{HeaderValue, Headers, InvalidHeader};
 pub use http::{Action, Http, LocalResponse, Outcome, Phase};

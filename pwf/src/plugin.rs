@@ -718,21 +718,25 @@ impl<K: Kind> Context for Root<K> {
         hooks::grpc_response(token_id, status_code, response_size);
     }
 
+    #[cfg(feature = "grpc-streams")]
     fn on_grpc_stream_initial_metadata(&mut self, token_id: u32, num_elements: u32) {
         context::enter(self.id, self.id, Sdk::Root);
         hooks::grpc_stream_event(token_id, 0, num_elements as usize);
     }
 
+    #[cfg(feature = "grpc-streams")]
     fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
         context::enter(self.id, self.id, Sdk::Root);
         hooks::grpc_stream_event(token_id, 1, message_size);
     }
 
+    #[cfg(feature = "grpc-streams")]
     fn on_grpc_stream_trailing_metadata(&mut self, token_id: u32, num_elements: u32) {
         context::enter(self.id, self.id, Sdk::Root);
         hooks::grpc_stream_event(token_id, 2, num_elements as usize);
     }
 
+    #[cfg(feature = "grpc-streams")]
     fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
         context::enter(self.id, self.id, Sdk::Root);
         hooks::grpc_stream_event(token_id, 3, status_code as usize);

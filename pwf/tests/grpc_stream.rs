@@ -1,5 +1,6 @@
 //! gRPC streams as `futures::Stream`s, in the native host (which follows what Envoy 1.40
-//! was measured to do: `envoy/e2e/tests/grpc_probe.rs`).
+//! was measured to do: `envoy/e2e/tests/grpc_probe.rs`). Needs the `grpc-streams` feature.
+#![cfg(feature = "grpc-streams")]
 
 use std::rc::Rc;
 
