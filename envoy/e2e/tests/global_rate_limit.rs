@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 
 use envoy_harness::{load, Behaviour, Envoy, RateLimitServer, Request, Result, Setup};
 
+/// What the plugin logs when it is configured as `service_down_*` configures it.
+const CONFIGURED_LINE: &str =
+    "global_rate_limit: domain pwf on cluster ratelimit, timeout 200ms, fail closed";
+/// What the plugin logs when the rate limit service refuses the connection.
+const REFUSED_LINE: &str = "global_rate_limit: no answer, refused: gRPC call to cluster `ratelimit` failed in Envoy, status 14 (UNAVAILABLE): upstream connect error or disconnect/reset before headers. reset reason: remote connection failure (upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused})";
+
 fn config(fail_open: bool, timeout: &str) -> String {
     format!(
         r#"{{"descriptors": [{{"header": "x-api-key", "key": "api_key"}}], "timeout": "{timeout}", "failOpen": {fail_open}}}"#
@@ -57,13 +63,15 @@ fn limit_holds_exactly_across_workers() -> Result<()> {
 #[test]
 fn service_down_fails_closed_with_503_or_open_with_200() -> Result<()> {
     let port = closed_port();
-    let closed = example(false, "1s")
+    let closed = example(false, "200ms")
         .set("ratelimit_port", port.to_string())
         .start()?;
     let resp = closed.send(&keyed("alice"))?;
     assert_eq!(resp.status, 503);
     assert_eq!(resp.text(), "rate limit service unavailable\n");
-    closed.wait_for_log("no answer, refused", Duration::from_secs(5))?;
+    // The whole lines, as examples/global_rate_limit/README.md shows them.
+    closed.wait_for_log(CONFIGURED_LINE, Duration::from_secs(5))?;
+    closed.wait_for_log(REFUSED_LINE, Duration::from_secs(5))?;
 
     let open = example(true, "1s")
         .set("ratelimit_port", port.to_string())
