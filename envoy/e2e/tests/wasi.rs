@@ -69,6 +69,9 @@ fn environment_is_empty_clocks_run_random_differs_and_files_are_not_found() -> R
 }
 
 #[test]
+#[ignore = "measured both ways in Envoy 1.40 on the same day: the VM panicked on the `wasm` \
+            branch, and slept (answered 404 from the upstream) on main after the merges; \
+            to be explained before this claim is relied on (see docs/testing.md)"]
 fn sleep_panics_the_vm() -> Result<()> {
     let envoy = wasi().start()?;
     assert_eq!(envoy.get("/sleep")?.status, 503);
