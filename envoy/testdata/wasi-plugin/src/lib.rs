@@ -8,7 +8,9 @@
 //! - `/clock`: `SystemTime::now()` and `Instant::now()`;
 //! - `/random`: `RandomState` (WASI `random_get`) twice;
 //! - `/file`: `std::fs::read("/etc/hostname")`;
-//! - `/sleep`: `std::thread::sleep(1 ms)` (the VM panics);
+//! - `/sleep`: `std::thread::sleep(200 ms)`, and how long it took;
+//! - `/poll`: WASI `poll_oneoff` itself, for one 1 ms clock subscription: what it
+//!   returns, and what it writes;
 //! - `/pause`: headers paused on an HTTP call, resumed when it answers; every body
 //!   phase logs when it runs and whether the call has answered by then.
 
@@ -91,8 +93,13 @@ impl HttpFilter for WasiFilter {
                 say(http, &format!("/file: {:?}", read.map(|bytes| bytes.len())));
             }
             b"/sleep" => {
-                std::thread::sleep(Duration::from_millis(1));
-                say(http, "/sleep: slept");
+                let start = Instant::now();
+                std::thread::sleep(Duration::from_millis(200));
+                let waited = start.elapsed().as_millis();
+                say(http, &format!("/sleep: returned after {waited} ms of 200"));
+            }
+            b"/poll" => {
+                say(http, &format!("/poll: {}", poll::probe()));
             }
             b"/pause" => {
                 let mut group = DispatchGroup::new();
@@ -128,3 +135,44 @@ impl HttpFilter for WasiFilter {
 }
 
 pwf::main!(Wasi);
+
+/// `poll_oneoff` called directly with one relative clock subscription, its event filled
+/// with a pattern first, so that the log shows what the host wrote and what it left.
+mod poll {
+    #[cfg(target_os = "wasi")]
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    extern "C" {
+        fn poll_oneoff(
+            subscriptions: *const u8,
+            events: *mut u8,
+            n: u32,
+            events_out: *mut u32,
+        ) -> u16;
+    }
+
+    /// `errno …, nevents …, event error …, type …` (`0xaaaa`, `0xaa`: left unwritten).
+    #[cfg(target_os = "wasi")]
+    pub(crate) fn probe() -> String {
+        let mut subscription = [0u8; 48];
+        subscription[0..8].copy_from_slice(&7u64.to_le_bytes()); // userdata
+        subscription[8] = 0; // eventtype: clock
+        subscription[16..20].copy_from_slice(&0u32.to_le_bytes()); // clock: realtime
+        subscription[24..32].copy_from_slice(&1_000_000u64.to_le_bytes()); // 1 ms, relative
+        let mut event = [0xaau8; 32];
+        let mut nevents = 0xdead_beef_u32;
+        // SAFETY: the buffers have the sizes WASI preview 1 gives these records.
+        let errno =
+            unsafe { poll_oneoff(subscription.as_ptr(), event.as_mut_ptr(), 1, &mut nevents) };
+        let error = u16::from_le_bytes([event[8], event[9]]);
+        format!(
+            "errno {errno}, nevents {nevents:#x}, event error {error:#x}, type {:#x}",
+            event[10]
+        )
+    }
+
+    /// Natively there is no WASI layer to ask.
+    #[cfg(not(target_os = "wasi"))]
+    pub(crate) fn probe() -> String {
+        "not a wasm build".into()
+    }
+}

@@ -1,8 +1,8 @@
 //! A plugin with a fault per request path, each one invisible to a native test and
 //! caught against the compiled module (pwf-test's `tests/wasm_mode.rs`):
 //!
-//! - `/sleep`: `std::thread::sleep` in a phase (Envoy's WASI has no `poll_oneoff`: the
-//!   plugin panics);
+//! - `/sleep`: `std::thread::sleep` in a phase (Envoy answers WASI `poll_oneoff` at once,
+//!   without an event: the sleep returns early or panics the VM);
 //! - `/panic`: a panic with a message;
 //! - `/leak`: 1 KiB leaked per request (linear memory grows);
 //! - `/alloc`: an allocation pattern over every size class of `pwf::alloc`, reallocs
