@@ -212,8 +212,8 @@ pub enum StartError {
     Rejected,
     /// The VM failed (a panic in the entry function or in `on_vm_start`).
     VmFailed(String),
-    /// Wasm mode: the module is missing or cannot be loaded (the message says why, and
-    /// how to build it).
+    /// Wasm mode: the module could not be built, is missing, or cannot be loaded (the
+    /// message says why).
     Module(String),
 }
 
@@ -279,17 +279,15 @@ pub struct HostBuilder {
     profile_functions: bool,
 }
 
-/// The release module of workspace package `package`
-/// (`<target>/wasm32-wasip1/release/<package>.wasm`, `-` as `_`), or why it is not there:
-/// the message names the command that builds it. For tests that skip themselves when
-/// the module is not built.
+/// The release module of package `package` (`<target>/wasm32-wasip1/release/<package>.wasm`,
+/// `-` as `_`), after `cargo build --target wasm32-wasip1 --release -p <package>` has run
+/// once in this test process, so that it is never missing or older than its code. `Err`
+/// says why it could not be built, with cargo's output.
+///
+/// Wasm mode does this itself for the crate under test; this is for a test that runs
+/// another package's module, through [`HostBuilder::wasm_module`].
 pub fn release_module(package: &str) -> Result<PathBuf, String> {
-    let path = crate::wasm::module_path(package);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(crate::wasm::missing(&path))
-    }
+    crate::wasm::built_module(package)
 }
 
 /// How a [`Host`] runs the plugin.
@@ -325,19 +323,20 @@ impl HostBuilder {
     /// In [`Mode::Wasm`], [`Host::start_vm`] and [`Host::start_vm_with_root`] ignore
     /// their argument and start the module through its exports (`_initialize`, then
     /// `proxy_on_context_create` and `proxy_on_vm_start`): the module of the crate under
-    /// test, `<target>/wasm32-wasip1/release/<crate>.wasm`, unless
-    /// [`HostBuilder::wasm_module`] names another. A plugin defined in a test exists only
+    /// test, `<target>/wasm32-wasip1/release/<crate>.wasm`, built first as
+    /// [`release_module`] builds it, unless [`HostBuilder::wasm_module`] names another. A plugin defined in a test exists only
     /// natively: such a test sets [`Mode::Native`].
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = Some(mode);
         self
     }
 
-    /// Runs the release module of workspace package `package` in wasm mode (implies
-    /// [`Mode::Wasm`]); see [`release_module`].
-    pub fn wasm_package(self, package: &str) -> Self {
-        let path = crate::wasm::module_path(package);
-        self.wasm_module(path)
+    /// Runs the release module of package `package` in wasm mode (implies
+    /// [`Mode::Wasm`]), built first as [`release_module`] builds it.
+    pub fn wasm_package(mut self, package: &str) -> Self {
+        self.mode = Some(Mode::Wasm);
+        self.wasm_module = Some(crate::wasm::Source::Package(package.to_owned()));
+        self
     }
 
     /// Runs this module in wasm mode (implies [`Mode::Wasm`]).
@@ -529,6 +528,9 @@ impl Host {
             Mode::Native => None,
             Mode::Wasm => {
                 let source = match &self.wasm_module {
+                    Some(crate::wasm::Source::Package(package)) => crate::wasm::Source::Path(
+                        crate::wasm::built_module(package).map_err(StartError::Module)?,
+                    ),
                     Some(source) => source.clone(),
                     None => crate::wasm::Source::Path(
                         crate::wasm::crate_module().map_err(StartError::Module)?,

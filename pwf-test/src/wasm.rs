@@ -39,6 +39,8 @@ pub(crate) enum Source {
     Path(PathBuf),
     /// The bytes of one.
     Bytes(std::sync::Arc<[u8]>),
+    /// The release module of a package, built before it is loaded.
+    Package(String),
 }
 
 /// A module instance, on its VM thread.
@@ -73,8 +75,13 @@ fn engine(profiling: bool) -> &'static Engine {
 pub(crate) fn load(source: &Source, profiling: bool) -> Result<Module, String> {
     type Cache = Mutex<HashMap<(PathBuf, bool), (Option<SystemTime>, Module)>>;
     static MODULES: OnceLock<Cache> = OnceLock::new();
+    let built;
     let path = match source {
         Source::Path(path) => path,
+        Source::Package(package) => {
+            built = built_module(package)?;
+            &built
+        }
         Source::Bytes(bytes) => {
             return Module::new(engine(profiling), bytes)
                 .map_err(|error| format!("cannot compile the module: {error:#}"));
@@ -100,15 +107,70 @@ pub(crate) fn load(source: &Source, profiling: bool) -> Result<Module, String> {
     Ok(module)
 }
 
-/// The release module of the crate under test, as `cargo build --target wasm32-wasip1
-/// --release` writes it: cargo sets `CARGO_PKG_NAME` when it runs a test binary.
+/// The release module of the crate under test, built first (see [`built_module`]): cargo
+/// sets `CARGO_PKG_NAME` when it runs a test binary.
 pub(crate) fn crate_module() -> Result<PathBuf, String> {
     let package = std::env::var("CARGO_PKG_NAME").map_err(|_| {
         "pwf-test: wasm mode needs CARGO_PKG_NAME (set by `cargo test`) to find the \
          module of the crate under test; or give the path with `HostBuilder::wasm_module`"
             .to_string()
     })?;
-    Ok(module_path(&package))
+    built_module(&package)
+}
+
+/// `package`'s release module, after `cargo build --target wasm32-wasip1 --release -p
+/// <package>` has run once in this test process: a test never runs a module that is
+/// missing, or older than the code. When the module is fresh, cargo only checks.
+pub(crate) fn built_module(package: &str) -> Result<PathBuf, String> {
+    static BUILT: Mutex<Vec<(String, Result<PathBuf, String>)>> = Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, result)) = built.iter().find(|(name, _)| name == package) {
+        return result.clone();
+    }
+    let result = build(package);
+    built.push((package.to_owned(), result.clone()));
+    result
+}
+
+fn build(package: &str) -> Result<PathBuf, String> {
+    let command = format!("cargo build --target wasm32-wasip1 --release -p {package}");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cargo = std::process::Command::new(cargo);
+    cargo
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            "wasm32-wasip1",
+            "--release",
+            "-p",
+        ])
+        .arg(package)
+        .env("CARGO_TARGET_DIR", target_dir());
+    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        cargo.current_dir(dir);
+    }
+    let output = cargo
+        .output()
+        .map_err(|error| format!("pwf-test: wasm mode: `{command}` did not start: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "pwf-test: wasm mode: `{command}` failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        ));
+    }
+    let path = module_path(package);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "pwf-test: wasm mode: `{command}` wrote no {} (is `{package}` a `cdylib`?)",
+            path.display()
+        ))
+    }
 }
 
 /// Where `cargo build --target wasm32-wasip1 --release -p <package>` writes the module.
@@ -120,17 +182,9 @@ pub(crate) fn module_path(package: &str) -> PathBuf {
         .join(file)
 }
 
-/// Says that the module at `path` is missing, and how to build it.
+/// Says that the module at `path` is missing.
 pub(crate) fn missing(path: &Path) -> String {
-    let package = path
-        .file_stem()
-        .map(|stem| stem.to_string_lossy().replace('_', "-"))
-        .unwrap_or_default();
-    format!(
-        "pwf-test: wasm mode: {} is missing; build it with \
-         `cargo build --target wasm32-wasip1 --release -p {package}`",
-        path.display()
-    )
+    format!("pwf-test: wasm mode: {} is missing", path.display())
 }
 
 /// The target directory: `CARGO_TARGET_DIR`, else the one holding this test binary

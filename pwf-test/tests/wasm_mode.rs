@@ -1,7 +1,7 @@
 //! What only the compiled module shows: the same plugin, run natively and in wasm mode.
 //!
-//! The modules are built by `cargo xtask test`; a test whose module is not built says so
-//! and how to build it, and skips.
+//! Each module is built (`cargo build --target wasm32-wasip1 --release -p ..`) the first
+//! time a test of this file asks for it.
 
 use pwf_test::{release_module, Action, Host, Mode, StartError};
 
@@ -16,15 +16,10 @@ fn request(path: &str) -> [(&'static str, String); 3] {
     ]
 }
 
-/// The host running `package`'s module, or `None` (printed) if it is not built.
-fn wasm_host(package: &str) -> Option<Host> {
-    match release_module(package) {
-        Ok(path) => Some(Host::builder().wasm_module(path).build()),
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
+/// The host running `package`'s release module (built first, if it is missing or stale).
+fn wasm_host(package: &str) -> Host {
+    let module = release_module(package).unwrap_or_else(|why| panic!("{why}"));
+    Host::builder().wasm_module(module).build()
 }
 
 fn native_host() -> Host {
@@ -37,9 +32,7 @@ fn plugin_without_main_starts_natively_and_its_module_is_refused_naming_the_fix(
     native
         .start_vm_with_root(pwf::root_context::<unregistered_plugin::Forgotten>)
         .unwrap();
-    let Some(host) = wasm_host(UNREGISTERED) else {
-        return;
-    };
+    let host = wasm_host(UNREGISTERED);
     let error = host
         .start_vm_with_root(pwf::root_context::<unregistered_plugin::Forgotten>)
         .unwrap_err();
@@ -64,9 +57,7 @@ fn sleep_in_a_phase_passes_natively_and_fails_the_vm_in_wasm_saying_why() {
         Action::Continue
     );
 
-    let Some(host) = wasm_host(BROKEN) else {
-        return;
-    };
+    let host = wasm_host(BROKEN);
     let vm = host
         .start_vm_with_root(pwf::root_context::<broken_plugin::Broken>)
         .unwrap();
@@ -95,9 +86,7 @@ fn sleep_in_a_phase_passes_natively_and_fails_the_vm_in_wasm_saying_why() {
 
 #[test]
 fn panic_fails_the_vm_with_the_message_the_plugin_logged() {
-    let Some(host) = wasm_host(BROKEN) else {
-        return;
-    };
+    let host = wasm_host(BROKEN);
     let vm = host
         .start_vm_with_root(pwf::root_context::<broken_plugin::Broken>)
         .unwrap();
@@ -122,9 +111,7 @@ fn leak_of_1_kib_per_request_shows_as_memory_growth_and_a_clean_plugin_stays_fla
             .memory_pages(),
         None
     );
-    let Some(host) = wasm_host(BROKEN) else {
-        return;
-    };
+    let host = wasm_host(BROKEN);
     let vm = host
         .start_vm_with_root(pwf::root_context::<broken_plugin::Broken>)
         .unwrap();
@@ -149,9 +136,7 @@ fn leak_of_1_kib_per_request_shows_as_memory_growth_and_a_clean_plugin_stays_fla
 
 #[test]
 fn allocator_keeps_every_block_of_every_size_class_and_alignment() {
-    let Some(host) = wasm_host(BROKEN) else {
-        return;
-    };
+    let host = wasm_host(BROKEN);
     let stream = host
         .start_vm_with_root(pwf::root_context::<broken_plugin::Broken>)
         .unwrap()
@@ -176,9 +161,7 @@ fn fuel_counts_guest_instructions_in_wasm_and_is_none_natively() {
         .start_vm_with_root(pwf::root_context::<broken_plugin::Broken>)
         .unwrap();
     assert_eq!(native.fuel(), None);
-    let Some(host) = wasm_host(BROKEN) else {
-        return;
-    };
+    let host = wasm_host(BROKEN);
     let vm = host
         .start_vm_with_root(pwf::root_context::<broken_plugin::Broken>)
         .unwrap();
@@ -187,4 +170,24 @@ fn fuel_counts_guest_instructions_in_wasm_and_is_none_natively() {
     assert!(before > 0);
     plugin.open_stream().request_headers(request("/"), true);
     assert!(vm.fuel().unwrap() > before);
+}
+
+#[test]
+fn a_package_that_does_not_build_fails_the_start_with_cargos_output() {
+    let host = Host::builder().wasm_package("no-such-plugin").build();
+    let error = host
+        .start_vm_with_root(pwf::root_context::<broken_plugin::Broken>)
+        .unwrap_err();
+    let StartError::Module(message) = error else {
+        panic!("expected a module error, got {error:?}");
+    };
+    assert!(
+        message.starts_with(
+            "pwf-test: wasm mode: `cargo build --target wasm32-wasip1 --release -p \
+             no-such-plugin` failed"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("no-such-plugin"), "{message}");
+    assert!(message.contains("did not match any packages"), "{message}");
 }

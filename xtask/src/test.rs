@@ -99,9 +99,14 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
             cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })?;
     }
+    // One package per build: cargo unifies a dependency's features over the packages of a
+    // build, so building them together would give each module the pwf features of every
+    // other (the `grpc-streams` callbacks in all of them). Each module is built as its
+    // own crate's `cargo build` builds it, and as pwf-test's wasm mode rebuilds it.
     steps.run("release wasm builds", || {
-        let args = packages(&["build", "--target", WASM_TARGET, "--release"]);
-        cargo(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        wasm_packages.iter().try_for_each(|package| {
+            cargo(&["build", "--target", WASM_TARGET, "--release", "-p", package])
+        })
     })?;
     if scope == Scope::All {
         // The wasm-mode tests of pwf-test run the release modules built above.

@@ -120,12 +120,7 @@ impl Envoy {
         let config = example.envoy_config();
         let mut setup = Setup::new(&example.package, read(&config));
         match built_wasm_artifact(&example.package) {
-            Ok(wasm) => {
-                if let Some(warning) = paths::staleness(&wasm, example) {
-                    eprintln!("{warning}");
-                }
-                setup = setup.wasm(&wasm);
-            }
+            Ok(wasm) => setup = setup.wasm(&wasm),
             Err(e) => setup.template = Err(e),
         }
         setup
@@ -341,8 +336,7 @@ impl Setup {
         self.set("wasm", yaml_quote(&path))
     }
 
-    /// The release wasm of workspace package `package` (`# pwf:wasm`), built first if it
-    /// is missing; see [`built_wasm_artifact`](crate::built_wasm_artifact).
+    /// The release wasm of workspace package `package` (`# pwf:wasm`), built first; see [`built_wasm_artifact`](crate::built_wasm_artifact).
     pub fn wasm_of(mut self, package: &str) -> Setup {
         match built_wasm_artifact(package) {
             Ok(path) => self.wasm(path),

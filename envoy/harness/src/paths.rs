@@ -2,7 +2,6 @@
 //! examples.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use crate::{Error, Result};
 
@@ -83,32 +82,45 @@ pub fn wasm_artifact(package: &str) -> Result<PathBuf> {
     }
 }
 
-/// Like [`wasm_artifact`], but builds the module first when it is missing (`cargo build
-/// --target wasm32-wasip1 --release -p <package>`, said on stderr), so that a plain
-/// `cargo test` in a fresh clone runs the e2e tests instead of failing on a missing file.
-/// A stale module is not rebuilt: `cargo xtask test` rebuilds everything first.
+/// Like [`wasm_artifact`], but runs `cargo build --target wasm32-wasip1 --release -p
+/// <package>` first, once per test process: the module Envoy loads is never missing (a
+/// plain `cargo test` in a fresh clone runs the e2e tests) and never older than its code.
+/// When the module is fresh, cargo only checks.
 pub fn built_wasm_artifact(package: &str) -> Result<PathBuf> {
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    if let Ok(path) = wasm_artifact(package) {
-        return Ok(path);
+    static BUILT: std::sync::Mutex<Vec<(String, Result<PathBuf, String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, result)) = built.iter().find(|(name, _)| name == package) {
+        return result.clone().map_err(Error::new);
     }
-    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Ok(path) = wasm_artifact(package) {
-        return Ok(path);
-    }
+    let result = build(package).map_err(|e| e.to_string());
+    built.push((package.to_owned(), result.clone()));
+    result.map_err(Error::new)
+}
+
+fn build(package: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let args = ["build", "--target", WASM_TARGET, "--release", "-p", package];
-    eprintln!("{package}.wasm is missing: cargo {}", args.join(" "));
-    let status = std::process::Command::new(cargo)
+    let args = [
+        "build",
+        "--quiet",
+        "--target",
+        WASM_TARGET,
+        "--release",
+        "-p",
+        package,
+    ];
+    let output = std::process::Command::new(cargo)
         .args(args)
         .env("CARGO_TARGET_DIR", target_dir())
         .current_dir(work_dir())
-        .status()
+        .output()
         .map_err(|e| Error::io(format!("running cargo build -p {package}"), e))?;
-    if !status.success() {
+    if !output.status.success() {
         return Err(Error::new(format!(
-            "`cargo {}` failed ({status})",
-            args.join(" ")
+            "`cargo {}` failed ({}):\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
         )));
     }
     wasm_artifact(package)
@@ -202,55 +214,6 @@ fn package_key(manifest: &str, wanted: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// The newest modification time of the files under `dir`, if any.
-fn newest(dir: &Path) -> Option<(SystemTime, PathBuf)> {
-    let mut best: Option<(SystemTime, PathBuf)> = None;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if let Ok(t) = meta.modified() {
-                if best.as_ref().is_none_or(|(b, _)| t > *b) {
-                    best = Some((t, path));
-                }
-            }
-        }
-    }
-    best
-}
-
-/// A warning when `wasm` is older than a source file it is built from (the example's `src`,
-/// `pwf/src`, `pwf-macros/src`), so a test run against a stale build says so.
-pub(crate) fn staleness(wasm: &Path, example: &Example) -> Option<String> {
-    let built = std::fs::metadata(wasm).and_then(|m| m.modified()).ok()?;
-    let root = repo_root();
-    [
-        example.dir.join("src"),
-        root.join("pwf/src"),
-        root.join("pwf-macros/src"),
-    ]
-    .iter()
-    .filter_map(|d| newest(d))
-    .filter(|(t, _)| *t > built)
-    .max_by_key(|(t, _)| *t)
-    .map(|(_, file)| {
-        format!(
-            "warning: {} is older than {}; rebuild with `cargo build --target {WASM_TARGET} --release -p {}`",
-            wasm.display(),
-            file.display(),
-            example.package
-        )
-    })
 }
 
 #[cfg(test)]
