@@ -84,8 +84,9 @@ pub(crate) fn render(rows: &[Row]) -> String {
         "## gRPC\n\n\
          What gRPC costs a plugin's `.wasm`: `bench/grpc`, a filter that checks each request \
          with an HTTP call, built without gRPC, then with one more gRPC step per row (the \
-         crate's features), in the release build as shipped, and after `wasm-opt -O3`. The \
-         differences are against the first row.\n\n\
+         crate's features), in the suite's `release` build (as the size table above), and \
+         after `wasm-opt -O3`. The differences are against the first row; \
+         `pwf-bench --grpc-size` prints this section alone.\n\n\
          | build | features | `.wasm` | difference | after wasm-opt | difference |\n\
          |---|---|---|---|---|---|\n",
     );
