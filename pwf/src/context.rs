@@ -100,6 +100,16 @@ pub(crate) fn in_context<R>(context_id: u32, f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// The stream the running code acts for (a phase's, or a task's), or `None` when it acts
+/// for the plugin's root context: who owns what it opens.
+#[cfg(feature = "grpc-streams")]
+pub(crate) fn acting_stream() -> Option<u32> {
+    CONTEXTS.with(|contexts| {
+        let target = contexts.target.get();
+        (target != contexts.root.get()).then_some(target)
+    })
+}
+
 /// Makes the context the running code acts for effective, if it is not:
 /// what every host call that applies to a context does first.
 pub(crate) fn sync() -> Result<(), HostError> {

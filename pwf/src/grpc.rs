@@ -340,6 +340,10 @@ pub enum GrpcErrorKind {
     NotInTask,
     /// The call was sent while a filter was being created; send it from a phase.
     NotInCallback,
+    /// The HTTP or TCP stream that opened this gRPC stream ended, and so cancelled it: a
+    /// gRPC stream belongs to the stream that opened it.
+    #[cfg(feature = "grpc-streams")]
+    SenderEnded,
 }
 
 /// A gRPC call that did not produce an `OK` answer, naming the cluster.
@@ -446,6 +450,10 @@ impl fmt::Display for GrpcError {
             GrpcErrorKind::NotInCallback => f.write_str(
                 " not sent: sent while a filter was being created; send it from a phase",
             ),
+            #[cfg(feature = "grpc-streams")]
+            GrpcErrorKind::SenderEnded => {
+                f.write_str(" cancelled: the stream that opened it ended first")
+            }
         }
     }
 }

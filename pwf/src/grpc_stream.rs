@@ -5,8 +5,12 @@
 //! come in order: initial metadata (always, empty for a trailers-only answer), each
 //! message, trailing metadata, then the close with the status. `proxy_grpc_close`
 //! half-closes (the service still answers and closes); `proxy_grpc_cancel` resets the
-//! stream upstream, with no more callbacks. A stream outlives the HTTP stream that opened
-//! it unless cancelled: pwf cancels a [`GrpcStream`] that is dropped before it closed.
+//! stream upstream, with no more callbacks. Envoy lets a stream outlive the HTTP stream
+//! that opened it; pwf does not: a stream opened by an HTTP (or TCP) stream's phase or
+//! task belongs to that stream and is cancelled when it ends, wherever its [`GrpcStream`]
+//! is held by then, the way that stream's tasks are dropped. One opened by the plugin
+//! (its root context: `on_configure`, `on_tick`, a plugin-wide task) lives until it
+//! closes or is cancelled. Either way, a [`GrpcStream`] dropped before the close cancels it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -30,6 +34,8 @@ struct StreamState {
     trailing: RefCell<Option<Vec<(String, HeaderValue)>>>,
     /// Set once, at the close: `Ok` for status 0.
     end: RefCell<Option<Result<(), GrpcError>>>,
+    /// Whether the stream that opened it ended, which cancelled it.
+    owner_ended: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
 
@@ -46,6 +52,8 @@ struct Open {
     token: u32,
     state: Rc<StreamState>,
     cluster: Rc<str>,
+    /// The HTTP or TCP stream that opened it, which it ends with; 0: the plugin.
+    owner: u32,
 }
 
 thread_local! {
@@ -66,14 +74,19 @@ impl GrpcRequest {
     pub fn open_stream(&self) -> Result<GrpcStream, GrpcError> {
         let (token, cluster) = self.open()?;
         let state = Rc::new(StreamState::default());
+        let owner = crate::context::acting_stream();
         GRPC_STREAMS.with(|streams| {
             streams.borrow_mut().push(Open {
                 token,
                 state: state.clone(),
                 cluster: cluster.clone(),
+                owner: owner.unwrap_or(0),
             })
         });
         crate::hooks::land_grpc_streams_with(on_event);
+        if owner.is_some() {
+            crate::hooks::on_stream_end_grpc(end_opened_by);
+        }
         let stream = GrpcStream {
             token,
             state,
@@ -92,6 +105,13 @@ impl GrpcRequest {
 /// the stream closed with a status other than `OK`.
 ///
 /// Dropping it before it closed cancels it (Envoy resets it upstream). Read it in a task.
+///
+/// A stream opened by an HTTP (or TCP) stream, in a phase or a task, belongs to that
+/// stream: when it ends, the gRPC stream is cancelled, wherever this handle is held by
+/// then (a plugin-wide task, the plugin's state); the handle then reads
+/// [`GrpcErrorKind::SenderEnded`] once, and sends fail with it. One opened by the plugin
+/// (`on_configure`, `on_tick`, a [`PluginContext::spawn`](crate::PluginContext::spawn)
+/// task) lives until it closes or is cancelled.
 ///
 /// ```no_run
 /// use futures::StreamExt;
@@ -134,11 +154,13 @@ impl GrpcStream {
 
     /// Sends `message` (serialized protobuf bytes).
     pub fn send(&self, message: &[u8]) -> Result<(), GrpcError> {
+        self.check_owner()?;
         host::grpc_send(self.token, message, false).map_err(|e| self.host_error(e))
     }
 
     /// Half-closes: tells the service that no more messages come. Its answers still do.
     pub fn close_send(&self) -> Result<(), GrpcError> {
+        self.check_owner()?;
         host::grpc_close(self.token).map_err(|e| self.host_error(e))
     }
 
@@ -156,6 +178,14 @@ impl GrpcStream {
     /// The trailing metadata, once it came (`grpc-status` among them).
     pub fn trailing_metadata(&self) -> Option<Vec<(String, HeaderValue)>> {
         self.state.trailing.borrow().clone()
+    }
+
+    /// Fails once the stream that opened it ended (and so cancelled it).
+    fn check_owner(&self) -> Result<(), GrpcError> {
+        if self.state.owner_ended.get() {
+            return Err(GrpcError::new(&self.cluster, GrpcErrorKind::SenderEnded));
+        }
+        Ok(())
     }
 
     fn host_error(&self, error: crate::HostError) -> GrpcError {
@@ -286,6 +316,43 @@ fn deliver(token: u32, kind: u8, value: usize) -> bool {
     }
     state.wake();
     true
+}
+
+/// Cancels every gRPC stream that stream `context_id`, which has ended, opened and that
+/// is still open: the handles its tasks held were dropped with them; one held elsewhere
+/// reads the error. Then runs what that woke.
+fn end_opened_by(context_id: u32) {
+    let mut ended = Vec::new();
+    let _ = GRPC_STREAMS.try_with(|streams| {
+        let Ok(mut streams) = streams.try_borrow_mut() else {
+            return;
+        };
+        streams.retain(|open| {
+            let owned = open.owner == context_id;
+            if owned {
+                ended.push(open.clone());
+            }
+            !owned
+        });
+    });
+    if ended.is_empty() {
+        return;
+    }
+    for open in ended {
+        // Envoy resets it upstream; a failure means it has ended already.
+        let _ = host::grpc_cancel(open.token);
+        open.state.owner_ended.set(true);
+        let mut slot = open.state.end.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Err(GrpcError::new(
+                &open.cluster,
+                GrpcErrorKind::SenderEnded,
+            )));
+        }
+        drop(slot);
+        open.state.wake();
+    }
+    crate::executor::run_until_stalled();
 }
 
 /// The streams open now.

@@ -52,6 +52,10 @@ thread_local! {
     /// Where gRPC stream callbacks land, set when the first stream is opened.
     #[cfg(feature = "grpc-streams")]
     static GRPC_STREAM_LANDING: Cell<Option<GrpcStreamLanding>> = const { Cell::new(None) };
+    /// What a stream's end does to the gRPC streams it opened, set when an HTTP or TCP
+    /// stream first opens one.
+    #[cfg(feature = "grpc-streams")]
+    static GRPC_STREAMS_ENDED: Cell<Option<fn(u32)>> = const { Cell::new(None) };
 }
 
 /// Routes call responses to `landing` from now on (the only landing there
@@ -73,6 +77,13 @@ pub(crate) fn land_grpc_calls_with(landing: GrpcLanding) {
 #[cfg(feature = "grpc-streams")]
 pub(crate) fn land_grpc_streams_with(landing: GrpcStreamLanding) {
     GRPC_STREAM_LANDING.with(|slot| slot.set(Some(opaque(landing))));
+}
+
+/// Runs `ended` with the id of every stream that ends, from now on: the gRPC streams a
+/// stream opened end with it.
+#[cfg(feature = "grpc-streams")]
+pub(crate) fn on_stream_end_grpc(ended: fn(u32)) {
+    GRPC_STREAMS_ENDED.with(|slot| slot.set(Some(opaque(ended))));
 }
 
 /// Fires `timers` on every tick from now on.
@@ -115,9 +126,13 @@ pub(crate) fn tick() {
 }
 
 /// A stream (HTTP or TCP) ended: tells the calls routed through it, if a
-/// call ever was.
+/// call ever was, and the gRPC streams it opened, if it ever opened one.
 pub(crate) fn stream_ended(context_id: u32) {
     if let Some(ended) = STREAM_ENDED.with(Cell::get) {
+        ended(context_id);
+    }
+    #[cfg(feature = "grpc-streams")]
+    if let Some(ended) = GRPC_STREAMS_ENDED.with(Cell::get) {
         ended(context_id);
     }
 }

@@ -158,3 +158,121 @@ fn grpc_stream_open_when_its_http_stream_ends_is_cancelled() {
     assert_eq!(grpc.message(b"late"), Delivery::Cancelled);
     assert_eq!(plugin.failure(), None);
 }
+
+/// Opens a stream per request and hands it to a plugin-wide task, which reads it and logs
+/// what it hears; `x-root: 1` on a request instead asks the plugin's next tick to open one.
+struct Hub {
+    to_reader: futures::channel::mpsc::UnboundedSender<pwf::GrpcStream>,
+}
+
+impl Plugin for Hub {
+    type Config = ();
+    type Filter = HubFilter;
+
+    fn configure(_: (), cx: &PluginContext) -> Result<Self, Error> {
+        let (to_reader, mut streams) = futures::channel::mpsc::unbounded::<pwf::GrpcStream>();
+        cx.spawn(async move {
+            while let Some(mut stream) = streams.next().await {
+                while let Some(message) = stream.next().await {
+                    match message {
+                        Ok(message) => pwf::info!("heard {}", String::from_utf8_lossy(&message)),
+                        Err(error) => pwf::info!("ended: {error}"),
+                    }
+                }
+            }
+            Ok(())
+        });
+        Ok(Hub { to_reader })
+    }
+
+    fn filter(plugin: &Rc<Self>, _: &Http) -> HubFilter {
+        HubFilter {
+            to_reader: plugin.to_reader.clone(),
+        }
+    }
+
+    fn on_tick(&self, _: &PluginContext) {
+        match GrpcRequest::new("echo", "pwf.test.Echo", "Stream").open_stream() {
+            Ok(stream) => {
+                let _ = self.to_reader.unbounded_send(stream);
+            }
+            Err(error) => pwf::error!("{error}"),
+        }
+    }
+}
+
+struct HubFilter {
+    to_reader: futures::channel::mpsc::UnboundedSender<pwf::GrpcStream>,
+}
+
+impl HttpFilter for HubFilter {
+    fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+        let stream = GrpcRequest::new("echo", "pwf.test.Echo", "Stream").open_stream()?;
+        let to_reader = self.to_reader.clone();
+        Ok(http.spawn(async move {
+            let _ = to_reader.unbounded_send(stream);
+            // Waits for the client, which goes away.
+            std::future::pending::<()>().await;
+            Ok(Outcome::Continue)
+        }))
+    }
+}
+
+fn start_hub() -> (Host, pwf_test::Plugin) {
+    let host = Host::builder().cluster("echo").build();
+    let plugin = host
+        .start_vm_with_root(pwf::root_context::<Hub>)
+        .unwrap()
+        .configure("")
+        .unwrap();
+    (host, plugin)
+}
+
+fn heard(host: &Host) -> Vec<String> {
+    host.logs(pwf_test::LogLevel::Info)
+}
+
+#[test]
+fn grpc_stream_opened_by_an_http_stream_is_cancelled_at_its_end_wherever_it_is_held() {
+    let (host, plugin) = start_hub();
+    let stream = plugin.open_stream();
+    stream.request_headers(
+        [(":method", "GET"), (":path", "/"), (":authority", "app")],
+        true,
+    );
+    let grpc = stream.grpc_streams()[0].clone();
+    grpc.initial_metadata(Vec::<(&str, &str)>::new());
+    assert_eq!(grpc.message(b"one"), Delivery::Delivered);
+    assert_eq!(heard(&host), ["heard one"], "the plugin's task reads it");
+    stream.end().unwrap();
+    assert_eq!(grpc.state(), CallState::Cancelled, "reset upstream");
+    assert_eq!(grpc.message(b"late"), Delivery::Cancelled);
+    assert_eq!(
+        heard(&host),
+        [
+            "heard one",
+            "ended: gRPC call to cluster `echo` cancelled: the stream that opened it ended first"
+        ]
+    );
+    assert_eq!(plugin.failure(), None);
+}
+
+#[test]
+fn grpc_stream_opened_by_the_plugin_outlives_http_streams() {
+    let (host, plugin) = start_hub();
+    plugin.tick().unwrap();
+    let grpc = plugin.grpc_streams()[0].clone();
+    let stream = plugin.open_stream();
+    stream.request_headers(
+        [(":method", "GET"), (":path", "/"), (":authority", "app")],
+        true,
+    );
+    stream.end().unwrap();
+    assert_eq!(plugin.grpc_streams().len(), 2);
+    assert_eq!(plugin.grpc_streams()[1].state(), CallState::Cancelled);
+    assert_eq!(grpc.state(), CallState::Pending);
+    grpc.initial_metadata(Vec::<(&str, &str)>::new());
+    assert_eq!(grpc.message(b"still here"), Delivery::Delivered);
+    assert_eq!(heard(&host), ["heard still here"]);
+    assert_eq!(plugin.failure(), None);
+}

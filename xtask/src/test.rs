@@ -32,6 +32,8 @@ const PUBLISHED: [&str; 6] = [
 ];
 /// The pwf plugin the gRPC stream e2e tests run.
 const GRPC_STREAM: &str = "grpc-stream-plugin";
+/// The plugin the bench builds to measure what gRPC costs a `.wasm` (`bench/grpc`).
+const GRPC_SIZE: &str = "grpc_size";
 /// The crate holding the Envoy e2e tests.
 const E2E: &str = "envoy-e2e";
 /// The test of `bench/runner/tests/budget.rs`: a step of its own, after the release wasm
@@ -60,6 +62,7 @@ pub(crate) fn run(scope: Scope) -> Result<(), String> {
         WASI,
         GRPC_PROBE,
         GRPC_STREAM,
+        GRPC_SIZE,
     ]);
     let packages = |first: &[&'static str]| -> Vec<String> {
         first

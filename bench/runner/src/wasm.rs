@@ -33,7 +33,7 @@ impl Variant {
         }
     }
 
-    fn rustflags(self) -> &'static str {
+    pub(crate) fn rustflags(self) -> &'static str {
         match self {
             Variant::Release => "",
             Variant::SmallStack => "-C link-arg=-zstack-size=65536",
@@ -82,7 +82,7 @@ pub(crate) fn build_system_allocator(workspace: &Path) -> Result<()> {
 
 /// `cargo build --release --target wasm32-wasip1` of `packages`, in the
 /// bench's target directory `dir`, with exactly `rustflags`.
-fn cargo_build(
+pub(crate) fn cargo_build(
     workspace: &Path,
     dir: &str,
     rustflags: &str,

@@ -118,6 +118,40 @@ fn client_abort_mid_call_leaves_nothing_pending() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn cached_under_limit_answers_skip_the_service_and_let_more_than_the_limit_through() -> Result<()> {
+    let server = RateLimitServer::start().expect("starting the rate limit service");
+    server.set_limit(1);
+    let config =
+        r#"{"descriptors": [{"header": "x-api-key", "key": "api_key"}], "cacheUnderLimit": "60s"}"#;
+    let envoy = Envoy::example("global_rate_limit")
+        .plugin_config(config)
+        .concurrency(2)
+        .ratelimit(&server)
+        .start()?;
+    // The first answer is cached in shared data, which both workers read: the service is
+    // asked once, and the nine requests after it pass over its limit of 1.
+    for _ in 0..10 {
+        assert_eq!(envoy.send(&keyed("alice"))?.status, 200);
+    }
+    assert_eq!(server.count("pwf|api_key=alice"), 1);
+    // Another descriptor is asked about; an over-limit answer is never cached.
+    assert_eq!(envoy.send(&keyed("bob"))?.status, 200);
+    assert_eq!(envoy.send(&keyed("bob"))?.status, 200);
+    assert_eq!(server.count("pwf|api_key=bob"), 1);
+    server.reset_counts();
+    server.set_limit(0);
+    assert_eq!(envoy.send(&keyed("carol"))?.status, 429);
+    assert_eq!(envoy.send(&keyed("carol"))?.status, 429);
+    assert_eq!(server.count("pwf|api_key=carol"), 2);
+    assert_eq!(server.calls().len(), 4);
+    envoy.wait_for_log(
+        "global_rate_limit: domain pwf on cluster ratelimit, timeout 200ms, fail closed, under-limit answers cached 60s",
+        Duration::from_secs(5),
+    )?;
+    Ok(())
+}
+
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !done() {

@@ -60,6 +60,33 @@ fn grpc_stream_open_when_the_client_leaves_is_reset_upstream() -> Result<()> {
     Ok(())
 }
 
+/// A gRPC stream belongs to the HTTP stream that opened it, even when a plugin-wide task
+/// holds it: before pwf cancelled such a stream at its HTTP stream's end, it stayed open
+/// upstream after the client left.
+#[test]
+fn grpc_stream_handed_to_a_plugin_task_is_reset_when_its_client_leaves() -> Result<()> {
+    let envoy = plugin().start()?;
+    let server = envoy
+        .ratelimit()
+        .expect("the harness started the gRPC server");
+    let mut socket = TcpStream::connect(("127.0.0.1", envoy.port())).expect("connecting");
+    socket
+        .write_all(
+            b"GET /anything HTTP/1.1\r\nhost: app\r\nx-say: one\r\nx-md: x-test-hang=1\r\nx-hand-over: 1\r\n\r\n",
+        )
+        .expect("writing the request");
+    wait_until("the stream reaches the service", || server.in_flight() == 1);
+    drop(socket);
+    wait_until("the stream is reset", || {
+        server.in_flight() == 0 && server.reset_by_client() == 1
+    });
+    envoy.wait_for_log(
+        "ended: gRPC call to cluster `grpc` cancelled: the stream that opened it ended first",
+        Duration::from_secs(5),
+    )?;
+    Ok(())
+}
+
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !done() {

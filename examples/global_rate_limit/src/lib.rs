@@ -12,7 +12,14 @@
 //! - No answer (the service is down, refused, timed out, or answered an error): 503, or the
 //!   request goes on when `failOpen` is true.
 //!
-//! The counters `global_rate_limit.ok`, `.over_limit` and `.failed` count the outcomes.
+//! With `cacheUnderLimit` (default `0s`: off), an `OK` answer is reused for that long for
+//! the same descriptor, without asking the service: fewer calls, but the service does not
+//! count the requests let through from the cache, so up to one window's worth of them
+//! passes over the limit (see the README). The answers are kept in a bounded
+//! `pwf::SharedCache`, shared by every worker.
+//!
+//! The counters `global_rate_limit.ok`, `.over_limit`, `.failed` and `.cached` (let
+//! through from the cache) count the outcomes.
 //!
 //! Build: `cargo build --target wasm32-wasip1 --release -p global_rate_limit`, then run it
 //! in Envoy with `examples/global_rate_limit/envoy.yaml` (see the README).
@@ -28,7 +35,7 @@ use std::time::Duration;
 use pwf::metrics::Counter;
 use pwf::{
     Action, Error, GrpcRequest, Http, HttpFilter, LocalResponse, Outcome, Plugin, PluginConfig,
-    PluginContext,
+    PluginContext, SharedCache,
 };
 
 use crate::rls::{Code, RateLimitDescriptor, RateLimitRequest, RateLimitResponse};
@@ -56,6 +63,11 @@ pub struct Config {
     /// Whether a request goes on when the service gives no answer (else 503).
     #[config(default = false)]
     pub fail_open: bool,
+    /// How long an `OK` ("under limit") answer is reused for the same descriptor without
+    /// asking the service; `0s`, the default, asks about every request. Requests let
+    /// through from the cache are not counted by the service.
+    #[config(default = "0s")]
+    pub cache_under_limit: Duration,
 }
 
 /// One descriptor entry: its key, and the request header that gives its value.
@@ -78,30 +90,47 @@ fn entries_not_empty(entries: &[Entry]) -> Result<(), pwf::config::Invalid> {
     Ok(())
 }
 
-/// The plugin: its configuration and metrics, shared by every stream of a VM.
+/// The plugin: its configuration, metrics and cache, shared by every stream of a VM.
 pub struct GlobalRateLimit {
     config: Config,
     ok: Counter,
     over_limit: Counter,
     failed: Counter,
+    cached: Counter,
+    /// The descriptors answered `OK` lately, when `cacheUnderLimit` is on.
+    under_limit: Option<SharedCache<bool>>,
 }
+
+/// The shared-data table of the "under limit" answers.
+pub const CACHE_NAME: &str = "global_rate_limit/under_limit";
 
 impl Plugin for GlobalRateLimit {
     type Config = Config;
     type Filter = GlobalRateLimitFilter;
 
     fn configure(config: Config, _: &PluginContext) -> Result<Self, Error> {
+        let cache = if config.cache_under_limit.is_zero() {
+            String::new()
+        } else {
+            format!(
+                ", under-limit answers cached {:?}",
+                config.cache_under_limit
+            )
+        };
         pwf::info!(
-            "global_rate_limit: domain {} on cluster {}, timeout {:?}, fail {}",
+            "global_rate_limit: domain {} on cluster {}, timeout {:?}, fail {}{cache}",
             config.domain,
             config.cluster,
             config.timeout,
-            if config.fail_open { "open" } else { "closed" }
+            if config.fail_open { "open" } else { "closed" },
         );
         Ok(GlobalRateLimit {
             ok: Counter::define("global_rate_limit.ok")?,
             over_limit: Counter::define("global_rate_limit.over_limit")?,
             failed: Counter::define("global_rate_limit.failed")?,
+            cached: Counter::define("global_rate_limit.cached")?,
+            under_limit: (!config.cache_under_limit.is_zero())
+                .then(|| SharedCache::new(CACHE_NAME)),
             config,
         })
     }
@@ -140,6 +169,50 @@ impl GlobalRateLimit {
         }))
     }
 
+    /// The cache key of `request`: the cluster, the domain and every entry, each part
+    /// preceded by its length, so that no two descriptors share a key.
+    fn cache_key(&self, request: &RateLimitRequest) -> String {
+        let mut key = String::new();
+        let mut part = |text: &str| {
+            key.push_str(&text.len().to_string());
+            key.push(':');
+            key.push_str(text);
+        };
+        part(&self.config.cluster);
+        part(&request.domain);
+        for descriptor in &request.descriptors {
+            for entry in &descriptor.entries {
+                part(&entry.key);
+                part(&entry.value);
+            }
+        }
+        key
+    }
+
+    /// Whether the service said lately that the request with cache key `key` is under its
+    /// limit. A cache that cannot be read is no answer: the service is asked.
+    fn cached_under_limit(&self, key: &str) -> bool {
+        let Some(cache) = &self.under_limit else {
+            return false;
+        };
+        match cache.get(key) {
+            Ok(cached) => cached == Some(true),
+            Err(error) => {
+                pwf::warn!("global_rate_limit: cache not read: {error}");
+                false
+            }
+        }
+    }
+
+    /// Remembers the service's `OK` for `key`, for `cacheUnderLimit`.
+    fn cache_under_limit(&self, key: &str) {
+        if let Some(cache) = &self.under_limit {
+            if let Err(error) = cache.insert(key, &true, self.config.cache_under_limit) {
+                pwf::warn!("global_rate_limit: answer not cached: {error}");
+            }
+        }
+    }
+
     /// What a request gets when the service gave no answer.
     fn no_answer(&self, why: &dyn std::fmt::Display) -> Result<Outcome, Error> {
         self.failed.increment(1)?;
@@ -161,6 +234,16 @@ impl HttpFilter for GlobalRateLimitFilter {
         let Some(request) = plugin.request(http)? else {
             return Ok(Action::Continue);
         };
+        let key = plugin
+            .under_limit
+            .as_ref()
+            .map(|_| plugin.cache_key(&request));
+        if let Some(key) = &key {
+            if plugin.cached_under_limit(key) {
+                plugin.cached.increment(1)?;
+                return Ok(Action::Continue);
+            }
+        }
         let call = GrpcRequest::new(&plugin.config.cluster, SERVICE, METHOD)
             .encode(&request)
             .timeout(plugin.config.timeout)
@@ -183,6 +266,9 @@ impl HttpFilter for GlobalRateLimitFilter {
             match Code::try_from(response.overall_code) {
                 Ok(Code::Ok) => {
                     plugin.ok.increment(1)?;
+                    if let Some(key) = &key {
+                        plugin.cache_under_limit(key);
+                    }
                     *headers.borrow_mut() = add;
                     Ok(Outcome::Continue)
                 }

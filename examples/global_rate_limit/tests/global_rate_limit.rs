@@ -192,3 +192,67 @@ fn configuration_needs_a_descriptor_header() {
         "{logged:?}"
     );
 }
+
+const CACHED: &str =
+    r#"{"descriptors": [{"header": "x-api-key", "key": "api_key"}], "cacheUnderLimit": "2s"}"#;
+
+/// Sends a request for `key` and answers its call `code`; returns the stream.
+fn asked(plugin: &Plugin, key: &str, code: Code) -> Stream {
+    let (stream, action) = request(plugin, &[("x-api-key", key)]);
+    assert_eq!(action, Action::Pause, "waits for the service");
+    let calls = stream.grpc_calls();
+    assert_eq!(calls.len(), 1, "one call");
+    calls[0].respond(answer(code, &[("x-ratelimit-remaining", "4")]));
+    stream
+}
+
+#[test]
+fn under_limit_answer_is_reused_within_cache_under_limit_without_a_call() {
+    let (host, plugin) = start(CACHED);
+    asked(&plugin, "alice", Code::Ok);
+    host.advance(std::time::Duration::from_millis(1999));
+    let (stream, action) = request(&plugin, &[("x-api-key", "alice")]);
+    assert_eq!(action, Action::Continue, "let through at once");
+    assert!(stream.grpc_calls().is_empty(), "no call");
+    stream.response_headers([(":status", "200")], true);
+    assert_eq!(
+        stream.response_header("x-ratelimit-remaining"),
+        None,
+        "a cached answer adds none of the service's headers"
+    );
+    assert_eq!(counter(&host, "global_rate_limit.ok"), 1);
+    assert_eq!(counter(&host, "global_rate_limit.cached"), 1);
+}
+
+#[test]
+fn under_limit_answer_expires_after_cache_under_limit() {
+    let (host, plugin) = start(CACHED);
+    asked(&plugin, "alice", Code::Ok);
+    host.advance(std::time::Duration::from_secs(2));
+    asked(&plugin, "alice", Code::Ok);
+    assert_eq!(counter(&host, "global_rate_limit.ok"), 2);
+    assert_eq!(counter(&host, "global_rate_limit.cached"), 0);
+}
+
+#[test]
+fn under_limit_answer_is_cached_per_descriptor_only() {
+    let (_host, plugin) = start(CACHED);
+    asked(&plugin, "alice", Code::Ok);
+    asked(&plugin, "bob", Code::Ok);
+}
+
+#[test]
+fn over_limit_answer_is_never_cached() {
+    let (host, plugin) = start(CACHED);
+    let stream = asked(&plugin, "alice", Code::OverLimit);
+    assert_eq!(stream.local_response().map(|r| r.status), Some(429));
+    asked(&plugin, "alice", Code::OverLimit);
+    assert_eq!(counter(&host, "global_rate_limit.over_limit"), 2);
+}
+
+#[test]
+fn under_limit_answers_are_not_cached_by_default() {
+    let (_host, plugin) = start(FAIL_OPEN);
+    asked(&plugin, "alice", Code::Ok);
+    asked(&plugin, "alice", Code::Ok);
+}

@@ -5,6 +5,11 @@
 //! The request's `x-md` header (`k=v,k=v`) becomes the stream's metadata (the test
 //! service's `x-test-*` switches).
 //!
+//! With `x-hand-over: 1`, the request's task hands the stream to a plugin-wide task, which
+//! reads it and logs what it hears (`heard <message>`, then `ended: <error>` or `closed`),
+//! and the request waits for nothing: the stream still belongs to the request, and ends
+//! with it.
+//!
 //! Build: `cargo build --target wasm32-wasip1 --release -p grpc-stream-plugin`, then run
 //! it with `envoy/testdata/grpc-probe/envoy.yaml`.
 
@@ -12,29 +17,49 @@
 
 use std::rc::Rc;
 
+use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::StreamExt;
 use pwf::{
-    Action, Error, GrpcRequest, Http, HttpFilter, LocalResponse, Outcome, Plugin, PluginContext,
+    Action, Error, GrpcRequest, GrpcStream, Http, HttpFilter, LocalResponse, Outcome, Plugin,
+    PluginContext,
 };
 
-/// The plugin.
-pub struct Streamer;
+/// The plugin: where streams are handed over to its reading task.
+pub struct Streamer {
+    to_reader: UnboundedSender<GrpcStream>,
+}
 
 impl Plugin for Streamer {
     type Config = ();
     type Filter = StreamerFilter;
 
-    fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
-        Ok(Streamer)
+    fn configure(_: (), cx: &PluginContext) -> Result<Self, Error> {
+        let (to_reader, mut streams) = unbounded::<GrpcStream>();
+        cx.spawn(async move {
+            while let Some(mut stream) = streams.next().await {
+                while let Some(message) = stream.next().await {
+                    match message {
+                        Ok(message) => pwf::info!("heard {}", String::from_utf8_lossy(&message)),
+                        Err(error) => pwf::info!("ended: {error}"),
+                    }
+                }
+            }
+            Ok(())
+        });
+        Ok(Streamer { to_reader })
     }
 
-    fn filter(_: &Rc<Self>, _: &Http) -> StreamerFilter {
-        StreamerFilter
+    fn filter(plugin: &Rc<Self>, _: &Http) -> StreamerFilter {
+        StreamerFilter {
+            to_reader: plugin.to_reader.clone(),
+        }
     }
 }
 
 /// The filter of one stream.
-pub struct StreamerFilter;
+pub struct StreamerFilter {
+    to_reader: UnboundedSender<GrpcStream>,
+}
 
 fn header(http: &Http, name: &str) -> Result<String, Error> {
     Ok(http
@@ -60,6 +85,14 @@ impl HttpFilter for StreamerFilter {
             stream.send(word.as_bytes())?;
         }
         stream.close_send()?;
+        if header(http, "x-hand-over")? == "1" {
+            let to_reader = self.to_reader.clone();
+            return Ok(http.spawn(async move {
+                let _ = to_reader.unbounded_send(stream);
+                std::future::pending::<()>().await;
+                Ok(Outcome::Continue)
+            }));
+        }
         Ok(http.spawn(async move {
             let mut body = String::new();
             while let Some(message) = stream.next().await {
