@@ -10,7 +10,17 @@ use envoy_harness::{repo_root, tail, target_dir, Envoy, WASM_TARGET};
 use crate::scaffold;
 use crate::steps;
 
-const NAME: &str = "template-check";
+/// The generated crate's name: the one docs/getting-started.md uses, so that the log lines
+/// it shows are the ones checked here.
+const NAME: &str = "hello";
+/// What the generated plugin logs when configured, as docs/getting-started.md shows it.
+const CONFIGURED: &str = "wasm log hello: hello: setting `x-hello: world` on every response";
+/// What Envoy logs when the generated plugin refuses `{"name": ""}`, as
+/// docs/getting-started.md shows it.
+const REFUSED: [&str; 2] = [
+    "wasm log hello: hello: invalid plugin configuration: name: must not be empty",
+    "Plugin hello failed to load",
+];
 
 /// Generates the crate under the target directory, then builds, tests and
 /// runs it.
@@ -76,9 +86,8 @@ fn run_in_envoy(config: &Path, wasm: &Path) -> Result<(), String> {
         response.header("x-hello")
     );
     // The line the generated README shows, as Envoy writes it.
-    let configured = format!("wasm log {NAME}: {NAME}: setting `x-hello: world` on every response");
     envoy
-        .wait_for_log(&configured, std::time::Duration::from_secs(10))
+        .wait_for_log(CONFIGURED, std::time::Duration::from_secs(10))
         .map_err(|e| with_log(e.to_string()))?;
     if response.status != 200 || response.header("x-hello") != Some("world") {
         return Err(with_log(format!(
@@ -86,5 +95,24 @@ fn run_in_envoy(config: &Path, wasm: &Path) -> Result<(), String> {
             response.status, response.headers
         )));
     }
+    drop(envoy);
+    // A configuration the plugin refuses: Envoy exits, saying why.
+    let refusal = Envoy::template(config)
+        .wasm(wasm)
+        .plugin_config(r#"{"name": ""}"#)
+        .quiet()
+        .start_expect_failure()
+        .map_err(|e| e.to_string())?;
+    if let Some(missing) = REFUSED.iter().find(|line| !refusal.log.contains(*line)) {
+        return Err(format!(
+            "Envoy refusing {{\"name\": \"\"}} did not log `{missing}` (exit {}):\n{}",
+            refusal.status,
+            tail(&refusal.log, 40)
+        ));
+    }
+    println!(
+        "{{\"name\": \"\"}} refused: Envoy exited with {}",
+        refusal.status
+    );
     Ok(())
 }
