@@ -171,17 +171,7 @@ pub use shared::{SharedCounter, SharedError, SharedValue, DEFAULT_MAX_ATTEMPTS};
 pub use table::SharedTable;
 pub use tcp::{register_tcp, tcp_root_context, Peer, Tcp, TcpFilter, TcpPlugin};
 
-/// The README's code, compiled as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
-
-/// docs/features/grpc.md's code, compiled as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/features/grpc.md")]
-pub struct GrpcDoctests;
-
-/// docs/features/sharing.md's code, compiled as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/features/sharing.md")]
-pub struct SharingDoctests;
+// The README's and the guide's snippets (docs/features/grpc.md and sharing.md among them) are
+// compiled once, by `docs/check`, not here as well: there every page is a module named after
+// its file (`docs_features_sharing_md`), so a failing snippet names the page it is on, and
+// the test command shows that check failing on a broken snippet.

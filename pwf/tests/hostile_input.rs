@@ -121,6 +121,11 @@ fn add_response_header_refuses_a_name_that_is_not_a_token() {
             "{name:?}"
         );
     }
+    assert_eq!(
+        host.logs(LogLevel::Error)[0],
+        "host call `add_header_map_value` not made: header name `x pwf` has a space at byte 1; \
+         a name is a token (letters, digits and !#$%&'*+-.^_`|~), or one of those after a leading `:`"
+    );
     // Upper case is a token: Envoy lowercases names itself.
     let stream = plugin.open_stream();
     request(&stream, "X-Pwf", b"1");
@@ -159,6 +164,11 @@ fn call_with_cr_lf_in_a_header_is_not_sent() {
         .send()
         .unwrap_err();
     assert!(matches!(error.kind(), CallErrorKind::InvalidHeader(invalid) if invalid.in_value()));
+    assert_eq!(
+        error.to_string(),
+        "call to cluster `auth` not sent: the value of header `x-user` has a CR at byte 5; \
+         CR, LF and NUL are not allowed in a header value"
+    );
     let error = Request::get("auth", "/check\r\nx: 1").send().unwrap_err();
     assert_eq!(
         error.to_string(),

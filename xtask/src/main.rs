@@ -36,6 +36,9 @@ commands:
                     size and instruction budget, envoy --mode validate on
                     every config, Envoy e2e tests
   e2e               wasm builds, config validation and Envoy e2e tests only
+  generate-check    templates/plugin through `cargo generate` (install it with
+                    `cargo install cargo-generate`): a crate generated from it,
+                    with pwf's crates from this checkout, passes its cargo test
   demo [example...] run the examples in Envoy and show what each does
                     (all examples unless some are named)
   new <name> [--dir DIR]
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") if rest.is_empty() => test::run(test::Scope::All),
         Some("e2e") if rest.is_empty() => test::run(test::Scope::E2e),
+        Some("generate-check") if rest.is_empty() => template_check::cargo_generate(),
         Some("demo") => demo::run(rest),
         Some("new") => new_plugin(rest),
         Some("oci") => package_oci(rest),

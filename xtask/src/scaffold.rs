@@ -269,7 +269,7 @@ const PATCHED: &[(&str, &str)] = &[
 ];
 
 /// The `[patch.crates-io]` section that takes pwf's crates from the checkout at `root`.
-fn patch_section(root: &Path) -> String {
+pub(crate) fn patch_section(root: &Path) -> String {
     let mut section = String::from(
         "\n# pwf's crates from a local checkout. Delete this section to take them from\n\
          # crates.io instead, at the versions above.\n[patch.crates-io]\n",

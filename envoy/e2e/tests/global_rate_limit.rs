@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use envoy_harness::{load, Behaviour, Envoy, RateLimitServer, Request, Result, Setup};
 
-/// What the plugin logs when it is configured as `service_down_*` configures it.
+/// What the plugin logs when it is configured as `service_down_*` configures it, with
+/// Envoy's prefix.
 const CONFIGURED_LINE: &str =
-    "global_rate_limit: domain pwf on cluster ratelimit, timeout 200ms, fail closed";
-/// What the plugin logs when the rate limit service refuses the connection.
-const REFUSED_LINE: &str = "global_rate_limit: no answer, refused: gRPC call to cluster `ratelimit` failed in Envoy, status 14 (UNAVAILABLE): upstream connect error or disconnect/reset before headers. reset reason: remote connection failure (upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused})";
+    "wasm log global_rate_limit: global_rate_limit: domain pwf on cluster ratelimit, timeout 200ms, fail closed";
+/// What the plugin logs when the rate limit service refuses the connection, with Envoy's
+/// prefix (the answer comes to the root context).
+const REFUSED_LINE: &str = "wasm log global_rate_limit: global_rate_limit: no answer, refused: gRPC call to cluster `ratelimit` failed in Envoy, status 14 (UNAVAILABLE): upstream connect error or disconnect/reset before headers. reset reason: remote connection failure (upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused})";
 
 fn config(fail_open: bool, timeout: &str) -> String {
     format!(

@@ -445,8 +445,9 @@ fn overload_refusing_every_call_logs_a_bounded_number_of_lines() -> Result<()> {
     );
     assert!(
         refused[0].contains(
-            "refused by Envoy (internal failure): the call ended as it started; most likely the \
-         cluster's circuit breaker is open"
+            "call to cluster `httpbin` refused by Envoy (internal failure): the call ended as it \
+             started; most likely the cluster's circuit breaker is open (too many calls to it at \
+             once), or it has no healthy host"
         ),
         "{}",
         refused[0]
@@ -550,7 +551,7 @@ admin:
     let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
     // The plugin's configure ran once, on the main thread, and refused...
     assert_eq!(
-        count("invalid plugin configuration: name: must not be empty"),
+        count("] wasm log add_header: add_header: invalid plugin configuration: name: must not be empty"),
         1,
         "{log}"
     );

@@ -119,6 +119,7 @@ fn over_the_limit_answers_429_with_the_service_headers() {
     assert_eq!(local.status, 429);
     assert_eq!(local.headers.get("x-ratelimit-limit"), Some("5"));
     assert_eq!(local.headers.get("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(String::from_utf8_lossy(&local.body), "rate limited\n");
     assert_eq!(counter(&host, "global_rate_limit.over_limit"), 1);
 }
 
