@@ -235,7 +235,7 @@ fn forward_headers_keeps_the_builders_pseudo_headers_and_drops_hop_and_framing_h
         (":authority", "app"),
         ("content-length", "3"),
         ("transfer-encoding", "chunked"),
-        ("connection", "keep-alive, x-hop"),
+        ("connection", "keep-alive, X-Hop"),
         ("x-hop", "1"),
         ("keep-alive", "timeout=5"),
         ("te", "trailers"),
