@@ -692,12 +692,32 @@ fn deliver_held_bodies(shared: &Shared, vm: usize) {
 }
 
 /// Envoy sends a local response once the callback that asked for it returns, through the
-/// response path of the filter chain: the plugin sees it in its response phases. A body
-/// held behind paused headers reaches the plugin once the callback that resumed them
+/// response path of the filter chain: the plugin sees it in its response phases. That
+/// holds for any stream the callback made effective, not only the callback's own context:
+/// a call answered on the root's callback can resume a stream's task, which answers. A
+/// body held behind paused headers reaches the plugin once the callback that resumed them
 /// returns.
 fn after_callback(shared: &Shared, vm: usize, id: u32) {
     after_local_response(shared, vm, id);
+    while let Some(other) = pending_local_response(shared, vm) {
+        after_local_response(shared, vm, other);
+    }
     deliver_held_bodies(shared, vm);
+}
+
+/// A stream of the VM whose local response has not been sent yet.
+fn pending_local_response(shared: &Shared, vm: usize) -> Option<u32> {
+    let mut state = shared.lock();
+    state
+        .vm(vm)?
+        .contexts
+        .iter()
+        .find_map(|(id, context)| match &context.kind {
+            ContextKind::Stream(stream) if stream.local_response_pending && !context.deleted => {
+                Some(*id)
+            }
+            _ => None,
+        })
 }
 
 fn after_local_response(shared: &Shared, vm: usize, id: u32) {

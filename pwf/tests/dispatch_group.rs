@@ -748,6 +748,11 @@ fn group_completion_can_answer_with_a_local_response_instead() {
                     .into())
             }))
         }
+
+        fn on_response_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+            http.set_response_header("x-seen", "1")?;
+            Ok(Action::Continue)
+        }
     }
 
     let host = host();
@@ -764,6 +769,11 @@ fn group_completion_can_answer_with_a_local_response_instead() {
     assert_eq!(local.headers.get("x-failed"), Some("1"));
     assert_eq!(local.body, b"a check failed");
     assert!(stream.resumes().is_empty());
+    // Envoy sends the local response through the response path: the filter's response
+    // phase runs on it, although the call's answer came in on the root's callback.
+    let response = stream.response_header_map();
+    assert_eq!(response.get(":status"), Some("502"));
+    assert_eq!(response.get("x-seen"), Some("1"));
 }
 
 #[test]
@@ -846,4 +856,48 @@ fn group_reports_its_size_and_pending_count() {
         host.logs(LogLevel::Info),
         ["empty=true len=0", "empty=false len=2 pending=1"]
     );
+}
+
+#[test]
+fn local_response_from_a_task_after_a_call_runs_the_response_phase() {
+    struct Gate;
+    impl Plugin for Gate {
+        type Config = ();
+        type Filter = GateFilter;
+        fn configure(_: (), _: &PluginContext) -> Result<Self, Error> {
+            Ok(Gate)
+        }
+        fn filter(_: &Rc<Self>, _: &Http) -> GateFilter {
+            GateFilter
+        }
+    }
+    struct GateFilter;
+    impl HttpFilter for GateFilter {
+        fn on_request_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+            let call = Request::get("a", "/check").send()?;
+            Ok(http.spawn(async move {
+                call.await?;
+                Ok(LocalResponse::new(403).body("no").into())
+            }))
+        }
+
+        fn on_response_headers(&mut self, http: &Http, _: bool) -> Result<Action, Error> {
+            http.set_response_header("x-seen", "1")?;
+            Ok(Action::Continue)
+        }
+    }
+
+    let host = host();
+    let stream = start::<Gate>(&host).open_stream();
+    assert_eq!(
+        stream.request_headers(request(&[]), true),
+        HostAction::Pause
+    );
+    stream.calls()[0].respond(200, RESPONSE, "");
+    assert_eq!(stream.local_response().map(|r| r.status), Some(403));
+    // Envoy sends the local response through the response path: the filter's response
+    // phase runs on it, although the call's answer came in on the root's callback.
+    let response = stream.response_header_map();
+    assert_eq!(response.get(":status"), Some("403"));
+    assert_eq!(response.get("x-seen"), Some("1"));
 }
