@@ -43,21 +43,7 @@ fn grpc_stream_closed_with_a_status_ends_with_the_error() -> Result<()> {
 #[test]
 fn grpc_stream_open_when_the_client_leaves_is_reset_upstream() -> Result<()> {
     let envoy = plugin().start()?;
-    let server = envoy
-        .ratelimit()
-        .expect("the harness started the gRPC server");
-    let mut socket = TcpStream::connect(("127.0.0.1", envoy.port())).expect("connecting");
-    socket
-        .write_all(
-            b"GET /anything HTTP/1.1\r\nhost: app\r\nx-say: one\r\nx-md: x-test-hang=1\r\n\r\n",
-        )
-        .expect("writing the request");
-    wait_until("the stream reaches the service", || server.in_flight() == 1);
-    drop(socket);
-    wait_until("the stream is reset", || {
-        server.in_flight() == 0 && server.reset_by_client() == 1
-    });
-    Ok(())
+    client_leaves_and_the_stream_is_reset(&envoy, "")
 }
 
 /// A gRPC stream belongs to the HTTP stream that opened it, even when a plugin-wide task
@@ -66,24 +52,33 @@ fn grpc_stream_open_when_the_client_leaves_is_reset_upstream() -> Result<()> {
 #[test]
 fn grpc_stream_handed_to_a_plugin_task_is_reset_when_its_client_leaves() -> Result<()> {
     let envoy = plugin().start()?;
+    client_leaves_and_the_stream_is_reset(&envoy, "x-hand-over: 1\r\n")?;
+    envoy.wait_for_log(
+        "ended: gRPC call to cluster `grpc` cancelled: the stream that opened it ended first",
+        Duration::from_secs(5),
+    )?;
+    Ok(())
+}
+
+/// Sends a request whose gRPC stream hangs (with `extra` header lines), closes the client
+/// connection once the stream reaches the service, and waits for the service to see it
+/// reset.
+fn client_leaves_and_the_stream_is_reset(envoy: &Envoy, extra: &str) -> Result<()> {
     let server = envoy
         .ratelimit()
         .expect("the harness started the gRPC server");
     let mut socket = TcpStream::connect(("127.0.0.1", envoy.port())).expect("connecting");
+    let request = format!(
+        "GET /anything HTTP/1.1\r\nhost: app\r\nx-say: one\r\nx-md: x-test-hang=1\r\n{extra}\r\n"
+    );
     socket
-        .write_all(
-            b"GET /anything HTTP/1.1\r\nhost: app\r\nx-say: one\r\nx-md: x-test-hang=1\r\nx-hand-over: 1\r\n\r\n",
-        )
+        .write_all(request.as_bytes())
         .expect("writing the request");
     wait_until("the stream reaches the service", || server.in_flight() == 1);
     drop(socket);
     wait_until("the stream is reset", || {
         server.in_flight() == 0 && server.reset_by_client() == 1
     });
-    envoy.wait_for_log(
-        "ended: gRPC call to cluster `grpc` cancelled: the stream that opened it ended first",
-        Duration::from_secs(5),
-    )?;
     Ok(())
 }
 

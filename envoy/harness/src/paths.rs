@@ -109,10 +109,13 @@ fn build(package: &str) -> Result<PathBuf> {
         "-p",
         package,
     ];
+    // From the crate under test (cargo sets CARGO_MANIFEST_DIR when it runs a test), so
+    // that `-p` finds it in its own workspace.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(work_dir, PathBuf::from);
     let output = std::process::Command::new(cargo)
         .args(args)
         .env("CARGO_TARGET_DIR", target_dir())
-        .current_dir(work_dir())
+        .current_dir(dir)
         .output()
         .map_err(|e| Error::io(format!("running cargo build -p {package}"), e))?;
     if !output.status.success() {
