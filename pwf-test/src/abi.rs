@@ -748,9 +748,15 @@ pub(crate) fn proxy_http_call(
         );
         Ok(token)
     });
+    answer_token(memory, token, return_token)
+}
+
+/// What a call that dispatches returns: its token written at `at`, or the status the
+/// dispatch was refused with (`None`: no VM is running, InternalFailure).
+fn answer_token(memory: &mut dyn Memory, token: Option<Result<u32, Status>>, at: usize) -> Answer {
     match token.unwrap_or(Err(Status::InternalFailure)) {
         Ok(token) => {
-            put_u32(memory, return_token, token)?;
+            put_u32(memory, at, token)?;
             Ok(Status::Ok)
         }
         Err(status) => Ok(status),
@@ -790,13 +796,7 @@ pub(crate) fn proxy_grpc_call(
             timeout,
         )
     });
-    match token.unwrap_or(Err(Status::InternalFailure)) {
-        Ok(token) => {
-            put_u32(memory, return_callout_id, token)?;
-            Ok(Status::Ok)
-        }
-        Err(status) => Ok(status),
-    }
+    answer_token(memory, token, return_callout_id)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -819,13 +819,7 @@ pub(crate) fn proxy_grpc_stream(
     let token = with_vm(|state, vm| {
         crate::grpc::open_stream(state, vm, &service, &service_name, &method, &metadata)
     });
-    match token.unwrap_or(Err(Status::InternalFailure)) {
-        Ok(token) => {
-            put_u32(memory, return_stream_id, token)?;
-            Ok(Status::Ok)
-        }
-        Err(status) => Ok(status),
-    }
+    answer_token(memory, token, return_stream_id)
 }
 
 pub(crate) fn proxy_grpc_send(
