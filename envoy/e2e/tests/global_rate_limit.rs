@@ -89,14 +89,13 @@ fn hang_past_the_timeout_gets_the_configured_answer_in_time() -> Result<()> {
         let server = RateLimitServer::start().expect("starting the rate limit service");
         server.set_behaviour(Behaviour::Hang);
         let envoy = example(fail_open, "300ms").ratelimit(&server).start()?;
-        let started = Instant::now();
+        // The service never answers: only Envoy's 300 ms timer can end the call.
         let resp = envoy.send(&keyed("alice"))?;
-        let took = started.elapsed();
         assert_eq!(resp.status, status);
-        assert!(
-            took >= Duration::from_millis(300) && took < Duration::from_millis(1300),
-            "answered after {took:?}"
-        );
+        envoy.wait_for_log("upstream request timeout", Duration::from_secs(5))?;
+        wait_until("the service sees the call reset", || {
+            server.reset_by_client() == 1
+        });
     }
     Ok(())
 }

@@ -96,21 +96,20 @@ fn grpc_call_refused_or_timed_out_closes_with_unavailable_from_envoy() -> Result
             && !refused.contains("via_upstream"),
         "{refused}"
     );
-    let started = Instant::now();
+    let resets = envoy
+        .ratelimit()
+        .expect("the harness started the gRPC server")
+        .reset_by_client();
+    // The server would answer after 3 s; Envoy's own 300 ms timer closes the call first.
     let timed_out = call(
         &envoy,
         "proto:grpc",
         &[("x-timeout", "300"), ("x-md", "x-test-delay-ms=3000")],
     )?;
-    let took = started.elapsed();
     assert!(
         timed_out.contains("status_code=14")
             && timed_out.contains("message=\"upstream request timeout{response_timeout}\""),
         "{timed_out}"
-    );
-    assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
-        "{took:?}"
     );
     // The server saw the deadline as `grpc-timeout`, and the reset when it passed.
     let server = envoy
@@ -118,6 +117,7 @@ fn grpc_call_refused_or_timed_out_closes_with_unavailable_from_envoy() -> Result
         .expect("the harness started the gRPC server");
     let seen = server.calls();
     assert_eq!(seen.last().unwrap().metadata("grpc-timeout"), Some("300m"));
+    wait_until(|| server.reset_by_client() == resets + 1);
     Ok(())
 }
 

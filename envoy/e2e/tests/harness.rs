@@ -112,6 +112,27 @@ fn upstream_hang_never_answers() {
 }
 
 #[test]
+fn upstream_counts_the_requests_it_answers_at_once() {
+    let upstream = Upstream::start().unwrap();
+    let mut client = Client::new(upstream.port());
+    client.get("/").unwrap();
+    client.get("/delay/0").unwrap();
+    assert_eq!(upstream.peak_in_flight(), 1, "one after the other");
+    // Two `/hang`s are in flight together until their clients give up.
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                Client::new(upstream.port())
+                    .timeout(Duration::from_secs(2))
+                    .get("/hang")
+                    .unwrap_err()
+            });
+        }
+    });
+    assert_eq!(upstream.peak_in_flight(), 2);
+}
+
+#[test]
 fn upstream_close_cuts_the_body_short() {
     let upstream = Upstream::start().unwrap();
     let err = Client::new(upstream.port())

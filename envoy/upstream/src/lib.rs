@@ -101,7 +101,29 @@ impl SeenRequest {
 struct Shared {
     requests: AtomicU64,
     connections: AtomicU64,
+    /// Requests received and not yet answered (a `/delay` sleeping, a `/hang`).
+    in_flight: AtomicU64,
+    /// The most `in_flight` has been.
+    peak_in_flight: AtomicU64,
     recent: Mutex<VecDeque<SeenRequest>>,
+}
+
+/// Counts a request in flight while it lives: a request whose connection closes mid-answer
+/// (a `/hang`) is dropped, and counted out, too.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -162,6 +184,13 @@ impl Upstream {
     /// How many requests have been received (read in full) so far.
     pub fn request_count(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that were being answered at once so far: received in full, and
+    /// their answer not yet begun. Five `/delay/0.3` calls sent together make it 5; sent one
+    /// after the other, 1.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// How many connections have been accepted so far.
@@ -257,7 +286,11 @@ async fn serve(
         body: body.to_vec(),
     };
     shared.record(&req);
-    match routes::route(&req).await {
+    let reply = {
+        let _in_flight = InFlight::enter(&shared);
+        routes::route(&req).await
+    };
+    match reply {
         Reply::Full {
             status,
             headers,
