@@ -29,8 +29,6 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-pub mod proto;
-
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
@@ -48,7 +46,14 @@ use prost::Message;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::proto::{Code, DescriptorStatus, RateLimitRequest, RateLimitResponse};
+// The messages as Envoy's own API generates them (`envoy-types`), not the hand-written ones of
+// `examples/global_rate_limit`: the e2e tests then hold the plugin's field numbers against the
+// real `rls.proto`, instead of against a copy of themselves.
+use envoy_types::pb::envoy::config::core::v3::HeaderValue as ProtoHeader;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
+    rate_limit::Unit, Code, DescriptorStatus, RateLimit,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 
 /// The full path of the rate limit method.
 pub const SHOULD_RATE_LIMIT: &str = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
@@ -501,22 +506,25 @@ fn should_rate_limit(message: &[u8], shared: &Shared) -> Result<Vec<u8>, (u32, S
         }
         response.statuses.push(DescriptorStatus {
             code: if over { Code::OverLimit } else { Code::Ok } as i32,
-            current_limit: Some(proto::RateLimit {
+            current_limit: Some(RateLimit {
                 name: String::new(),
                 requests_per_unit: limit,
-                unit: 4,
+                unit: Unit::Day as i32,
             }),
             limit_remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            ..DescriptorStatus::default()
         });
     }
     response.response_headers_to_add = vec![
-        proto::HeaderValue {
+        ProtoHeader {
             key: "x-ratelimit-limit".to_owned(),
             value: limit.to_string(),
+            ..ProtoHeader::default()
         },
-        proto::HeaderValue {
+        ProtoHeader {
             key: "x-ratelimit-remaining".to_owned(),
             value: least_remaining.to_string(),
+            ..ProtoHeader::default()
         },
     ];
     Ok(response.encode_to_vec())
@@ -614,6 +622,9 @@ impl Frames {
 
 #[cfg(test)]
 mod tests {
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
+
     use super::*;
 
     #[test]
@@ -636,11 +647,12 @@ mod tests {
         shared.state().limit = 2;
         let request = RateLimitRequest {
             domain: "d".to_owned(),
-            descriptors: vec![proto::RateLimitDescriptor {
-                entries: vec![proto::Entry {
+            descriptors: vec![RateLimitDescriptor {
+                entries: vec![Entry {
                     key: "k".to_owned(),
                     value: "v".to_owned(),
                 }],
+                ..RateLimitDescriptor::default()
             }],
             hits_addend: 0,
         }
