@@ -12,8 +12,8 @@ use proxy_wasm::types::{LogLevel, MetricType};
 use crate::headers::{Headers, IntoHeaders};
 use crate::runtime::{self, Input, Phase, VmInner};
 use crate::state::{
-    CallRecord, CallResponse, Shared, State, StreamState, VmState, REQUEST_HEADERS,
-    REQUEST_TRAILERS, RESPONSE_HEADERS, RESPONSE_TRAILERS,
+    tokens_in_order, CallRecord, CallResponse, Shared, State, StreamState, VmState,
+    REQUEST_HEADERS, REQUEST_TRAILERS, RESPONSE_HEADERS, RESPONSE_TRAILERS,
 };
 
 /// What a stream phase returned, as Envoy sees it.
@@ -927,20 +927,34 @@ fn calls_of(vm: &Arc<VmInner>, context: u32) -> Vec<Call> {
     let Some(vm_state) = state.vms.get(vm.index) else {
         return Vec::new();
     };
-    let mut calls: Vec<(u64, u32)> = vm_state
-        .calls
-        .iter()
-        .filter(|(_, call)| call.on_behalf_of.unwrap_or(call.context) == context)
-        .map(|(token, call)| (call.step, *token))
-        .collect();
-    calls.sort();
-    calls
+    let sender = |call: &CallRecord| (call.on_behalf_of.unwrap_or(call.context), call.step);
+    tokens_in_order(&vm_state.calls, sender, Some(context))
         .into_iter()
-        .map(|(_, token)| Call {
+        .map(|token| Call {
             vm: vm.clone(),
             token,
         })
         .collect()
+}
+
+/// A property as the plugin would read it from stream (or connection) `id`: its own, else
+/// the host's.
+fn stream_property(vm: &VmInner, id: u32, path: &[&str]) -> Option<Vec<u8>> {
+    let key = property_path(path);
+    let mut state = vm.shared.lock();
+    let own = state
+        .stream(vm.index, id)
+        .and_then(|s| s.properties.get(&key).cloned());
+    own.or_else(|| state.properties.get(&key).cloned())
+}
+
+/// Sets a property for stream (or connection) `id` only.
+fn set_stream_property(vm: &VmInner, id: u32, path: &[&str], value: &[u8]) {
+    let key = property_path(path);
+    let mut state = vm.shared.lock();
+    if let Some(stream) = state.stream(vm.index, id) {
+        stream.properties.insert(key, value.to_vec());
+    }
 }
 
 /// An HTTP stream through the plugin.
@@ -1105,21 +1119,12 @@ impl Stream {
 
     /// A property as the plugin would read it from this stream.
     pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        let key = property_path(path);
-        let mut state = self.vm.shared.lock();
-        let own = state
-            .stream(self.vm.index, self.id)
-            .and_then(|s| s.properties.get(&key).cloned());
-        own.or_else(|| state.properties.get(&key).cloned())
+        stream_property(&self.vm, self.id, path)
     }
 
     /// Sets a property for this stream only (e.g. `request.path` of this request).
     pub fn set_property(&self, path: &[&str], value: impl AsRef<[u8]>) {
-        let key = property_path(path);
-        let mut state = self.vm.shared.lock();
-        if let Some(stream) = state.stream(self.vm.index, self.id) {
-            stream.properties.insert(key, value.as_ref().to_vec());
-        }
+        set_stream_property(&self.vm, self.id, path, value.as_ref());
     }
 
     /// The calls this stream dispatched, in order, with those its plugin's
@@ -1292,21 +1297,12 @@ impl Connection {
 
     /// A property as the plugin would read it from this connection.
     pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        let key = property_path(path);
-        let mut state = self.vm.shared.lock();
-        let own = state
-            .stream(self.vm.index, self.id)
-            .and_then(|s| s.properties.get(&key).cloned());
-        own.or_else(|| state.properties.get(&key).cloned())
+        stream_property(&self.vm, self.id, path)
     }
 
     /// Sets a property for this connection only (e.g. `source.address`).
     pub fn set_property(&self, path: &[&str], value: impl AsRef<[u8]>) {
-        let key = property_path(path);
-        let mut state = self.vm.shared.lock();
-        if let Some(stream) = state.stream(self.vm.index, self.id) {
-            stream.properties.insert(key, value.as_ref().to_vec());
-        }
+        set_stream_property(&self.vm, self.id, path, value.as_ref());
     }
 
     /// The calls this connection dispatched, in order.

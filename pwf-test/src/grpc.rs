@@ -28,7 +28,7 @@ use crate::api::{CallState, Callback, Delivery};
 use crate::guest::Export;
 use crate::headers::{Headers, IntoHeaders};
 use crate::runtime::{self, VmInner};
-use crate::state::{Shared, State};
+use crate::state::{tokens_in_order, Shared, State};
 
 /// What Envoy says when the cluster's host refuses the connection.
 pub const GRPC_REFUSED_MESSAGE: &str = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure{upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}}";
@@ -243,17 +243,9 @@ pub(crate) fn calls_of(vm: &Arc<VmInner>, context: Option<u32>) -> Vec<GrpcCall>
     let Some(vm_state) = state.vms.get(vm.index) else {
         return Vec::new();
     };
-    let mut calls: Vec<(u64, u32)> = vm_state
-        .grpc
-        .calls
-        .iter()
-        .filter(|(_, call)| context.is_none_or(|c| call.sender == c))
-        .map(|(token, call)| (call.step, *token))
-        .collect();
-    calls.sort();
-    calls
+    tokens_in_order(&vm_state.grpc.calls, |c| (c.sender, c.step), context)
         .into_iter()
-        .map(|(_, token)| GrpcCall {
+        .map(|token| GrpcCall {
             vm: vm.clone(),
             token,
         })
@@ -516,17 +508,9 @@ pub(crate) fn streams_of(vm: &Arc<VmInner>, context: Option<u32>) -> Vec<GrpcStr
     let Some(vm_state) = state.vms.get(vm.index) else {
         return Vec::new();
     };
-    let mut streams: Vec<(u64, u32)> = vm_state
-        .grpc
-        .streams
-        .iter()
-        .filter(|(_, s)| context.is_none_or(|c| s.sender == c))
-        .map(|(token, s)| (s.step, *token))
-        .collect();
-    streams.sort();
-    streams
+    tokens_in_order(&vm_state.grpc.streams, |s| (s.sender, s.step), context)
         .into_iter()
-        .map(|(_, token)| GrpcStreamCall {
+        .map(|token| GrpcStreamCall {
             vm: vm.clone(),
             token,
         })

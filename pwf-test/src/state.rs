@@ -174,6 +174,23 @@ impl StreamState {
     }
 }
 
+/// The tokens of `records` in the order they were sent: all of them, or those whose sender
+/// (the first of what `sent` gives, with the step it was sent at) is `context`.
+pub(crate) fn tokens_in_order<R>(
+    records: &BTreeMap<u32, R>,
+    sent: impl Fn(&R) -> (u32, u64),
+    context: Option<u32>,
+) -> Vec<u32> {
+    let mut tokens: Vec<(u64, u32)> = records
+        .iter()
+        .map(|(token, record)| (sent(record), *token))
+        .filter(|((sender, _), _)| context.is_none_or(|c| *sender == c))
+        .map(|((_, step), token)| (step, token))
+        .collect();
+    tokens.sort();
+    tokens.into_iter().map(|(_, token)| token).collect()
+}
+
 pub(crate) struct CallRecord {
     /// The context the call belongs to: Envoy cancels it when that context ends.
     pub(crate) context: u32,
