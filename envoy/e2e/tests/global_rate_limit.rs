@@ -84,7 +84,7 @@ fn service_down_fails_closed_with_503_or_open_with_200() -> Result<()> {
 }
 
 #[test]
-fn hang_past_the_timeout_gets_the_configured_answer_in_time() -> Result<()> {
+fn hang_past_the_timeout_gets_the_configured_answer_and_the_call_reset() -> Result<()> {
     for (fail_open, status) in [(false, 503), (true, 200)] {
         let server = RateLimitServer::start().expect("starting the rate limit service");
         server.set_behaviour(Behaviour::Hang);
