@@ -520,61 +520,67 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
         {
             text.truncate(message_end);
         }
-        if let Some(pair) = yaml_pair(bytes) {
-            text.push_str(" (this looks like YAML: the configuration must be JSON, such as {");
-            text.push_str(&pair);
-            text.push_str("})");
-        }
+        push_yaml_hint(bytes, &mut text);
         super::ConfigError::new(text)
     })
 }
 
-/// The first `key: value` of a configuration that looks like YAML (what Envoy's own
-/// configuration is written in), as JSON writes it: `limit: 3` gives `"limit": 3`,
-/// `cluster: auth` gives `"cluster": "auth"`. Bytes and ASCII only: this runs only for a
-/// configuration that is refused anyway, and costs little code.
-fn yaml_pair(bytes: &[u8]) -> Option<String> {
-    let line = bytes
+/// After the message of a configuration that looks like YAML (what Envoy's own configuration
+/// is written in), a hint with its first `key: value` as JSON writes it: `limit: 3` gives
+/// `"limit": 3`, `cluster: auth` gives `"cluster": "auth"`. Nothing for any other
+/// configuration. This runs only for a configuration that is refused anyway, and writes the
+/// line's pieces into the message as they are, without a string of their own.
+fn push_yaml_hint(bytes: &[u8], text: &mut String) {
+    let Some(line) = bytes
         .split(|&b| b == b'\n')
         .map(<[u8]>::trim_ascii)
-        .find(|line| !line.is_empty() && *line != b"---" && !line.starts_with(b"#"))?;
-    let colon = line.iter().position(|&b| b == b':')?;
+        .find(|line| !line.is_empty() && *line != b"---" && !line.starts_with(b"#"))
+    else {
+        return;
+    };
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return;
+    };
     let (key, value) = line.split_at(colon);
-    let (key, value) = (
-        key.trim_ascii(),
-        value.get(1..).unwrap_or_default().trim_ascii(),
-    );
+    let value = value.get(1..).unwrap_or_default();
+    let (Ok(key), Ok(value)) = (std::str::from_utf8(key), std::str::from_utf8(value)) else {
+        return;
+    };
+    let (key, value) = (key.trim_ascii(), value.trim_ascii());
     let is_key = !key.is_empty()
         && key
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let value = std::str::from_utf8(value).ok()?;
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !is_key {
-        return None;
+        return;
     }
     let number = value.starts_with(|c: char| c.is_ascii_digit() || c == '-')
         && value
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
-    let mut pair = String::from("\"");
-    // ASCII: checked above.
-    pair.push_str(std::str::from_utf8(key).unwrap_or_default());
-    pair.push_str("\": ");
-    if number || matches!(value, "true" | "false" | "null") {
-        pair.push_str(value);
+    let (quote, value) = if number || matches!(value, "true" | "false" | "null") {
+        ("", value)
     } else if value.is_empty() {
-        pair.push_str("{...}");
+        ("", "{...}")
     } else {
-        pair.push('"');
         // Without the quotes YAML may put around it.
         let inner = match value.as_bytes() {
             [first @ (b'\'' | b'"'), .., last] if first == last => value.get(1..value.len() - 1),
             _ => None,
         };
-        pair.push_str(inner.unwrap_or(value));
-        pair.push('"');
+        ("\"", inner.unwrap_or(value))
+    };
+    for piece in [
+        " (this looks like YAML: the configuration must be JSON, such as {\"",
+        key,
+        "\": ",
+        quote,
+        value,
+        quote,
+        "})",
+    ] {
+        text.push_str(piece);
     }
-    Some(pair)
 }
 
 /// The first key given twice in one object of `bytes` (valid JSON, as serde_json just read
