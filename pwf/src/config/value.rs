@@ -504,21 +504,10 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
             None => (1, 1, &"unexpected byte order mark"),
         };
         let mut text = format!("invalid JSON at line {line}, column {column}: {message}");
-        // serde_json ends its message with ` at line L column C`, which the start already
-        // says: the start's ` at line L` and ` column C`, without the comma and the colon.
-        let shown = text.as_bytes();
-        let comma = shown.iter().position(|&b| b == b',').unwrap_or(0);
-        let colon = shown.iter().position(|&b| b == b':').unwrap_or(0);
-        let at_line = shown.get(12..comma).unwrap_or_default();
-        let column = shown.get(comma + 1..colon).unwrap_or_default();
-        let message_end = shown.len().saturating_sub(at_line.len() + column.len());
-        if message_end > colon
-            && shown.ends_with(column)
-            && shown
-                .get(..shown.len() - column.len())
-                .is_some_and(|s| s.ends_with(at_line))
-        {
-            text.truncate(message_end);
+        // serde_json ends its message with where it is, which the start already says.
+        let position = format!(" at line {line} column {column}");
+        if let Some(message) = text.strip_suffix(&position) {
+            text.truncate(message.len());
         }
         push_yaml_hint(bytes, &mut text);
         super::ConfigError::new(text)
