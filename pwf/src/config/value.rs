@@ -581,30 +581,34 @@ fn push_yaml_hint(bytes: &[u8], text: &mut String) {
 /// written; two spellings of one key through escapes (`"a"`, `"\u0061"`) are not caught.
 #[cold]
 fn duplicate_key(bytes: &[u8]) -> Option<super::ConfigError> {
-    /// Where the scan is: in an object (its keys so far, the current key, and whether a key
-    /// comes next) or in an array (the current element's index).
+    /// Where the scan is: in an object (where its keys start in `keys`, the current key, and
+    /// whether a key comes next) or in an array (the current element's index).
     enum Frame<'a> {
         Object {
-            keys: Vec<&'a [u8]>,
+            first_key: usize,
             key: &'a [u8],
             key_next: bool,
         },
         Array(usize),
     }
-    use std::fmt::Write as _;
 
     let mut stack: Vec<Frame<'_>> = Vec::new();
+    // The keys of every object open, innermost last: one list, so that closing an object
+    // only shortens it.
+    let mut keys: Vec<&[u8]> = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
         match bytes[at] {
             b'{' => stack.push(Frame::Object {
-                keys: Vec::new(),
+                first_key: keys.len(),
                 key: b"",
                 key_next: true,
             }),
             b'[' => stack.push(Frame::Array(0)),
             b'}' | b']' => {
-                stack.pop();
+                if let Some(Frame::Object { first_key, .. }) = stack.pop() {
+                    keys.truncate(first_key);
+                }
             }
             b',' => match stack.last_mut() {
                 Some(Frame::Object { key_next, .. }) => *key_next = true,
@@ -620,23 +624,25 @@ fn duplicate_key(bytes: &[u8]) -> Option<super::ConfigError> {
                 let text = bytes.get(start..at).unwrap_or_default();
                 let duplicate = match stack.last_mut() {
                     Some(Frame::Object {
-                        keys,
+                        first_key,
                         key,
                         key_next,
                     }) if *key_next => {
                         *key_next = false;
                         *key = text;
-                        let duplicate = keys.contains(&text);
+                        let duplicate = keys.get(*first_key..).is_some_and(|k| k.contains(&text));
                         keys.push(text);
                         duplicate
                     }
                     _ => false,
                 };
                 if duplicate {
-                    let path = scan_path(&stack[..stack.len() - 1]);
-                    let line_start = bytes[..at].iter().rposition(|&b| b == b'\n');
-                    let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+                    let outer = stack.split_last().map_or(&[][..], |(_, outer)| outer);
+                    let before = bytes.get(..at).unwrap_or_default();
+                    let line_start = before.iter().rposition(|&b| b == b'\n');
+                    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
                     let column = at - line_start.map_or(0, |newline| newline + 1) + 1;
+                    let path = scan_path(outer, &Path::root());
                     let key = std::str::from_utf8(text).unwrap_or_default();
                     return Some(super::ConfigError::one(super::Problem::new(
                         path,
@@ -649,32 +655,19 @@ fn duplicate_key(bytes: &[u8]) -> Option<super::ConfigError> {
         at += 1;
     }
 
-    /// The path of the object the innermost frame is, from the frames around it.
-    fn scan_path(frames: &[Frame<'_>]) -> String {
-        let mut path = String::new();
-        for frame in frames {
-            match frame {
-                Frame::Object { key, .. } => {
-                    // Valid UTF-8: serde_json read it.
-                    let key = std::str::from_utf8(key).unwrap_or_default();
-                    if super::error::is_plain_key(key) {
-                        if !path.is_empty() {
-                            path.push('.');
-                        }
-                        path.push_str(key);
-                    } else {
-                        // As a `Path` shows it.
-                        path.push_str("[\"");
-                        let _ = super::show::write_escaped(&mut path, key);
-                        path.push_str("\"]");
-                    }
-                }
-                Frame::Array(index) => {
-                    let _ = write!(path, "[{index}]");
-                }
+    /// The path of the object the innermost frame is, from the frames around it (`frames`,
+    /// below `path`), written as a [`Path`] writes it. One call per level of nesting: at most
+    /// 128, the depth serde_json reads before it refuses the configuration.
+    fn scan_path(frames: &[Frame<'_>], path: &Path<'_>) -> String {
+        match frames.split_first() {
+            None => path.to_string(),
+            Some((Frame::Object { key, .. }, inner)) => {
+                // Valid UTF-8: serde_json read it.
+                let key = std::str::from_utf8(key).unwrap_or_default();
+                scan_path(inner, &path.key(key))
             }
+            Some((Frame::Array(index), inner)) => scan_path(inner, &path.index(*index)),
         }
-        path
     }
     None
 }
