@@ -530,12 +530,15 @@ fn push_yaml_hint(bytes: &[u8], text: &mut String) {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return;
     };
+    // The line is trimmed already: the key only at its end, the value at its start.
     let (key, value) = line.split_at(colon);
     let value = value.get(1..).unwrap_or_default();
-    let (Ok(key), Ok(value)) = (std::str::from_utf8(key), std::str::from_utf8(value)) else {
+    let (Ok(key), Ok(value)) = (
+        std::str::from_utf8(key.trim_ascii_end()),
+        std::str::from_utf8(value.trim_ascii_start()),
+    ) else {
         return;
     };
-    let (key, value) = (key.trim_ascii(), value.trim_ascii());
     let is_key = !key.is_empty()
         && key
             .bytes()
@@ -543,7 +546,10 @@ fn push_yaml_hint(bytes: &[u8], text: &mut String) {
     if !is_key {
         return;
     }
-    let number = value.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+    let number = value
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_digit() || *b == b'-')
         && value
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
@@ -670,4 +676,54 @@ fn duplicate_key(bytes: &[u8]) -> Option<super::ConfigError> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(bytes: &[u8]) -> String {
+        let mut text = String::new();
+        push_yaml_hint(bytes, &mut text);
+        text
+    }
+
+    #[test]
+    fn yaml_hint_writes_the_first_pair_as_json() {
+        let such_as = |pair: &str| {
+            format!(" (this looks like YAML: the configuration must be JSON, such as {{{pair}}})")
+        };
+        for (yaml, pair) in [
+            (&b"limit: 3"[..], r#""limit": 3"#),
+            (b"  limit :  -2.5e3  \nother: 1", r#""limit": -2.5e3"#),
+            (b"\n---\n# a comment\ncluster: auth", r#""cluster": "auth""#),
+            (b"mode: 'fast'", r#""mode": "fast""#),
+            (b"mode: \"fast\"", r#""mode": "fast""#),
+            (b"failOpen: true", r#""failOpen": true"#),
+            (b"upstream:\n  cluster: a", r#""upstream": {...}"#),
+            ("name: été".as_bytes(), r#""name": "été""#),
+        ] {
+            assert_eq!(
+                hint(yaml),
+                such_as(pair),
+                "{:?}",
+                String::from_utf8_lossy(yaml)
+            );
+        }
+    }
+
+    #[test]
+    fn yaml_hint_is_left_out_when_the_first_line_is_no_pair() {
+        for bytes in [
+            &b""[..],
+            b"# only a comment",
+            b"{\"a\": }",
+            b"a b: 1",
+            b": 1",
+            "clé: 1".as_bytes(),
+            b"key: \xff",
+        ] {
+            assert_eq!(hint(bytes), "", "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
 }
