@@ -7,7 +7,7 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use crate::config::{ConfigError, PluginConfig};
+use crate::config::{ConfigError, Path, PluginConfig, Problems};
 use crate::context::{self, Sdk};
 use crate::error::{Error, HostError};
 use crate::http::{Action, Http, LocalResponse, Phase};
@@ -754,6 +754,47 @@ impl<K: Kind> Drop for Root<K> {
     }
 }
 
+/// Reads the plugin configuration the host gave, and logs what the operator must see: each
+/// unknown key that a struct with `allow_unknown_keys` ignored, at warning level, or, when the
+/// configuration is refused (`None`), each of its problems, at error level.
+fn read_logged<C: PluginConfig>(name: &str, bytes: &[u8]) -> Option<C> {
+    let mut config = None;
+    let read = read_and_log(name, bytes, &mut |value, problems| {
+        config = C::from_config(value, &Path::root(), problems);
+        config.is_some()
+    });
+    config.filter(|_| read)
+}
+
+/// The part of [`read_logged`] that does not depend on the configuration's type, with the
+/// drops of the problems it logs. Whether the configuration was read without a problem.
+fn read_and_log(
+    name: &str,
+    bytes: &[u8],
+    read: &mut dyn FnMut(&serde_json::Value, &mut Problems) -> bool,
+) -> bool {
+    match crate::config::read_config(bytes, read) {
+        Ok(ignored) => {
+            for key in &ignored {
+                log::__log_fmt(
+                    LogLevel::Warn,
+                    format_args!("{name}: plugin configuration: {key}"),
+                );
+            }
+            true
+        }
+        Err(error) => {
+            for problem in error.problems() {
+                log::__log_fmt(
+                    LogLevel::Error,
+                    format_args!("{name}: invalid plugin configuration: {problem}"),
+                );
+            }
+            false
+        }
+    }
+}
+
 impl<K: Kind> RootContext for Root<K> {
     fn on_vm_start(&mut self, vm_configuration_size: usize) -> bool {
         context::enter(self.id, self.id, Sdk::Root);
@@ -789,26 +830,11 @@ impl<K: Kind> RootContext for Root<K> {
                 return false;
             }
         };
-        let config = match crate::config::parse_vec::<K::Config>(bytes) {
-            Ok((config, ignored)) => {
-                for key in ignored {
-                    log::__log_fmt(
-                        LogLevel::Warn,
-                        format_args!("{name}: plugin configuration: {key}"),
-                    );
-                }
-                config
-            }
-            Err(error) => {
-                for problem in error.problems() {
-                    log::__log_fmt(
-                        LogLevel::Error,
-                        format_args!("{name}: invalid plugin configuration: {problem}"),
-                    );
-                }
-                return false;
-            }
+        let Some(config) = read_logged::<K::Config>(&name, &bytes) else {
+            return false;
         };
+        // Read: the bytes are not kept while the plugin configures.
+        drop(bytes);
         let cx = PluginContext {
             id: self.id,
             name,

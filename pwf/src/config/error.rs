@@ -155,7 +155,7 @@ impl fmt::Display for Path<'_> {
 }
 
 /// Whether a key can be written bare in a path (`a.b`), or needs quoting (`a["b c"]`).
-pub(crate) fn is_plain_key(key: &str) -> bool {
+fn is_plain_key(key: &str) -> bool {
     // Bytes, not chars: every accepted character is ASCII, and no byte of another
     // character is.
     !key.is_empty()

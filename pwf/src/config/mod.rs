@@ -231,12 +231,6 @@ pub trait PluginConfig: ConfigValue {
     fn schema() -> Schema;
 }
 
-/// [`PluginConfig::parse`] of the configuration as the host gave it, with the unknown keys
-/// that a struct with `allow_unknown_keys` ignored, for the log.
-pub(crate) fn parse_vec<C: PluginConfig>(bytes: Vec<u8>) -> Result<(C, Vec<Problem>), ConfigError> {
-    parse_slice(&bytes)
-}
-
 /// What [`PluginConfig::parse`] does, with the unknown keys ignored.
 fn parse_slice<C: PluginConfig>(bytes: &[u8]) -> Result<(C, Vec<Problem>), ConfigError> {
     let mut config = None;
@@ -254,7 +248,7 @@ fn parse_slice<C: PluginConfig>(bytes: &[u8]) -> Result<(C, Vec<Problem>), Confi
 /// of the generic [`PluginConfig::parse`], so that one copy of this code serves every
 /// configuration type: a JSON value dropped in code instantiated in the plugin's crate would
 /// link a second copy of `Value`'s drop glue next to the one serde_json's reader uses.
-fn read_config(
+pub(crate) fn read_config(
     bytes: &[u8],
     read: &mut dyn FnMut(&serde_json::Value, &mut Problems) -> bool,
 ) -> Result<Vec<Problem>, ConfigError> {

@@ -504,77 +504,78 @@ pub(crate) fn read_json(bytes: &[u8]) -> Result<Value, super::ConfigError> {
             None => (1, 1, &"unexpected byte order mark"),
         };
         let mut text = format!("invalid JSON at line {line}, column {column}: {message}");
-        // serde_json ends its message with ` at line L column C`, which the start already
-        // says: the start's ` at line L` and ` column C`, without the comma and the colon.
-        let shown = text.as_bytes();
-        let comma = shown.iter().position(|&b| b == b',').unwrap_or(0);
-        let colon = shown.iter().position(|&b| b == b':').unwrap_or(0);
-        let at_line = shown.get(12..comma).unwrap_or_default();
-        let column = shown.get(comma + 1..colon).unwrap_or_default();
-        let message_end = shown.len().saturating_sub(at_line.len() + column.len());
-        if message_end > colon
-            && shown.ends_with(column)
-            && shown
-                .get(..shown.len() - column.len())
-                .is_some_and(|s| s.ends_with(at_line))
-        {
-            text.truncate(message_end);
+        // serde_json ends its message with where it is, which the start already says.
+        let position = format!(" at line {line} column {column}");
+        if let Some(message) = text.strip_suffix(&position) {
+            text.truncate(message.len());
         }
-        if let Some(pair) = yaml_pair(bytes) {
-            text.push_str(" (this looks like YAML: the configuration must be JSON, such as {");
-            text.push_str(&pair);
-            text.push_str("})");
-        }
+        push_yaml_hint(bytes, &mut text);
         super::ConfigError::new(text)
     })
 }
 
-/// The first `key: value` of a configuration that looks like YAML (what Envoy's own
-/// configuration is written in), as JSON writes it: `limit: 3` gives `"limit": 3`,
-/// `cluster: auth` gives `"cluster": "auth"`. Bytes and ASCII only: this runs only for a
-/// configuration that is refused anyway, and costs little code.
-fn yaml_pair(bytes: &[u8]) -> Option<String> {
-    let line = bytes
+/// After the message of a configuration that looks like YAML (what Envoy's own configuration
+/// is written in), a hint with its first `key: value` as JSON writes it: `limit: 3` gives
+/// `"limit": 3`, `cluster: auth` gives `"cluster": "auth"`. Nothing for any other
+/// configuration. This runs only for a configuration that is refused anyway, and writes the
+/// line's pieces into the message as they are, without a string of their own.
+fn push_yaml_hint(bytes: &[u8], text: &mut String) {
+    let Some(line) = bytes
         .split(|&b| b == b'\n')
         .map(<[u8]>::trim_ascii)
-        .find(|line| !line.is_empty() && *line != b"---" && !line.starts_with(b"#"))?;
-    let colon = line.iter().position(|&b| b == b':')?;
+        .find(|line| !line.is_empty() && *line != b"---" && !line.starts_with(b"#"))
+    else {
+        return;
+    };
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return;
+    };
+    // The line is trimmed already: the key only at its end, the value at its start.
     let (key, value) = line.split_at(colon);
-    let (key, value) = (
-        key.trim_ascii(),
-        value.get(1..).unwrap_or_default().trim_ascii(),
-    );
+    let value = value.get(1..).unwrap_or_default();
+    let (Ok(key), Ok(value)) = (
+        std::str::from_utf8(key.trim_ascii_end()),
+        std::str::from_utf8(value.trim_ascii_start()),
+    ) else {
+        return;
+    };
     let is_key = !key.is_empty()
         && key
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let value = std::str::from_utf8(value).ok()?;
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !is_key {
-        return None;
+        return;
     }
-    let number = value.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+    let number = value
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_digit() || *b == b'-')
         && value
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
-    let mut pair = String::from("\"");
-    // ASCII: checked above.
-    pair.push_str(std::str::from_utf8(key).unwrap_or_default());
-    pair.push_str("\": ");
-    if number || matches!(value, "true" | "false" | "null") {
-        pair.push_str(value);
+    let (quote, value) = if number || matches!(value, "true" | "false" | "null") {
+        ("", value)
     } else if value.is_empty() {
-        pair.push_str("{...}");
+        ("", "{...}")
     } else {
-        pair.push('"');
         // Without the quotes YAML may put around it.
         let inner = match value.as_bytes() {
             [first @ (b'\'' | b'"'), .., last] if first == last => value.get(1..value.len() - 1),
             _ => None,
         };
-        pair.push_str(inner.unwrap_or(value));
-        pair.push('"');
+        ("\"", inner.unwrap_or(value))
+    };
+    for piece in [
+        " (this looks like YAML: the configuration must be JSON, such as {\"",
+        key,
+        "\": ",
+        quote,
+        value,
+        quote,
+        "})",
+    ] {
+        text.push_str(piece);
     }
-    Some(pair)
 }
 
 /// The first key given twice in one object of `bytes` (valid JSON, as serde_json just read
@@ -586,30 +587,34 @@ fn yaml_pair(bytes: &[u8]) -> Option<String> {
 /// written; two spellings of one key through escapes (`"a"`, `"\u0061"`) are not caught.
 #[cold]
 fn duplicate_key(bytes: &[u8]) -> Option<super::ConfigError> {
-    /// Where the scan is: in an object (its keys so far, the current key, and whether a key
-    /// comes next) or in an array (the current element's index).
+    /// Where the scan is: in an object (where its keys start in `keys`, the current key, and
+    /// whether a key comes next) or in an array (the current element's index).
     enum Frame<'a> {
         Object {
-            keys: Vec<&'a [u8]>,
+            first_key: usize,
             key: &'a [u8],
             key_next: bool,
         },
         Array(usize),
     }
-    use std::fmt::Write as _;
 
     let mut stack: Vec<Frame<'_>> = Vec::new();
+    // The keys of every object open, innermost last: one list, so that closing an object
+    // only shortens it.
+    let mut keys: Vec<&[u8]> = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
         match bytes[at] {
             b'{' => stack.push(Frame::Object {
-                keys: Vec::new(),
+                first_key: keys.len(),
                 key: b"",
                 key_next: true,
             }),
             b'[' => stack.push(Frame::Array(0)),
             b'}' | b']' => {
-                stack.pop();
+                if let Some(Frame::Object { first_key, .. }) = stack.pop() {
+                    keys.truncate(first_key);
+                }
             }
             b',' => match stack.last_mut() {
                 Some(Frame::Object { key_next, .. }) => *key_next = true,
@@ -625,23 +630,25 @@ fn duplicate_key(bytes: &[u8]) -> Option<super::ConfigError> {
                 let text = bytes.get(start..at).unwrap_or_default();
                 let duplicate = match stack.last_mut() {
                     Some(Frame::Object {
-                        keys,
+                        first_key,
                         key,
                         key_next,
                     }) if *key_next => {
                         *key_next = false;
                         *key = text;
-                        let duplicate = keys.contains(&text);
+                        let duplicate = keys.get(*first_key..).is_some_and(|k| k.contains(&text));
                         keys.push(text);
                         duplicate
                     }
                     _ => false,
                 };
                 if duplicate {
-                    let path = scan_path(&stack[..stack.len() - 1]);
-                    let line_start = bytes[..at].iter().rposition(|&b| b == b'\n');
-                    let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+                    let outer = stack.split_last().map_or(&[][..], |(_, outer)| outer);
+                    let before = bytes.get(..at).unwrap_or_default();
+                    let line_start = before.iter().rposition(|&b| b == b'\n');
+                    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
                     let column = at - line_start.map_or(0, |newline| newline + 1) + 1;
+                    let path = scan_path(outer, &Path::root());
                     let key = std::str::from_utf8(text).unwrap_or_default();
                     return Some(super::ConfigError::one(super::Problem::new(
                         path,
@@ -654,32 +661,69 @@ fn duplicate_key(bytes: &[u8]) -> Option<super::ConfigError> {
         at += 1;
     }
 
-    /// The path of the object the innermost frame is, from the frames around it.
-    fn scan_path(frames: &[Frame<'_>]) -> String {
-        let mut path = String::new();
-        for frame in frames {
-            match frame {
-                Frame::Object { key, .. } => {
-                    // Valid UTF-8: serde_json read it.
-                    let key = std::str::from_utf8(key).unwrap_or_default();
-                    if super::error::is_plain_key(key) {
-                        if !path.is_empty() {
-                            path.push('.');
-                        }
-                        path.push_str(key);
-                    } else {
-                        // As a `Path` shows it.
-                        path.push_str("[\"");
-                        let _ = super::show::write_escaped(&mut path, key);
-                        path.push_str("\"]");
-                    }
-                }
-                Frame::Array(index) => {
-                    let _ = write!(path, "[{index}]");
-                }
+    /// The path of the object the innermost frame is, from the frames around it (`frames`,
+    /// below `path`), written as a [`Path`] writes it. One call per level of nesting: at most
+    /// 128, the depth serde_json reads before it refuses the configuration.
+    fn scan_path(frames: &[Frame<'_>], path: &Path<'_>) -> String {
+        match frames.split_first() {
+            None => path.to_string(),
+            Some((Frame::Object { key, .. }, inner)) => {
+                // Valid UTF-8: serde_json read it.
+                let key = std::str::from_utf8(key).unwrap_or_default();
+                scan_path(inner, &path.key(key))
             }
+            Some((Frame::Array(index), inner)) => scan_path(inner, &path.index(*index)),
         }
-        path
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(bytes: &[u8]) -> String {
+        let mut text = String::new();
+        push_yaml_hint(bytes, &mut text);
+        text
+    }
+
+    #[test]
+    fn yaml_hint_writes_the_first_pair_as_json() {
+        let such_as = |pair: &str| {
+            format!(" (this looks like YAML: the configuration must be JSON, such as {{{pair}}})")
+        };
+        for (yaml, pair) in [
+            (&b"limit: 3"[..], r#""limit": 3"#),
+            (b"  limit :  -2.5e3  \nother: 1", r#""limit": -2.5e3"#),
+            (b"\n---\n# a comment\ncluster: auth", r#""cluster": "auth""#),
+            (b"mode: 'fast'", r#""mode": "fast""#),
+            (b"mode: \"fast\"", r#""mode": "fast""#),
+            (b"failOpen: true", r#""failOpen": true"#),
+            (b"upstream:\n  cluster: a", r#""upstream": {...}"#),
+            ("name: été".as_bytes(), r#""name": "été""#),
+        ] {
+            assert_eq!(
+                hint(yaml),
+                such_as(pair),
+                "{:?}",
+                String::from_utf8_lossy(yaml)
+            );
+        }
+    }
+
+    #[test]
+    fn yaml_hint_is_left_out_when_the_first_line_is_no_pair() {
+        for bytes in [
+            &b""[..],
+            b"# only a comment",
+            b"{\"a\": }",
+            b"a b: 1",
+            b": 1",
+            "clé: 1".as_bytes(),
+            b"key: \xff",
+        ] {
+            assert_eq!(hint(bytes), "", "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
 }
