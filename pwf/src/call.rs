@@ -22,7 +22,7 @@ use proxy_wasm::types::{BufferType, MapType};
 use crate::config::timeout_millis;
 use crate::context;
 use crate::error::{HostError, Status};
-use crate::headers::{HeaderValue, Headers, InvalidHeader, NO_HEADERS};
+use crate::headers::{HeaderValue, Headers, InvalidHeader, Unsendable, NO_HEADERS};
 use crate::host;
 use crate::shown::Shown;
 use crate::slot::fill;
@@ -271,6 +271,11 @@ impl Request {
         if let Err(invalid) = crate::headers::check(&name, value.as_bytes()) {
             return self.refuse(CallErrorKind::InvalidHeader(invalid));
         }
+        self.add_checked_header(name, value);
+    }
+
+    /// Adds a header whose name and value passed `headers::check`.
+    fn add_checked_header(&mut self, name: String, value: String) {
         match name.as_str() {
             ":method" => self.method = Cow::Owned(value),
             ":path" => self.path = value,
@@ -368,9 +373,12 @@ impl Request {
 
     /// Adds a header whose value must be UTF-8, or records why not.
     fn add_utf8_header(&mut self, name: String, value: HeaderValue) {
-        match String::from_utf8(value.into_bytes()) {
-            Ok(value) => self.add_header(name, value),
-            Err(_) => self.refuse(CallErrorKind::NotUtf8(Shown(name.as_bytes()).to_string())),
+        match crate::headers::check_text(&name, value.into_bytes()) {
+            Ok(value) => self.add_checked_header(name, value),
+            Err(Unsendable::NotUtf8) => {
+                self.refuse(CallErrorKind::NotUtf8(Shown(name.as_bytes()).to_string()))
+            }
+            Err(Unsendable::Invalid(invalid)) => self.refuse(CallErrorKind::InvalidHeader(invalid)),
         }
     }
 
