@@ -168,10 +168,24 @@ impl Request {
         cluster: impl AsRef<str>,
         path: impl Into<String>,
     ) -> Request {
+        let method = method.into();
+        let invalid = crate::headers::check_value(":method", method.as_bytes()).err();
+        Request::with_method(method, invalid, cluster.as_ref(), path.into())
+    }
+
+    /// A request with `method`, already checked: `invalid` is what its
+    /// check found (nothing for the builder's own `GET` and `POST`, which
+    /// need no check).
+    fn with_method(
+        method: Cow<'static, str>,
+        invalid: Option<InvalidHeader>,
+        cluster: &str,
+        path: String,
+    ) -> Request {
         let mut request = Request {
-            cluster: Rc::from(cluster.as_ref()),
-            method: method.into(),
-            path: path.into(),
+            cluster: Rc::from(cluster),
+            method,
+            path,
             authority: None,
             headers: Vec::new(),
             body: None,
@@ -180,15 +194,13 @@ impl Request {
             trailer_bytes: 0,
             timeout: DEFAULT_TIMEOUT,
             read: Read::WHOLE,
-            refusal: None,
+            refusal: invalid.map(|invalid| Box::new(CallErrorKind::InvalidHeader(invalid))),
         };
         // The pseudo-headers' values are checked as they are set, once, not
         // at every send of a request built once and sent many times (the
         // cluster is the default `:authority`).
         let cluster = request.cluster.clone();
-        let method = request.method.clone();
         let path = std::mem::take(&mut request.path);
-        request.check_pseudo(":method", &method);
         request.check_pseudo(":path", &path);
         request.check_pseudo(":authority", &cluster);
         request.path = path;
@@ -218,7 +230,7 @@ impl Request {
     /// assert_eq!(request.cluster(), "httpbin");
     /// ```
     pub fn get(cluster: impl AsRef<str>, path: impl Into<String>) -> Request {
-        Request::new("GET", cluster, path)
+        Request::with_method(Cow::Borrowed("GET"), None, cluster.as_ref(), path.into())
     }
 
     /// A `POST` request for `path` to `cluster`.
@@ -231,7 +243,7 @@ impl Request {
     /// assert_eq!(request.cluster(), "audit");
     /// ```
     pub fn post(cluster: impl AsRef<str>, path: impl Into<String>) -> Request {
-        Request::new("POST", cluster, path)
+        Request::with_method(Cow::Borrowed("POST"), None, cluster.as_ref(), path.into())
     }
 
     /// Sets `:authority` (by default, the cluster name).

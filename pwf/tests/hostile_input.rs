@@ -175,6 +175,13 @@ fn call_with_cr_lf_in_a_header_is_not_sent() {
         "call to cluster `auth` not sent: the value of header `:path` has a CR at byte 6; \
          CR, LF and NUL are not allowed in a header value"
     );
+    // The method is checked first: its problem is the one reported.
+    let error = Request::new("GET\n", "auth", "/check\r").send().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "call to cluster `auth` not sent: the value of header `:method` has an LF at byte 3; \
+         CR, LF and NUL are not allowed in a header value"
+    );
     let error = Request::get("auth", "/")
         .trailer("x trailer", "1")
         .send()
