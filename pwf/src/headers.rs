@@ -480,6 +480,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), InvalidHeader> {
     if token.is_empty() {
         return Err(InvalidHeader::new(bytes, Problem::EmptyName));
     }
+    if all_words(token, is_common_token_word) {
+        return Ok(());
+    }
     let offset = bytes.len() - token.len();
     match token.iter().position(|&byte| !is_tchar(byte)) {
         None => Ok(()),
@@ -488,6 +491,20 @@ pub(crate) fn check_name(name: &str) -> Result<(), InvalidHeader> {
             Problem::NameByte(token[at], at + offset),
         )),
     }
+}
+
+/// Whether every byte of `word` is a lowercase letter, a digit or `-`, as
+/// in nearly every header name: a few operations for eight bytes, where the
+/// table costs about 16 guest instructions a byte (http_auth_random checks
+/// three forwarded names, 39 bytes, per request). A name with any other
+/// byte goes through the table.
+fn is_common_token_word(word: u64) -> bool {
+    // For a byte below 0x80, adding `0x80 - low` sets its high bit exactly
+    // when it is at least `low`, and carries into no other byte.
+    let at_least = |low: u8| word.wrapping_add(ONES * u64::from(0x80 - low));
+    let within = |low: u8, high: u8| at_least(low) & !at_least(high + 1);
+    word & HIGHS == 0
+        && (within(b'a', b'z') | within(b'0', b'9') | within(b'-', b'-')) & HIGHS == HIGHS
 }
 
 /// Checks a header value: no CR, LF or NUL, which would end or cut the
@@ -512,14 +529,10 @@ fn is_forbidden_in_value(byte: u8) -> bool {
 /// Eight bytes at a time: every header a plugin forwards on a call is
 /// checked, and a byte at a time cost about six guest instructions a byte
 /// (http_auth_random: 1242 of its 17408 instructions per request; the
-/// budget in bench/budget.toml holds what this saves). A word has a zero
-/// byte where `(w - 0x01..) & !w & 0x80..` has its high bit set; a byte
-/// equal to `b` is a zero byte of `w ^ (b * 0x01..)`. A word with any of the
-/// three is searched byte by byte, for the exact position.
+/// budget in bench/budget.toml holds what this saves). A byte equal to `b`
+/// is a zero byte of `w ^ (b * 0x01..)` ([`has_zero`]). A word with any of
+/// the three is searched byte by byte, for the exact position.
 fn forbidden_in_value(value: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
     let mut words = value.chunks_exact(8);
     for (index, chunk) in words.by_ref().enumerate() {
         let mut bytes = [0; 8];
@@ -539,6 +552,92 @@ fn forbidden_in_value(value: &[u8]) -> Option<usize> {
 pub(crate) fn check(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
     check_name(name)?;
     check_value(name, value)
+}
+
+/// Why a header whose value arrived as bytes cannot go on a call.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unsendable {
+    /// The value is not UTF-8, and call headers go to the host as text.
+    NotUtf8,
+    /// The name or the value fails [`check`].
+    Invalid(InvalidHeader),
+}
+
+/// Makes `value` text for a call and checks the pair: the verdicts of
+/// `String::from_utf8` and then [`check`], in that order.
+///
+/// A value that is ASCII with no CR, LF or NUL, as forwarded values almost
+/// always are, takes one pass over its words instead of std's UTF-8
+/// validation and then the value check: http_auth_random forwards three
+/// values per request, and `String::from_utf8` cost about 165 guest
+/// instructions and `check_value` about 195 for each (the budget in
+/// bench/budget.toml holds what this saves). Any other value takes that
+/// path.
+pub(crate) fn check_text(name: &str, value: Vec<u8>) -> Result<String, Unsendable> {
+    if !is_plain_ascii(&value) {
+        let value = String::from_utf8(value).map_err(|_| Unsendable::NotUtf8)?;
+        check(name, value.as_bytes()).map_err(Unsendable::Invalid)?;
+        return Ok(value);
+    }
+    check_name(name).map_err(Unsendable::Invalid)?;
+    // SAFETY: every byte is below 0x80 (`is_plain_ascii`), and a string of
+    // ASCII bytes is UTF-8 (tested against std: `ascii_is_what_std_decodes`).
+    Ok(unsafe { String::from_utf8_unchecked(value) })
+}
+
+/// `bytes` as text, if every byte is ASCII; `None` otherwise, even if they
+/// are UTF-8.
+///
+/// Eight bytes at a time, for header names read from the host: std's
+/// `from_utf8` cost about 165 guest instructions a name (http_auth_random
+/// reads seven per request).
+pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
+    if all_words(bytes, |word| word & HIGHS == 0) {
+        // SAFETY: every byte is below 0x80, and a string of ASCII bytes is
+        // UTF-8 (tested against std: `ascii_is_what_std_decodes`).
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        None
+    }
+}
+
+/// Whether every byte of `value` is ASCII and none is a CR, LF or NUL.
+fn is_plain_ascii(value: &[u8]) -> bool {
+    all_words(value, |word| {
+        word & HIGHS == 0
+            && !has_zero(word)
+            && !has_zero(word ^ (ONES * u64::from(b'\n')))
+            && !has_zero(word ^ (ONES * u64::from(b'\r')))
+    })
+}
+
+/// Each byte of a word: `0x01` in every byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of each byte of a word.
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether a byte of `word` is zero: `(w - 0x01..) & !w & 0x80..` has a
+/// high bit set exactly when one is (a borrow only passes a zero byte on,
+/// so the lowest zero byte is always seen; bytes above it may be wrong,
+/// which is why [`forbidden_in_value`] scans a hit byte by byte).
+fn has_zero(word: u64) -> bool {
+    word.wrapping_sub(ONES) & !word & HIGHS != 0
+}
+
+/// Whether `test` holds for every eight bytes of `bytes`, read as
+/// little-endian words; the last few are padded with `-`, which passes
+/// every test here.
+fn all_words(bytes: &[u8], test: impl Fn(u64) -> bool) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    let whole = words.by_ref().all(|chunk| {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        test(u64::from_le_bytes(word))
+    });
+    let rest = words.remainder();
+    let mut last = [b'-'; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    whole && test(u64::from_le_bytes(last))
 }
 
 #[cfg(test)]
@@ -566,6 +665,111 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every input of up to two bytes, and each byte value at each place
+    /// of ASCII text of up to 40 bytes (with an LF after it, and a second
+    /// high byte after it, to cut or complete a sequence).
+    fn short_inputs() -> Vec<Vec<u8>> {
+        let mut inputs = vec![Vec::new()];
+        for a in 0..=255u8 {
+            inputs.push(vec![a]);
+            for b in 0..=255u8 {
+                inputs.push(vec![a, b]);
+            }
+        }
+        for len in 3..40 {
+            let text: Vec<u8> = (0..len).map(|i| b' ' + (i % 90) as u8).collect();
+            inputs.push(text.clone());
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut input = text.clone();
+                    input[at] = byte;
+                    inputs.push(input.clone());
+                    if at + 1 < len {
+                        input[at + 1] = if byte < 0x80 { b'\n' } else { 0xbf };
+                        inputs.push(input);
+                    }
+                }
+            }
+        }
+        inputs
+    }
+
+    /// The proof behind `from_utf8_unchecked` in `ascii_str` and
+    /// `check_text`: whatever they take as ASCII, std decodes to the same
+    /// text.
+    #[test]
+    fn ascii_is_what_std_decodes() {
+        for input in short_inputs() {
+            let std = std::str::from_utf8(&input);
+            match ascii_str(&input) {
+                Some(text) => assert_eq!(Ok(text), std, "{input:x?}"),
+                None => assert!(!input.is_ascii(), "{input:x?}"),
+            }
+            assert_eq!(
+                is_plain_ascii(&input),
+                input.is_ascii() && scan(&input).is_none(),
+                "{input:x?}"
+            );
+        }
+    }
+
+    /// The proof that `check_name` passes by words exactly the names the
+    /// table would pass that way.
+    #[test]
+    fn common_token_words_are_lowercase_letters_digits_and_dashes() {
+        let common = |input: &[u8]| {
+            input
+                .iter()
+                .all(|byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+        };
+        let text = b"x-request-id-0123456789-abcdefghijklmnopqrstuvwxyz";
+        let mut inputs = short_inputs();
+        for len in 0..text.len() {
+            inputs.push(text[..len].to_vec());
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut input = text[..len].to_vec();
+                    input[at] = byte;
+                    inputs.push(input);
+                }
+            }
+        }
+        for input in inputs {
+            assert_eq!(
+                all_words(&input, is_common_token_word),
+                common(&input),
+                "{input:x?}"
+            );
+            if common(&input) {
+                assert!(input.iter().all(|&byte| is_tchar(byte)), "{input:x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn check_text_gives_the_verdicts_of_from_utf8_then_check() {
+        let inputs = short_inputs();
+        for name in ["x-a", "x a", ""] {
+            for input in &inputs {
+                let expected = String::from_utf8(input.clone())
+                    .map_err(|_| Unsendable::NotUtf8)
+                    .and_then(|text| match check(name, text.as_bytes()) {
+                        Ok(()) => Ok(text),
+                        Err(invalid) => Err(Unsendable::Invalid(invalid)),
+                    });
+                assert_eq!(
+                    check_text(name, input.clone()),
+                    expected,
+                    "{name} {input:x?}"
+                );
+            }
+        }
+    }
+
+    fn scan(value: &[u8]) -> Option<usize> {
+        value.iter().position(|&byte| is_forbidden_in_value(byte))
     }
 
     #[test]

@@ -800,9 +800,11 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Option<Vec<(String, HeaderValue)>> {
     let mut pairs = Vec::with_capacity(entries.count);
     for entry in entries {
         let (name, value) = entry?;
-        let name = match std::str::from_utf8(name) {
-            Ok(name) => name.to_owned(),
-            Err(_) => crate::shown::lossy(name),
+        // Envoy's names are ASCII, which is cheaper to check than UTF-8;
+        // any other name is decoded as before (text if UTF-8).
+        let name = match crate::headers::ascii_str(name) {
+            Some(name) => name.to_owned(),
+            None => crate::shown::lossy(name),
         };
         pairs.push((name, HeaderValue::from(value)));
     }

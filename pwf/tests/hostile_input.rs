@@ -175,6 +175,15 @@ fn call_with_cr_lf_in_a_header_is_not_sent() {
         "call to cluster `auth` not sent: the value of header `:path` has a CR at byte 6; \
          CR, LF and NUL are not allowed in a header value"
     );
+    // The method is checked first: its problem is the one reported.
+    let error = Request::new("GET\n", "auth", "/check\r")
+        .send()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "call to cluster `auth` not sent: the value of header `:method` has an LF at byte 3; \
+         CR, LF and NUL are not allowed in a header value"
+    );
     let error = Request::get("auth", "/")
         .trailer("x trailer", "1")
         .send()
@@ -339,6 +348,36 @@ fn call_with_more_than_1024_pairs_or_1_mib_of_headers_says_which_limit() {
     assert_eq!(
         error.to_string(),
         "call to cluster `auth` not sent: the headers take 1048655 bytes as the host gets them, and Envoy takes at most 1048576"
+    );
+    let error = (0..1025)
+        .fold(Request::get("auth", "/"), |request, i| {
+            request.trailer(format!("t-{i}"), "1")
+        })
+        .send()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "call to cluster `auth` not sent: 1025 trailers, and Envoy takes at most 1024"
+    );
+    // The limits are per map: headers and trailers each within theirs are
+    // sent, however many they are together.
+    let trailed = |request: Request, n: usize, value: &str| {
+        (0..n).fold(request, |request, i| {
+            request.trailer(format!("t-{i}"), value)
+        })
+    };
+    let error = trailed(many(1021), 1024, "1").send().unwrap_err();
+    assert!(
+        matches!(error.kind(), CallErrorKind::Dispatch(_)),
+        "{error}"
+    );
+    let half = "a".repeat(600_000);
+    let error = trailed(Request::get("auth", "/").header("x-big", &*half), 1, &half)
+        .send()
+        .unwrap_err();
+    assert!(
+        matches!(error.kind(), CallErrorKind::Dispatch(_)),
+        "{error}"
     );
 }
 
