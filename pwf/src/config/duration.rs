@@ -63,6 +63,8 @@ pub(crate) enum DurationError {
 /// `m` and `h`. A fraction finer than a nanosecond is truncated.
 ///
 /// A `const fn`, so that a default written as a literal is read when the plugin is compiled.
+/// That is why pwf reads durations itself: `humantime::parse_duration`, the crate that reads
+/// this kind of text, is not `const` (and reads no fraction, such as `1.5s`).
 pub(crate) const fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     // Read as bytes: every byte that ends a number is ASCII, and the units are compared
     // whole, so no slice splits a character.
