@@ -529,16 +529,16 @@ fn is_forbidden_in_value(byte: u8) -> bool {
 /// Eight bytes at a time: every header a plugin forwards on a call is
 /// checked, and a byte at a time cost about six guest instructions a byte
 /// (http_auth_random: 1242 of its 17408 instructions per request; the
-/// budget in bench/budget.toml holds what this saves). A byte equal to `b`
-/// is a zero byte of `w ^ (b * 0x01..)` ([`has_zero`]). A word with any of
-/// the three is searched byte by byte, for the exact position.
+/// budget in bench/budget.toml holds what this saves). A word with any of
+/// the three ([`has_forbidden`]) is searched byte by byte, for the exact
+/// position.
 fn forbidden_in_value(value: &[u8]) -> Option<usize> {
     let mut words = value.chunks_exact(8);
     for (index, chunk) in words.by_ref().enumerate() {
         let mut bytes = [0; 8];
         bytes.copy_from_slice(chunk);
         let word = u64::from_le_bytes(bytes);
-        if has_zero(word) || has_zero(word ^ (ONES * 0x0a)) || has_zero(word ^ (ONES * 0x0d)) {
+        if has_forbidden(word) {
             let at = chunk.iter().position(|&byte| is_forbidden_in_value(byte));
             return at.map(|at| index * 8 + at);
         }
@@ -603,12 +603,15 @@ pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
 
 /// Whether every byte of `value` is ASCII and none is a CR, LF or NUL.
 fn is_plain_ascii(value: &[u8]) -> bool {
-    all_words(value, |word| {
-        word & HIGHS == 0
-            && !has_zero(word)
-            && !has_zero(word ^ (ONES * u64::from(b'\n')))
-            && !has_zero(word ^ (ONES * u64::from(b'\r')))
-    })
+    all_words(value, |word| word & HIGHS == 0 && !has_forbidden(word))
+}
+
+/// Whether a byte of `word` is a CR, LF or NUL: a byte equal to `b` is a
+/// zero byte of `w ^ (b * 0x01..)` ([`has_zero`]).
+fn has_forbidden(word: u64) -> bool {
+    has_zero(word)
+        || has_zero(word ^ (ONES * u64::from(b'\n')))
+        || has_zero(word ^ (ONES * u64::from(b'\r')))
 }
 
 /// Each byte of a word: `0x01` in every byte.
