@@ -7,7 +7,7 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use crate::config::{ConfigError, Path, PluginConfig, Problems};
+use crate::config::{ConfigError, PluginConfig, Problems};
 use crate::context::{self, Sdk};
 use crate::error::{Error, HostError};
 use crate::http::{Action, Http, LocalResponse, Phase};
@@ -759,10 +759,7 @@ impl<K: Kind> Drop for Root<K> {
 /// configuration is refused (`None`), each of its problems, at error level.
 fn read_logged<C: PluginConfig>(name: &str, bytes: &[u8]) -> Option<C> {
     let mut config = None;
-    let read = read_and_log(name, bytes, &mut |value, problems| {
-        config = C::from_config(value, &Path::root(), problems);
-        config.is_some()
-    });
+    let read = read_and_log(name, bytes, &mut crate::config::read_into(&mut config));
     config.filter(|_| read)
 }
 

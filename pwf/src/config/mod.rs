@@ -234,13 +234,21 @@ pub trait PluginConfig: ConfigValue {
 /// What [`PluginConfig::parse`] does, with the unknown keys ignored.
 fn parse_slice<C: PluginConfig>(bytes: &[u8]) -> Result<(C, Vec<Problem>), ConfigError> {
     let mut config = None;
-    let ignored = read_config(bytes, &mut |value, problems| {
-        config = C::from_config(value, &Path::root(), problems);
-        config.is_some()
-    })?;
+    let ignored = read_config(bytes, &mut read_into(&mut config))?;
     // `read_config` is `Ok` only when the closure read a configuration.
     let config = config.ok_or(ConfigError::unreachable())?;
     Ok((config, ignored))
+}
+
+/// The `read` that [`read_config`] takes for a `C`: it reads the top-level value into
+/// `config`, and says whether it read one.
+pub(crate) fn read_into<C: PluginConfig>(
+    config: &mut Option<C>,
+) -> impl FnMut(&serde_json::Value, &mut Problems) -> bool + '_ {
+    |value, problems| {
+        *config = C::from_config(value, &Path::root(), problems);
+        config.is_some()
+    }
 }
 
 /// Reads `bytes` as JSON and gives the value to `read`, which returns whether it read a
