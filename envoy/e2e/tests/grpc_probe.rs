@@ -96,10 +96,10 @@ fn grpc_call_refused_or_timed_out_closes_with_unavailable_from_envoy() -> Result
             && !refused.contains("via_upstream"),
         "{refused}"
     );
-    let resets = envoy
+    let server = envoy
         .ratelimit()
-        .expect("the harness started the gRPC server")
-        .reset_by_client();
+        .expect("the harness started the gRPC server");
+    let resets = server.reset_by_client();
     // The server would answer after 3 s; Envoy's own 300 ms timer closes the call first.
     let timed_out = call(
         &envoy,
@@ -112,9 +112,6 @@ fn grpc_call_refused_or_timed_out_closes_with_unavailable_from_envoy() -> Result
         "{timed_out}"
     );
     // The server saw the deadline as `grpc-timeout`, and the reset when it passed.
-    let server = envoy
-        .ratelimit()
-        .expect("the harness started the gRPC server");
     let seen = server.calls();
     assert_eq!(seen.last().unwrap().metadata("grpc-timeout"), Some("300m"));
     wait_until(|| server.reset_by_client() == resets + 1);
